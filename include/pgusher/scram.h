@@ -35,25 +35,33 @@ bool scram_parse_secret(const char *text, struct scram_secret *out);
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
                                 int iterations, struct scram_secret *out);
 bool scram_is_secret(const char *text);
+/* Format a secret back into PostgreSQL's text form; false if out is too small (~200 bytes
+ * always suffice). */
+bool scram_secret_format(const struct scram_secret *secret, char *out, size_t outlen);
 
 /* ---- pooler as SCRAM server (client authentication) ---- */
 struct scram_server {
     struct scram_secret secret;
-    char *client_first_bare; /* malloc'd */
-    char *server_first;      /* malloc'd */
-    char nonce[128];         /* client nonce + server nonce */
+    char *client_first_bare;           /* malloc'd */
+    char *server_first;                /* malloc'd */
+    char nonce[128];                   /* client nonce + server nonce */
     uint8_t client_key[SCRAM_KEY_LEN]; /* recovered from the proof on success */
     bool have_client_key;
+    char cbind_flag; /* 'n' or 'y' from the client-first gs2 header */
 };
 /* Handle SASLInitialResponse data (client-first-message). On success *out is a malloc'd
  * server-first-message. Returns false on malformed input or channel binding demands. */
-bool scram_server_first(struct scram_server *st, const char *client_first, size_t len,
-                        char **out);
+bool scram_server_first(struct scram_server *st, const char *client_first, size_t len, char **out);
 /* Handle SASLResponse data (client-final-message). Returns true only when the proof is
  * valid; then *out is the malloc'd server-final-message ("v=...") and client_key is set. */
-bool scram_server_final(struct scram_server *st, const char *client_final, size_t len,
-                        char **out);
+bool scram_server_final(struct scram_server *st, const char *client_final, size_t len, char **out);
+/* Frees the exchange state and wipes the whole struct, secret included. Start from a zeroed
+ * struct, install the secret (e.g. scram_parse_secret(text, &st->secret)), then call
+ * scram_server_first(); reset after every exchange, successful or not. */
 void scram_server_reset(struct scram_server *st);
+/* scram_server_first() with a fixed server nonce (printable, no ','), for tests. */
+bool scram_server_first_with_nonce(struct scram_server *st, const char *client_first, size_t len,
+                                   const char *server_nonce, char **out);
 
 /* ---- pooler as SCRAM client (server login) ---- */
 struct scram_client {
@@ -72,11 +80,22 @@ bool scram_client_first(struct scram_client *st, char **out);
  * when st->have_keys). *out = malloc'd client-final-message. */
 bool scram_client_final(struct scram_client *st, const char *password, const char *server_first,
                         size_t len, char **out);
-/* Verify server-final-message ("v=..."). */
+/* (With have_keys, salt and iteration count from server-first are ignored: the keys only
+ * work if PostgreSQL holds the same secret the pooler recovered them against.)
+ * Passwords are used as raw bytes, without SASLprep; see scram.c. */
+/* Verify server-final-message ("v=..."); an "e=..." error reply returns false. */
 bool scram_client_verify(struct scram_client *st, const char *server_final, size_t len);
+/* Frees and wipes everything, keys and have_keys included. Start from a zeroed struct; for
+ * pass-through set client_key, server_key and have_keys before scram_client_final(). */
 void scram_client_reset(struct scram_client *st);
+/* scram_client_first() with a given user name (NULL = empty, which PostgreSQL expects) and a
+ * fixed nonce (printable, no ','), for tests. */
+bool scram_client_first_with_nonce(struct scram_client *st, const char *user, const char *nonce,
+                                   char **out);
 
-/* Base64 helpers (standard alphabet, padded). Return output length or -1. */
+/* Base64 helpers (standard alphabet, padded). Return output length or -1. Encoding writes a
+ * terminating NUL (outlen must allow for it); decoding is strict (no whitespace, length a
+ * multiple of 4, padding only at the end) and needs outlen >= decoded length. */
 int scram_b64_encode(const uint8_t *in, size_t len, char *out, size_t outlen);
 int scram_b64_decode(const char *in, size_t len, uint8_t *out, size_t outlen);
 
