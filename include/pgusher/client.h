@@ -1,0 +1,29 @@
+/*
+ * client.h: application connections: startup, authentication, and the client half of the
+ * relay. Owns the client protocol; never decides pool placement (pool.c does).
+ */
+#ifndef PGUSHER_CLIENT_H
+#define PGUSHER_CLIENT_H
+
+#include "pgusher/objects-t.h"
+
+#include <uv.h>
+
+/* Accept a pending connection on a listening socket. */
+void client_accept(uv_stream_t *listener, bool is_unix);
+/* Close with a reason (logged as PgBouncer does: "closing because: <reason>"). */
+void client_close(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Send an ErrorResponse, then close. */
+void client_error_close(struct client *c, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Send bytes; on failure the client is closed and false returned. */
+bool client_send(struct client *c, const void *data, size_t len);
+/* The pool has its welcome parameters: finish the client's login. */
+void client_finish_login(struct client *c);
+/* Process buffered input and re-evaluate whether to read (after a state change). */
+void client_resume(struct client *c);
+void client_update_reading(struct client *c);
+void client_log(struct client *c, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

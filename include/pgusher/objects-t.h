@@ -1,0 +1,164 @@
+/*
+ * objects-t.h: the runtime objects (database, pool, client, server) and their states.
+ * Types only, so client.c, server.c, pool.c and admin.c can share them without tangling.
+ * Every client and server is in exactly one state, and each state is one list.
+ */
+#ifndef PGUSHER_OBJECTS_T_H
+#define PGUSHER_OBJECTS_T_H
+
+#include "pgusher/config.h"
+#include "pgusher/list.h"
+#include "pgusher/pktbuf.h"
+#include "pgusher/scram.h"
+#include "pgusher/stream.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Parameters PostgreSQL reports that the pooler keeps equal between client and server. */
+enum var_id {
+    VAR_CLIENT_ENCODING,
+    VAR_DATESTYLE,
+    VAR_TIMEZONE,
+    VAR_STANDARD_CONFORMING_STRINGS,
+    VAR_APPLICATION_NAME,
+    VAR_INTERVALSTYLE,
+    VAR_COUNT
+};
+
+struct varcache {
+    char *val[VAR_COUNT]; /* NULL = unknown */
+};
+
+enum client_state {
+    CL_LOGIN,         /* G.login_clients: startup packet and authentication */
+    CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
+    CL_WAITING,       /* pool->cl_waiting: wants a server */
+    CL_ACTIVE,        /* pool->cl_active: logged in; linked to a server or idle */
+    CL_CLOSING,       /* G.closing_clients: handle closing, freed in its close callback */
+};
+
+enum server_state {
+    SV_LOGIN,   /* pool->sv_login: connecting and logging in */
+    SV_IDLE,    /* pool->sv_idle: ready, no client */
+    SV_ACTIVE,  /* pool->sv_active: linked to a client */
+    SV_USED,    /* pool->sv_used: released, must be checked before reuse */
+    SV_TESTED,  /* pool->sv_tested: running the reset or check query */
+    SV_CLOSING, /* G.closing_servers: handle closing */
+};
+
+/* A query the pooler runs on a server for itself; its results never reach a client. */
+enum internal_query {
+    IQ_NONE,
+    IQ_CONNECT, /* the database's connect_query, after login */
+    IQ_SETVARS, /* SET client parameters before a client's work */
+    IQ_RESET,   /* server_reset_query after release */
+    IQ_CHECK,   /* server_check_query before reuse */
+};
+
+struct database {
+    struct list node; /* G.databases */
+    char *name;
+    struct cf_database *cf; /* owned copy of its definition */
+    bool autodb;            /* made from the "*" entry */
+    struct list pools;      /* struct pool.node */
+    int server_count;       /* servers of all pools of this database */
+    int client_count;
+    unsigned rr_next; /* round-robin cursor over hosts */
+    uint64_t last_used;
+};
+
+struct pool_stats {
+    uint64_t xact_count, query_count, server_assignment_count;
+    uint64_t bytes_received, bytes_sent;
+    uint64_t xact_time, query_time, wait_time; /* usec */
+    uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
+};
+
+struct pool {
+    struct list node; /* db->pools */
+    struct database *db;
+    char *user; /* server login user */
+    struct list cl_active, cl_waiting;
+    struct list sv_active, sv_idle, sv_used, sv_tested, sv_login;
+    int n_cl_active, n_cl_waiting;
+    int n_sv_active, n_sv_idle, n_sv_used, n_sv_tested, n_sv_login;
+    struct pktbuf welcome; /* the ParameterStatus messages of the first login */
+    struct varcache welcome_vars;
+    bool welcome_ok;
+    uint64_t last_login_failure; /* usec, 0 = none */
+    char last_login_error[256];
+    char last_login_sqlstate[6];
+    bool last_login_auth; /* the last failure was the server refusing our credentials */
+    /* SCRAM keys learned from a client's proof, to log in to the server as that user. */
+    uint8_t scram_client_key[SCRAM_KEY_LEN], scram_server_key[SCRAM_KEY_LEN];
+    bool have_scram_keys;
+    struct pool_stats stats;
+};
+
+struct client {
+    struct stream st;
+    struct list node;      /* the list of its state */
+    struct client *hnext;  /* cancel-key hash chain */
+    enum client_state state;
+    uint64_t id;
+    struct pool *pool;
+    struct database *db;
+    struct server *link;
+    char *user_name; /* as the client sent it */
+    char *db_name;
+    struct varcache vars;     /* what the client wants */
+    uint32_t cancel_pid, cancel_key;
+    char addr[64];
+    int port;
+    /* authentication */
+    const char *secret; /* points into the config snapshot, valid during login */
+    uint8_t md5_salt[4];
+    int auth_step; /* 0 = startup expected, 1 = password expected */
+    struct scram_server *scram;
+    bool startup_done;
+    /* relay */
+    uint32_t pkt_remain; /* body bytes of the current message still to pass through */
+    bool in_hash;
+    bool close_after_flush;
+    char *reject_msg; /* set when the client must be refused once its startup is read */
+    char reject_state[6];
+    /* times, usec on the monotonic clock */
+    uint64_t connect_time, request_time, wait_start, xact_start, query_start;
+    time_t connect_wall;
+};
+
+struct server {
+    struct stream st;
+    struct list node;
+    enum server_state state;
+    uint64_t id;
+    struct pool *pool;
+    struct client *link;
+    struct varcache vars; /* what the server reports */
+    uint32_t be_pid, be_key;
+    char host[256];
+    int port;
+    enum internal_query iq;
+    int expect_rfq;  /* ReadyForQuery messages still owed for forwarded work */
+    char tx_status;  /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+    uint32_t pkt_remain;
+    bool login_done;
+    bool ready;       /* logged in (welcome received) */
+    bool close_needed;
+    bool dirty;       /* used by a client since its last reset */
+    bool iq_failed;
+    /* why a login failed, for the pool (set before server_close of a SV_LOGIN server) */
+    char fail_sqlstate[6];
+    bool fail_auth;
+    struct scram_client *scram;
+    struct pktbuf login_params; /* ParameterStatus messages seen during login */
+    uv_getaddrinfo_t gai;
+    bool resolving;
+    struct sockaddr_storage addr; /* resolved address (TCP), reused for cancel requests */
+    char unix_path[300];          /* Unix socket path when host is a directory */
+    uint64_t connect_time, request_time, last_used;
+    time_t connect_wall;
+};
+
+#endif

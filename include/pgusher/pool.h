@@ -1,0 +1,41 @@
+/*
+ * pool.h: databases and pools (database x user), the state lists of their clients and
+ * servers, and the decisions that move connections between them (who gets which server,
+ * when to open or close one). The only place where client/server state changes.
+ */
+#ifndef PGUSHER_POOL_H
+#define PGUSHER_POOL_H
+
+#include "pgusher/objects-t.h"
+
+/* Create the runtime databases for every [databases] entry of the config in force. */
+void database_init_all(void);
+/* Find a database by name, creating it from the "*" entry when allowed. NULL if unknown. */
+struct database *database_find(const char *name, bool create_auto);
+int database_pool_mode(const struct database *db, const char *user);
+
+struct pool *pool_get(struct database *db, const char *user);
+int pool_pool_size(const struct pool *p);
+int pool_mode(const struct pool *p);
+
+/* State changes: the one function per actor that moves it between lists. */
+void client_set_state(struct client *c, enum client_state st);
+void server_set_state(struct server *s, enum server_state st);
+
+/* A logged-in client needs a server now (it has a message to send). */
+/* Returns true when a server was linked at once; false when the client now waits. */
+bool pool_client_wants_server(struct client *c);
+/* Link a ready server to a client and start the client's work. */
+void pool_link(struct client *c, struct server *s);
+/* The client is done with its server (end of transaction, or the client left). */
+void pool_release_server(struct server *s);
+/* A server finished logging in or finished an internal query and is free. */
+void pool_server_idle(struct server *s);
+/* A login attempt failed; clients waiting for this pool's first login get the error. */
+void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bool fatal_auth);
+/* Hand idle servers to waiting clients, open servers where allowed. */
+void pool_service(struct pool *p);
+/* Periodic upkeep: timeouts, idle server closing, min_pool_size. */
+void pool_janitor(void);
+
+#endif

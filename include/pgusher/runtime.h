@@ -1,0 +1,31 @@
+/*
+ * runtime.h: the process-wide state of the running pooler (the loop, the config snapshot in
+ * force, global lists) and the clock. Owned by main.c; other modules read it.
+ */
+#ifndef PGUSHER_RUNTIME_H
+#define PGUSHER_RUNTIME_H
+
+#include "pgusher/config.h"
+#include "pgusher/list.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct runtime {
+    uv_loop_t *loop;
+    struct config *cf;
+    struct list databases;     /* struct database.node */
+    struct list login_clients; /* CL_LOGIN */
+    int client_count;          /* every client connection, logging in or not */
+    int server_count;
+    uint64_t next_id;
+    bool shutting_down;
+};
+
+extern struct runtime G;
+
+/* Monotonic clock in microseconds. */
+uint64_t now_usec(void);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * server.h: connections to PostgreSQL: connect, login (trust/cleartext/md5/SCRAM), the
+ * server half of the relay, and internal queries. Never picks which client it serves.
+ */
+#ifndef PGUSHER_SERVER_H
+#define PGUSHER_SERVER_H
+
+#include "pgusher/objects-t.h"
+
+/* Open a new server connection for the pool (state SV_LOGIN). */
+struct server *server_launch(struct pool *p);
+void server_close(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Run an internal query; the server's results are swallowed; pool_server_idle or the
+ * link's resume follows when it completes. */
+bool server_run_internal(struct server *s, enum internal_query iq, const char *sql);
+void server_update_reading(struct server *s);
+void server_resume(struct server *s);
+/* Forward a CancelRequest for this server's current query over a new connection. */
+void server_send_cancel(struct server *s);
+void server_log(struct server *s, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * stream.h: one socket (TCP or Unix) with a receive buffer and a write queue, over libuv.
+ * Knows packet bytes, never protocol meaning; client.c/server.c own meaning.
+ *
+ * Receive buffer invariant: rpos <= rlen <= cap. Bytes [rpos, rlen) are received and not yet
+ * consumed by the owner. The buffer comes from a free list on demand and goes back when empty,
+ * so an idle connection holds no buffer.
+ */
+#ifndef PGUSHER_STREAM_H
+#define PGUSHER_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+struct stream;
+struct pktbuf;
+
+struct stream_ops {
+    /* New bytes are in [rpos, rlen); the owner consumes them by advancing rpos. */
+    void (*on_read)(struct stream *s);
+    /* EOF (UV_EOF) or a read/write error. Called at most once; the owner should close. */
+    void (*on_error)(struct stream *s, int err);
+    /* Everything queued has been written. */
+    void (*on_drain)(struct stream *s);
+    /* Outgoing connect finished (status 0 or a libuv error). */
+    void (*on_connect)(struct stream *s, int status);
+    /* The handle is closed: the owner may free the memory holding the stream. */
+    void (*on_closed)(struct stream *s);
+};
+
+struct stream {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } h;
+    uv_connect_t connect_req;
+    const struct stream_ops *ops;
+    void *owner;
+    uint8_t *buf;
+    uint32_t cap, rpos, rlen;
+    size_t queued; /* bytes in write requests libuv has not completed */
+    bool is_unix;
+    bool reading;  /* uv_read_start is in effect */
+    bool closing;
+    bool error_reported;
+};
+
+/* Global buffer size for all streams (set once from pkt_buf before any stream exists). */
+void stream_set_bufsize(uint32_t size);
+uint32_t stream_bufsize(void);
+
+int stream_init_tcp(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner);
+int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops,
+                     void *owner);
+int stream_connect_tcp(struct stream *s, const struct sockaddr *addr);
+int stream_connect_unix(struct stream *s, const char *path);
+void stream_set_tcp_options(struct stream *s, int keepalive, int keepidle, int keepintvl,
+                            int keepcnt);
+
+void stream_read_start(struct stream *s);
+void stream_read_stop(struct stream *s);
+/* Unconsumed bytes available. */
+static inline uint32_t stream_avail(const struct stream *s)
+{
+    return s->rlen - s->rpos;
+}
+/* Move unconsumed bytes to the start of the buffer (or return the empty buffer). */
+void stream_compact(struct stream *s);
+/* True when the buffer has no room left for more input. */
+static inline bool stream_full(const struct stream *s)
+{
+    return s->buf && s->rpos == 0 && s->rlen == s->cap;
+}
+
+/* Send bytes: written at once when the socket takes them, the rest copied and queued.
+ * Returns false when the stream is closing or the write failed (on_error follows). */
+bool stream_write(struct stream *s, const void *data, size_t len);
+bool stream_write_pktbuf(struct stream *s, struct pktbuf *b);
+
+void stream_close(struct stream *s);
+
+/* Peer / local address text ("127.0.0.1", port) for logs; "unix" for Unix sockets. */
+void stream_peer_addr(struct stream *s, char *host, size_t hostlen, int *port);
+void stream_local_addr(struct stream *s, char *host, size_t hostlen, int *port);
+
+#endif

@@ -1,0 +1,881 @@
+/*
+ * client.c: application connections: the startup packet, SSL/GSS negotiation refusal,
+ * cancel requests, client authentication (trust/any/plain/md5/SCRAM) and the client half of
+ * the relay. It never chooses servers (pool.c does) and never touches a server's socket.
+ */
+#include "pgusher/client.h"
+
+#include "pgusher/log.h"
+#include "pgusher/pool.h"
+#include "pgusher/runtime.h"
+#include "pgusher/server.h"
+#include "pgusher/varcache.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PROTO_V3 196608u
+#define CANCEL_REQUEST_CODE 80877102u
+#define SSL_REQUEST_CODE 80877103u
+#define GSS_REQUEST_CODE 80877104u
+#define MAX_STARTUP_LEN 10000u
+#define MAX_AUTH_MSG_LEN 8192u
+
+/* Cancel keys: a chained hash table keyed on (pid, key). */
+#define CANCEL_BUCKETS 4096
+static struct client *cancel_hash[CANCEL_BUCKETS];
+
+static unsigned cancel_bucket(uint32_t pid, uint32_t key)
+{
+    return (unsigned)((pid * 2654435761u) ^ key) % CANCEL_BUCKETS;
+}
+
+static void cancel_hash_add(struct client *c)
+{
+    unsigned b = cancel_bucket(c->cancel_pid, c->cancel_key);
+    c->hnext = cancel_hash[b];
+    cancel_hash[b] = c;
+    c->in_hash = true;
+}
+
+static void cancel_hash_del(struct client *c)
+{
+    if (!c->in_hash)
+        return;
+    struct client **pp = &cancel_hash[cancel_bucket(c->cancel_pid, c->cancel_key)];
+    for (; *pp; pp = &(*pp)->hnext) {
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
+    }
+    c->in_hash = false;
+}
+
+static struct client *cancel_hash_find(uint32_t pid, uint32_t key)
+{
+    for (struct client *c = cancel_hash[cancel_bucket(pid, key)]; c; c = c->hnext)
+        if (c->cancel_pid == pid && c->cancel_key == key)
+            return c;
+    return NULL;
+}
+
+void client_log(struct client *c, int level, const char *fmt, ...)
+{
+    if (!log_enabled((enum log_level)level))
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg((enum log_level)level, "C-%p: %s/%s@%s:%d %s", (void *)c,
+            c->db_name ? c->db_name : "(nodb)", c->user_name ? c->user_name : "(nouser)", c->addr,
+            c->port, msg);
+}
+
+static void on_read(struct stream *st);
+static void on_error(struct stream *st, int err);
+static void on_drain(struct stream *st);
+static void on_closed(struct stream *st);
+
+static const struct stream_ops client_ops = {
+    .on_read = on_read,
+    .on_error = on_error,
+    .on_drain = on_drain,
+    .on_closed = on_closed,
+};
+
+void client_accept(uv_stream_t *listener, bool is_unix)
+{
+    struct client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        log_error("out of memory accepting a client");
+        return;
+    }
+    int r = is_unix ? stream_init_pipe(&c->st, G.loop, &client_ops, c)
+                    : stream_init_tcp(&c->st, G.loop, &client_ops, c);
+    if (r != 0) {
+        free(c);
+        return;
+    }
+    list_init(&c->node);
+    c->state = CL_LOGIN;
+    list_append(&G.login_clients, &c->node);
+    G.client_count++;
+    c->id = ++G.next_id;
+    c->connect_time = c->request_time = now_usec();
+    c->connect_wall = time(NULL);
+    if (uv_accept(listener, &c->st.h.stream) != 0) {
+        client_close(c, "accept failed");
+        return;
+    }
+    stream_peer_addr(&c->st, c->addr, sizeof(c->addr), &c->port);
+    const struct cf_global *g = &G.cf->g;
+    if (!is_unix)
+        stream_set_tcp_options(&c->st, g->tcp_keepalive, g->tcp_keepidle, g->tcp_keepintvl,
+                               g->tcp_keepcnt);
+    if (G.shutting_down) {
+        c->reject_msg = strdup("pgbouncer is shutting down");
+        memcpy(c->reject_state, "57P01", 6);
+    } else if (G.client_count > g->max_client_conn) {
+        c->reject_msg = strdup("no more connections allowed (max_client_conn)");
+        memcpy(c->reject_state, "53300", 6);
+    }
+    stream_read_start(&c->st);
+}
+
+bool client_send(struct client *c, const void *data, size_t len)
+{
+    if (c->st.closing)
+        return false;
+    if (!stream_write(&c->st, data, len)) {
+        client_close(c, "client write failed");
+        return false;
+    }
+    return true;
+}
+
+static bool client_send_pkt(struct client *c, struct pktbuf *b)
+{
+    bool ok = !b->failed && client_send(c, b->data, b->len);
+    pktbuf_free(b);
+    return ok;
+}
+
+static void really_close(struct client *c)
+{
+    stream_close(&c->st);
+}
+
+void client_close(struct client *c, const char *fmt, ...)
+{
+    if (c->state == CL_CLOSING)
+        return;
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+
+    if (c->startup_done && G.cf->g.log_disconnections)
+        client_log(c, LOG_LVL_INFO, "closing because: %s (age=%llus)", reason,
+                   (unsigned long long)((now_usec() - c->connect_time) / 1000000));
+    else if (!c->startup_done)
+        client_log(c, LOG_LVL_DEBUG, "closing because: %s", reason);
+
+    cancel_hash_del(c);
+    struct server *s = c->link;
+    struct pool *p = c->pool;
+    bool counted = c->state != CL_LOGIN && c->db;
+    client_set_state(c, CL_CLOSING);
+    if (s) {
+        s->link = NULL;
+        c->link = NULL;
+        pool_release_server(s);
+    }
+    if (counted)
+        c->db->client_count--;
+    if (c->st.queued > 0 && !c->st.error_reported) {
+        /* Let an error message reach the client before the socket goes. */
+        c->close_after_flush = true;
+        stream_read_stop(&c->st);
+    } else {
+        really_close(c);
+    }
+    if (p)
+        pool_service(p);
+}
+
+void client_error_close(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (G.cf->g.log_pooler_errors)
+        client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_error(&b, "FATAL", sqlstate, msg);
+    client_send_pkt(c, &b);
+    client_close(c, "%s", msg);
+}
+
+static void on_closed(struct stream *st)
+{
+    struct client *c = st->owner;
+    list_del(&c->node);
+    G.client_count--;
+    free(c->user_name);
+    free(c->db_name);
+    free(c->reject_msg);
+    varcache_free(&c->vars);
+    if (c->scram) {
+        scram_server_reset(c->scram);
+        free(c->scram);
+    }
+    free(c);
+}
+
+static void on_error(struct stream *st, int err)
+{
+    struct client *c = st->owner;
+    if (err == UV_EOF)
+        client_close(c, "client unexpected eof");
+    else
+        client_close(c, "client connection error: %s", uv_strerror(err));
+}
+
+static void on_drain(struct stream *st)
+{
+    struct client *c = st->owner;
+    if (c->close_after_flush) {
+        really_close(c);
+        return;
+    }
+    /* The client took what its server sent: let the server talk again. */
+    if (c->link)
+        server_resume(c->link);
+}
+
+/* ---------------------------------------------------------------- cancel requests */
+
+static void handle_cancel(struct client *c, const uint8_t *pkt)
+{
+    uint32_t pid = pkt_get32(pkt + 8), key = pkt_get32(pkt + 12);
+    struct client *target = cancel_hash_find(pid, key);
+    if (target && target->link && target->link->ready)
+        server_send_cancel(target->link);
+    else
+        log_debug("cancel request for unknown or idle client");
+    /* PostgreSQL answers a cancel request by closing the connection. */
+    client_close(c, "cancel request");
+}
+
+/* ---------------------------------------------------------------- startup */
+
+static bool param_ignored(const char *name)
+{
+    const char *list = G.cf->g.ignore_startup_parameters;
+    if (!list)
+        return false;
+    size_t nlen = strlen(name);
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t')
+            e++;
+        if ((size_t)(e - p) == nlen && strncasecmp(p, name, nlen) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static uint32_t random_u32(void)
+{
+    uint32_t v = 0;
+    if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
+        v = (uint32_t)now_usec() ^ (uint32_t)(uintptr_t)&v;
+    return v;
+}
+
+static void start_auth(struct client *c);
+
+static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
+{
+    struct pktreader r;
+    pktreader_init(&r, pkt + 8, len - 8);
+    const char *user = NULL, *dbname = NULL, *appname = NULL, *fallback_app = NULL;
+    struct varcache vars = {{0}};
+    while (!r.bad) {
+        const char *k = pktreader_string(&r);
+        if (!k || !*k)
+            break;
+        const char *v = pktreader_string(&r);
+        if (!v)
+            break;
+        if (strcmp(k, "user") == 0) {
+            user = v;
+        } else if (strcmp(k, "database") == 0) {
+            dbname = v;
+        } else if (strcmp(k, "application_name") == 0) {
+            appname = v;
+        } else if (strcmp(k, "fallback_application_name") == 0) {
+            fallback_app = v;
+        } else if (varcache_lookup(k) != VAR_COUNT) {
+            varcache_set(&vars, varcache_lookup(k), v);
+        } else if (strcmp(k, "replication") == 0 && (strcmp(v, "false") == 0 || !strcmp(v, "0") ||
+                                                       strcmp(v, "off") == 0 || !strcmp(v, "no"))) {
+            /* a non-replication connection: nothing to do */
+        } else if (!param_ignored(k)) {
+            varcache_free(&vars);
+            client_error_close(c, "08P01", "unsupported startup parameter: %s", k);
+            return;
+        }
+    }
+    if (r.bad) {
+        varcache_free(&vars);
+        client_error_close(c, "08P01", "bad startup packet");
+        return;
+    }
+    if (!user || !*user) {
+        varcache_free(&vars);
+        client_error_close(c, "28000", "no username supplied");
+        return;
+    }
+    if (!dbname || !*dbname)
+        dbname = user;
+    c->user_name = strdup(user);
+    c->db_name = strdup(dbname);
+    if (!appname)
+        appname = fallback_app;
+    char appbuf[512];
+    if (G.cf->g.application_name_add_host) {
+        snprintf(appbuf, sizeof(appbuf), "%s - %s:%d", appname ? appname : "", c->addr, c->port);
+        appname = appbuf;
+    }
+    if (appname)
+        varcache_set(&vars, VAR_APPLICATION_NAME, appname);
+    c->vars = vars;
+    c->startup_done = true;
+
+    if (G.cf->g.log_connections)
+        client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=no replication=no",
+                   c->db_name, c->user_name);
+
+    if (c->reject_msg) {
+        client_error_close(c, c->reject_state, "%s", c->reject_msg);
+        return;
+    }
+
+    struct database *db = database_find(c->db_name, true);
+    if (!db) {
+        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        return;
+    }
+    c->db = db;
+    start_auth(c);
+}
+
+/* ---------------------------------------------------------------- authentication */
+
+static bool constant_eq(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la != lb)
+        return false;
+    return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+static void auth_failed(struct client *c)
+{
+    client_error_close(c, "28P01", "password authentication failed for user \"%s\"",
+                       c->user_name);
+}
+
+static void auth_ok(struct client *c);
+
+static void request_password(struct client *c, uint32_t code)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    if (code == 5) {
+        if (RAND_bytes(c->md5_salt, 4) != 1) {
+            uint32_t v = random_u32();
+            memcpy(c->md5_salt, &v, 4);
+        }
+        pktbuf_auth(&b, 5, c->md5_salt, 4);
+    } else if (code == 10) {
+        static const char mech[] = "SCRAM-SHA-256\0";
+        pktbuf_auth(&b, 10, mech, sizeof(mech));
+    } else {
+        pktbuf_auth(&b, code, NULL, 0);
+    }
+    c->auth_step = (int)code;
+    client_send_pkt(c, &b);
+}
+
+static void start_auth(struct client *c)
+{
+    const struct config *cf = G.cf;
+    int type = cf->g.auth_type;
+    const struct cf_authuser *au = config_find_authuser(cf, c->user_name);
+    c->secret = au ? au->secret : NULL;
+
+    if (type == AUTH_TYPE_ANY) {
+        auth_ok(c);
+        return;
+    }
+    if (type == AUTH_TYPE_TRUST) {
+        /* PgBouncer: no password check, but the user must be known when an auth_file is set. */
+        if (!au && cf->g.auth_file && *cf->g.auth_file) {
+            client_error_close(c, "28000", "no such user: %s", c->user_name);
+            return;
+        }
+        auth_ok(c);
+        return;
+    }
+    if (type != AUTH_TYPE_PLAIN && type != AUTH_TYPE_MD5 && type != AUTH_TYPE_SCRAM) {
+        client_error_close(c, "28000", "auth_type %s is not supported by pgusher yet",
+                           config_auth_type_name(type));
+        return;
+    }
+    /* Unknown users still get a password prompt, so user names cannot be probed. */
+    if (type == AUTH_TYPE_PLAIN) {
+        request_password(c, 3);
+    } else if (type == AUTH_TYPE_MD5 && !(c->secret && scram_is_secret(c->secret))) {
+        request_password(c, 5);
+    } else {
+        request_password(c, 10);
+    }
+}
+
+static bool check_plain_password(struct client *c, const char *pw)
+{
+    const char *secret = c->secret;
+    if (!secret)
+        return false;
+    if (scram_is_secret(secret)) {
+        struct scram_secret want, got;
+        if (!scram_parse_secret(secret, &want))
+            return false;
+        if (!scram_secret_from_password(pw, want.salt, want.salt_len, want.iterations, &got))
+            return false;
+        return CRYPTO_memcmp(want.stored_key, got.stored_key, SCRAM_KEY_LEN) == 0 &&
+               CRYPTO_memcmp(want.server_key, got.server_key, SCRAM_KEY_LEN) == 0;
+    }
+    if (strncmp(secret, "md5", 3) == 0 && strlen(secret) == MD5_PASSWD_LEN) {
+        char h[MD5_PASSWD_LEN + 1];
+        pg_md5_encrypt(pw, c->user_name, h);
+        return constant_eq(h, secret);
+    }
+    return constant_eq(pw, secret);
+}
+
+static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    char *out = NULL;
+    if (!c->scram) {
+        const char *mech = pktreader_string(&r);
+        uint32_t dlen = pktreader_int32(&r);
+        const uint8_t *data = r.bad ? NULL : pktreader_bytes(&r, dlen);
+        if (!mech || !data) {
+            client_error_close(c, "08P01", "malformed SASLInitialResponse");
+            return;
+        }
+        if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+            client_error_close(c, "08P01", "unsupported SASL mechanism: %s", mech);
+            return;
+        }
+        c->scram = calloc(1, sizeof(*c->scram));
+        if (!c->scram) {
+            client_error_close(c, "53200", "out of memory");
+            return;
+        }
+        bool have_secret = false;
+        if (c->secret && scram_is_secret(c->secret)) {
+            have_secret = scram_parse_secret(c->secret, &c->scram->secret);
+        } else if (c->secret && strncmp(c->secret, "md5", 3) != 0) {
+            uint8_t salt[16];
+            RAND_bytes(salt, sizeof(salt));
+            int iters = G.cf->g.scram_iterations > 0 ? G.cf->g.scram_iterations : 4096;
+            have_secret = scram_secret_from_password(c->secret, salt, sizeof(salt), iters,
+                                                     &c->scram->secret);
+        }
+        if (!have_secret) {
+            /* Unknown user or an md5 secret: run a fake exchange that cannot succeed. */
+            uint8_t salt[16];
+            RAND_bytes(salt, sizeof(salt));
+            uint8_t junk[16];
+            RAND_bytes(junk, sizeof(junk));
+            char junkpw[40];
+            for (size_t i = 0; i < sizeof(junk); i++)
+                snprintf(junkpw + 2 * i, 3, "%02x", junk[i]);
+            scram_secret_from_password(junkpw, salt, sizeof(salt), 4096, &c->scram->secret);
+            c->secret = NULL;
+        }
+        if (!scram_server_first(c->scram, (const char *)data, dlen, &out)) {
+            client_error_close(c, "08P01", "malformed SCRAM message");
+            return;
+        }
+        struct pktbuf b;
+        pktbuf_init(&b);
+        pktbuf_auth(&b, 11, out, strlen(out));
+        free(out);
+        client_send_pkt(c, &b);
+        return;
+    }
+    if (!scram_server_final(c->scram, (const char *)body, len, &out) || !c->secret) {
+        free(out);
+        auth_failed(c);
+        return;
+    }
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_auth(&b, 12, out, strlen(out));
+    free(out);
+    if (!client_send_pkt(c, &b))
+        return;
+    /* Remember the keys so the pool can log in to the server as this user. */
+    struct pool *p = pool_get(c->db, c->db->cf->user ? c->db->cf->user : c->user_name);
+    if (p && c->scram->have_client_key && !c->db->cf->user) {
+        memcpy(p->scram_client_key, c->scram->client_key, SCRAM_KEY_LEN);
+        memcpy(p->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
+        p->have_scram_keys = true;
+    }
+    auth_ok(c);
+}
+
+static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t len)
+{
+    if (c->auth_step == 10 || c->auth_step == 11) {
+        c->auth_step = 11;
+        handle_sasl(c, body, len);
+        return;
+    }
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    const char *pw = pktreader_string(&r);
+    if (!pw) {
+        client_error_close(c, "08P01", "malformed password packet");
+        return;
+    }
+    bool ok = false;
+    if (c->auth_step == 3) {
+        ok = check_plain_password(c, pw);
+    } else if (c->auth_step == 5 && c->secret) {
+        char want[MD5_PASSWD_LEN + 1];
+        pg_md5_response(c->secret, c->user_name, c->md5_salt, want);
+        ok = constant_eq(pw, want);
+    }
+    if (!ok) {
+        auth_failed(c);
+        return;
+    }
+    auth_ok(c);
+}
+
+static void auth_ok(struct client *c)
+{
+    struct database *db = c->db;
+    const char *pool_user = db->cf->user ? db->cf->user : c->user_name;
+    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !db->cf->user) {
+        client_error_close(c, "28000", "auth_type=any requires forced user in database entry");
+        return;
+    }
+    int max_db_clients = db->cf->max_db_client_connections != CF_UNSET
+                             ? db->cf->max_db_client_connections
+                             : G.cf->g.max_db_client_connections;
+    if (max_db_clients > 0 && db->client_count >= max_db_clients) {
+        client_error_close(c, "53300", "no more connections allowed (max_db_client_connections)");
+        return;
+    }
+    struct pool *p = pool_get(db, pool_user);
+    if (!p) {
+        client_error_close(c, "53200", "out of memory");
+        return;
+    }
+    if (c->scram) {
+        scram_server_reset(c->scram);
+        free(c->scram);
+        c->scram = NULL;
+    }
+    c->secret = NULL;
+    c->pool = p;
+    db->client_count++;
+    p->stats.client_login_count++;
+    do {
+        c->cancel_pid = random_u32();
+        c->cancel_key = random_u32();
+    } while (cancel_hash_find(c->cancel_pid, c->cancel_key));
+    cancel_hash_add(c);
+    if (p->welcome_ok) {
+        client_set_state(c, CL_ACTIVE);
+        client_finish_login(c);
+    } else {
+        /* Wait for the pool's first server login to learn the server's parameters. */
+        client_set_state(c, CL_WAITING_LOGIN);
+        c->wait_start = now_usec();
+        stream_read_stop(&c->st);
+        pool_service(p);
+    }
+}
+
+void client_finish_login(struct client *c)
+{
+    struct pool *p = c->pool;
+    /* Parameters the client did not ask for take the server's initial values. */
+    for (int i = 0; i < VAR_COUNT; i++)
+        if (!c->vars.val[i] && p->welcome_vars.val[i])
+            varcache_set(&c->vars, (enum var_id)i, p->welcome_vars.val[i]);
+
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_auth(&b, 0, NULL, 0);
+    /* The welcome, with the client's own values for the tracked parameters. */
+    struct pktreader r;
+    pktreader_init(&r, p->welcome.data, p->welcome.len);
+    while (r.p < r.end && !r.bad) {
+        pktreader_byte(&r);
+        uint32_t len = pktreader_int32(&r);
+        const uint8_t *body = pktreader_bytes(&r, len >= 4 ? len - 4 : 0);
+        if (!body)
+            break;
+        struct pktreader kr;
+        pktreader_init(&kr, body, len - 4);
+        const char *k = pktreader_string(&kr);
+        const char *v = pktreader_string(&kr);
+        if (!k || !v)
+            continue;
+        enum var_id id = varcache_lookup(k);
+        pktbuf_param_status(&b, k, (id != VAR_COUNT && c->vars.val[id]) ? c->vars.val[id] : v);
+    }
+    pktbuf_start(&b, 'K');
+    pktbuf_put_int32(&b, c->cancel_pid);
+    pktbuf_put_int32(&b, c->cancel_key);
+    pktbuf_finish(&b);
+    pktbuf_ready(&b, 'I');
+    if (!client_send_pkt(c, &b))
+        return;
+    c->request_time = now_usec();
+    client_update_reading(c);
+}
+
+/* ---------------------------------------------------------------- input processing */
+
+/* Login phase: the startup packet (untyped) or a password message. */
+static void process_login(struct client *c)
+{
+    struct stream *st = &c->st;
+    while (!st->closing && c->state == CL_LOGIN && stream_avail(st) > 0) {
+        const uint8_t *p = st->buf + st->rpos;
+        uint32_t avail = stream_avail(st);
+        if (!c->startup_done) {
+            if (avail < 8)
+                return;
+            uint32_t len = pkt_get32(p);
+            if (len < 8 || len > MAX_STARTUP_LEN) {
+                client_error_close(c, "08P01", "bad packet header");
+                return;
+            }
+            if (avail < len)
+                return;
+            uint32_t code = pkt_get32(p + 4);
+            st->rpos += len;
+            if (code == SSL_REQUEST_CODE || code == GSS_REQUEST_CODE) {
+                if (len != 8) {
+                    client_error_close(c, "08P01", "bad packet header");
+                    return;
+                }
+                client_send(c, "N", 1);
+                continue;
+            }
+            if (code == CANCEL_REQUEST_CODE) {
+                if (len != 16) {
+                    client_error_close(c, "08P01", "bad packet header");
+                    return;
+                }
+                handle_cancel(c, p);
+                return;
+            }
+            if (code >> 16 != 3) {
+                client_error_close(c, "08P01", "unsupported protocol version: %u.%u", code >> 16,
+                                   code & 0xffff);
+                return;
+            }
+            if ((code & 0xffff) != 0) {
+                /* Newer minor version: say we speak 3.0 and no protocol extensions. */
+                struct pktbuf b;
+                pktbuf_init(&b);
+                pktbuf_start(&b, 'v');
+                pktbuf_put_int32(&b, PROTO_V3);
+                pktbuf_put_int32(&b, 0);
+                pktbuf_finish(&b);
+                if (!client_send_pkt(c, &b))
+                    return;
+            }
+            handle_startup(c, p, len);
+            continue;
+        }
+        /* A typed message during authentication. */
+        if (avail < 5)
+            return;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (type == 'X') {
+            client_close(c, "client close request");
+            return;
+        }
+        if (type != 'p' || c->auth_step == 0) {
+            client_error_close(c, "08P01", "unexpected message type '%c' during login",
+                               type >= 32 && type < 127 ? type : '?');
+            return;
+        }
+        if (len < 4 || len > MAX_AUTH_MSG_LEN) {
+            client_error_close(c, "08P01", "bad packet header");
+            return;
+        }
+        if (avail < len + 1)
+            return;
+        st->rpos += len + 1;
+        handle_password_msg(c, p + 5, len - 4);
+    }
+}
+
+static bool flush_to_server(struct client *c, uint32_t from)
+{
+    struct server *s = c->link;
+    uint32_t n = c->st.rpos - from;
+    if (n == 0 || !s)
+        return true;
+    c->pool->stats.bytes_received += n;
+    if (!stream_write(&s->st, c->st.buf + from, n)) {
+        server_close(s, "server write failed");
+        return false;
+    }
+    return true;
+}
+
+/* Logged in: relay messages to the linked server, asking for one when needed. */
+static void process_active(struct client *c)
+{
+    struct stream *st = &c->st;
+    uint32_t max_pkt = (uint32_t)G.cf->g.max_packet_size;
+    while (!st->closing && c->state == CL_ACTIVE && stream_avail(st) > 0) {
+        if (!c->link) {
+            if (c->pkt_remain == 0 && st->buf[st->rpos] == 'X') {
+                client_close(c, "client close request");
+                return;
+            }
+            if (!pool_client_wants_server(c))
+                return; /* waiting; pool_service resumes us */
+            if (st->closing || !c->link)
+                return;
+        }
+        struct server *s = c->link;
+        if (s->iq != IQ_NONE || s->st.queued > 0)
+            return; /* resumed when the server is ready / drained */
+        uint32_t from = st->rpos;
+        uint64_t now = now_usec();
+        while (stream_avail(st) > 0) {
+            if (c->pkt_remain) {
+                uint32_t n = stream_avail(st) < c->pkt_remain ? stream_avail(st) : c->pkt_remain;
+                st->rpos += n;
+                c->pkt_remain -= n;
+                continue;
+            }
+            if (stream_avail(st) < 5)
+                break;
+            const uint8_t *p = st->buf + st->rpos;
+            uint8_t type = p[0];
+            uint32_t len = pkt_get32(p + 1);
+            if (len < 4 || len > max_pkt) {
+                if (!flush_to_server(c, from))
+                    return;
+                client_error_close(c, "08P01", len < 4 ? "bad packet header"
+                                                       : "max_packet_size exceeded");
+                return;
+            }
+            if (type == 'X') {
+                if (!flush_to_server(c, from))
+                    return;
+                st->rpos += 5;
+                client_close(c, "client close request");
+                return;
+            }
+            switch (type) {
+            case 'Q':
+                c->pool->stats.query_count++;
+                /* fallthrough */
+            case 'S':
+            case 'F':
+                if (s->expect_rfq == 0)
+                    c->query_start = now;
+                s->expect_rfq++;
+                break;
+            case 'P':
+                c->pool->stats.client_parse_count++;
+                c->pool->stats.server_parse_count++;
+                break;
+            case 'B':
+                c->pool->stats.bind_count++;
+                break;
+            default:
+                break;
+            }
+            if (s->tx_status == 'I' && s->expect_rfq <= 1 && c->xact_start == 0)
+                c->xact_start = now;
+            st->rpos += 5;
+            c->pkt_remain = len - 4;
+        }
+        c->request_time = now;
+        s->request_time = now;
+        s->dirty = true;
+        if (!flush_to_server(c, from))
+            return;
+        stream_compact(st);
+        if (s->st.queued > 0)
+            break; /* wait for the server socket to drain */
+        if (stream_avail(st) > 0 && stream_avail(st) < 5)
+            break; /* a partial header: wait for more */
+    }
+    client_update_reading(c);
+}
+
+static void on_read(struct stream *st)
+{
+    struct client *c = st->owner;
+    if (c->state == CL_LOGIN)
+        process_login(c);
+    else if (c->state == CL_ACTIVE)
+        process_active(c);
+    else if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN)
+        stream_read_stop(st);
+    if (!st->closing)
+        stream_compact(st);
+}
+
+void client_update_reading(struct client *c)
+{
+    if (c->st.closing || c->close_after_flush)
+        return;
+    bool want = false;
+    if (c->state == CL_LOGIN) {
+        want = true;
+    } else if (c->state == CL_ACTIVE) {
+        if (!c->link)
+            want = stream_avail(&c->st) == 0;
+        else
+            want = c->link->iq == IQ_NONE && c->link->st.queued == 0;
+    }
+    if (want && stream_full(&c->st))
+        want = false;
+    if (want)
+        stream_read_start(&c->st);
+    else
+        stream_read_stop(&c->st);
+}
+
+void client_resume(struct client *c)
+{
+    if (c->st.closing)
+        return;
+    if (stream_avail(&c->st) > 0 && c->state == CL_ACTIVE)
+        process_active(c);
+    if (!c->st.closing) {
+        stream_compact(&c->st);
+        client_update_reading(c);
+    }
+}

@@ -1,0 +1,281 @@
+/*
+ * main.c: the pgusher process: PgBouncer's command line, config loading, daemonizing,
+ * pidfile, privileges, signals and the event loop. It wires modules together and holds
+ * no pooling logic of its own.
+ */
+#include "pgusher/config.h"
+#include "pgusher/listener.h"
+#include "pgusher/log.h"
+#include "pgusher/pool.h"
+#include "pgusher/runtime.h"
+#include "pgusher/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JANITOR_INTERVAL_MS 250
+
+static const char *config_path;
+static char *pidfile_path;
+static uv_timer_t janitor_timer;
+static uv_signal_t sig_int, sig_term, sig_quit, sig_hup;
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "pgusher is a PgBouncer-compatible PostgreSQL connection pooler with built-in\n"
+            "health checks and load balancing over primary and standby servers.\n"
+            "\n"
+            "Usage:\n"
+            "  %s [OPTION]... CONFIG_FILE\n"
+            "\n"
+            "Options:\n"
+            "  -d, --daemon         run in the background (without it, run in the foreground)\n"
+            "  -q, --quiet          run quietly: do not log to stderr\n"
+            "  -v, --verbose        increase verbosity (may be repeated)\n"
+            "  -u, --user=USERNAME  assume the identity of USERNAME\n"
+            "  -V, --version        show the version, then exit\n"
+            "  -h, --help           show this help, then exit\n"
+            "\n"
+            "CONFIG_FILE is a pgbouncer.ini file; PgBouncer's settings, [databases], [users]\n"
+            "and [peers] sections, and its userlist.txt auth file are read unchanged.\n"
+            "Signals: SIGHUP reopens the log file; SIGINT, SIGTERM and SIGQUIT shut down.\n"
+            "\n"
+            "Documentation: man pgusher (this command), man 5 pgusher (the config file).\n",
+            prog);
+}
+
+static bool pid_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* Refuse to start over a live pidfile, as PgBouncer does; replace a stale one. */
+static void check_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    long pid = 0;
+    int n = fscanf(f, "%ld", &pid);
+    fclose(f);
+    if (n == 1 && pid_alive((pid_t)pid))
+        log_fatal("pidfile \"%s\" exists and process %ld is running: is pgusher already running?",
+                  path, pid);
+    log_info("removing stale pidfile \"%s\"", path);
+    unlink(path);
+}
+
+static void write_pidfile(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        log_fatal("could not create pidfile \"%s\": %s", path, strerror(errno));
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (write(fd, buf, (size_t)n) != n)
+        log_fatal("could not write pidfile \"%s\": %s", path, strerror(errno));
+    close(fd);
+    pidfile_path = strdup(path);
+}
+
+static void remove_pidfile(void)
+{
+    if (pidfile_path) {
+        unlink(pidfile_path);
+        free(pidfile_path);
+        pidfile_path = NULL;
+    }
+}
+
+static void change_user(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+    if (!pw)
+        log_fatal("could not find user \"%s\"", user);
+    if (setgid(pw->pw_gid) != 0 || initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+        setuid(pw->pw_uid) != 0)
+        log_fatal("could not change to user \"%s\": %s", user, strerror(errno));
+}
+
+static void daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        log_fatal("fork failed: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        log_fatal("setsid failed: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0)
+        log_fatal("fork failed: %s", strerror(errno));
+    if (pid > 0)
+        _exit(0);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+}
+
+static void shutdown_now(const char *why)
+{
+    log_info("%s, shutting down", why);
+    G.shutting_down = true;
+    listener_stop();
+    remove_pidfile();
+    uv_stop(G.loop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    switch (signum) {
+    case SIGINT:
+        shutdown_now("got SIGINT");
+        break;
+    case SIGTERM:
+        shutdown_now("got SIGTERM");
+        break;
+    case SIGQUIT:
+        shutdown_now("got SIGQUIT");
+        break;
+    case SIGHUP:
+        log_info("got SIGHUP, reopening log file");
+        log_reopen();
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_janitor(uv_timer_t *t)
+{
+    pool_janitor();
+}
+
+static void start_signal(uv_signal_t *h, int signum)
+{
+    uv_signal_init(G.loop, h);
+    uv_signal_start(h, on_signal, signum);
+    uv_unref((uv_handle_t *)h);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'}, {"user", required_argument, NULL, 'u'},
+        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+        {"reboot", no_argument, NULL, 'R'},  {NULL, 0, NULL, 0},
+    };
+    bool daemon = false, quiet = false, reboot = false;
+    int verbose = 0;
+    const char *run_as = NULL;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "dqvu:VhR", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'd':
+            daemon = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'u':
+            run_as = optarg;
+            break;
+        case 'V':
+            printf("pgusher %s\n", PGUSHER_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout, argv[0]);
+            return 0;
+        case 'R':
+            reboot = true;
+            break;
+        default:
+            usage(stderr, argv[0]);
+            return 1;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "%s: need exactly one config file argument\n", argv[0]);
+        usage(stderr, argv[0]);
+        return 1;
+    }
+    config_path = argv[optind];
+
+    char err[1024];
+    struct config *cf = config_load(config_path, err, sizeof(err));
+    if (!cf) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    G.cf = cf;
+    list_init(&G.databases);
+    list_init(&G.login_clients);
+
+    struct log_settings ls = {
+        .logfile = cf->g.logfile,
+        .to_stderr = !quiet && !daemon,
+        .verbose = verbose + cf->g.verbose,
+        .syslog = cf->g.syslog,
+        .syslog_ident = cf->g.syslog_ident,
+        .syslog_facility = cf->g.syslog_facility,
+    };
+    if (!log_configure(&ls))
+        return 1;
+    if (reboot)
+        log_warning("online restart (-R) is not supported; starting normally");
+    for (int i = 0; i < cf->nunimplemented; i++)
+        log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
+                    cf->unimplemented[i]);
+    if (daemon && !(cf->g.logfile && *cf->g.logfile) && !cf->g.syslog)
+        log_fatal("in daemon mode, a logfile or syslog must be configured");
+
+    if (cf->g.pidfile && *cf->g.pidfile)
+        check_pidfile(cf->g.pidfile);
+    const char *user = run_as ? run_as : (cf->g.user && *cf->g.user ? cf->g.user : NULL);
+    if (user && geteuid() == 0)
+        change_user(user);
+    if (daemon)
+        daemonize();
+    if (cf->g.pidfile && *cf->g.pidfile)
+        write_pidfile(cf->g.pidfile);
+
+    signal(SIGPIPE, SIG_IGN);
+    G.loop = uv_default_loop();
+    stream_set_bufsize(cf->g.pkt_buf > 16384 ? (uint32_t)cf->g.pkt_buf : 16384);
+    database_init_all();
+    if (!listener_start()) {
+        remove_pidfile();
+        return 1;
+    }
+    start_signal(&sig_int, SIGINT);
+    start_signal(&sig_term, SIGTERM);
+    start_signal(&sig_quit, SIGQUIT);
+    start_signal(&sig_hup, SIGHUP);
+    uv_timer_init(G.loop, &janitor_timer);
+    uv_timer_start(&janitor_timer, on_janitor, JANITOR_INTERVAL_MS, JANITOR_INTERVAL_MS);
+    log_info("process up: pgusher %s, libuv %s, pid=%d", PGUSHER_VERSION, uv_version_string(),
+             (int)getpid());
+
+    uv_run(G.loop, UV_RUN_DEFAULT);
+    remove_pidfile();
+    return 0;
+}

@@ -1,0 +1,606 @@
+/*
+ * pool.c: databases, pools (database x user) and their state lists; who gets which server,
+ * when servers are opened, released, reset, checked or closed, and the periodic janitor
+ * (timeouts, idle servers, min_pool_size). It owns placement, never the wire protocol.
+ */
+#include "pgusher/pool.h"
+
+#include "pgusher/client.h"
+#include "pgusher/log.h"
+#include "pgusher/runtime.h"
+#include "pgusher/server.h"
+#include "pgusher/varcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- databases */
+
+static struct database *database_new(const char *name, const char *connstr, bool autodb)
+{
+    struct database *db = calloc(1, sizeof(*db));
+    if (!db)
+        return NULL;
+    db->cf = calloc(1, sizeof(*db->cf));
+    db->name = strdup(name);
+    if (!db->cf || !db->name) {
+        free(db->cf);
+        free(db->name);
+        free(db);
+        return NULL;
+    }
+    char err[256];
+    if (!config_parse_database(name, connstr, db->cf, err, sizeof(err))) {
+        log_error("database \"%s\": %s", name, err);
+        free(db->cf);
+        free(db->name);
+        free(db);
+        return NULL;
+    }
+    if (autodb && !db->cf->dbname)
+        db->cf->dbname = strdup(name);
+    db->autodb = autodb;
+    list_init(&db->pools);
+    list_append(&G.databases, &db->node);
+    return db;
+}
+
+void database_init_all(void)
+{
+    for (int i = 0; i < G.cf->ndbs; i++) {
+        const struct cf_database *cfd = &G.cf->dbs[i];
+        if (strcmp(cfd->name, "*") == 0)
+            continue;
+        database_new(cfd->name, cfd->connstr ? cfd->connstr : "", false);
+    }
+}
+
+struct database *database_find(const char *name, bool create_auto)
+{
+    struct list *it;
+    list_for_each(it, &G.databases)
+    {
+        struct database *db = container_of(it, struct database, node);
+        if (strcmp(db->name, name) == 0)
+            return db;
+    }
+    if (!create_auto)
+        return NULL;
+    const struct cf_database *star = config_find_database(G.cf, "*");
+    if (!star)
+        return NULL;
+    struct database *db = database_new(name, star->connstr ? star->connstr : "", true);
+    if (db)
+        log_info("registered new auto-database: db=%s", name);
+    return db;
+}
+
+/* ---------------------------------------------------------------- pools */
+
+struct pool *pool_get(struct database *db, const char *user)
+{
+    struct list *it;
+    list_for_each(it, &db->pools)
+    {
+        struct pool *p = container_of(it, struct pool, node);
+        if (strcmp(p->user, user) == 0)
+            return p;
+    }
+    struct pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->user = strdup(user);
+    if (!p->user) {
+        free(p);
+        return NULL;
+    }
+    p->db = db;
+    list_init(&p->cl_active);
+    list_init(&p->cl_waiting);
+    list_init(&p->sv_active);
+    list_init(&p->sv_idle);
+    list_init(&p->sv_used);
+    list_init(&p->sv_tested);
+    list_init(&p->sv_login);
+    pktbuf_init(&p->welcome);
+    list_append(&db->pools, &p->node);
+    return p;
+}
+
+int pool_mode(const struct pool *p)
+{
+    const struct cf_user *u = config_find_user(G.cf, p->user);
+    if (u && u->pool_mode != CF_UNSET)
+        return u->pool_mode;
+    if (p->db->cf->pool_mode != CF_UNSET)
+        return p->db->cf->pool_mode;
+    return G.cf->g.pool_mode;
+}
+
+int pool_pool_size(const struct pool *p)
+{
+    const struct cf_user *u = config_find_user(G.cf, p->user);
+    if (u && u->pool_size != CF_UNSET)
+        return u->pool_size;
+    if (p->db->cf->pool_size != CF_UNSET)
+        return p->db->cf->pool_size;
+    return G.cf->g.default_pool_size;
+}
+
+static int pool_reserve_size(const struct pool *p)
+{
+    const struct cf_user *u = config_find_user(G.cf, p->user);
+    if (u && u->reserve_pool_size != CF_UNSET)
+        return u->reserve_pool_size;
+    if (p->db->cf->reserve_pool_size != CF_UNSET)
+        return p->db->cf->reserve_pool_size;
+    return G.cf->g.reserve_pool_size;
+}
+
+static int pool_min_size(const struct pool *p)
+{
+    int n = p->db->cf->min_pool_size != CF_UNSET ? p->db->cf->min_pool_size
+                                                  : G.cf->g.min_pool_size;
+    int size = pool_pool_size(p);
+    return n > size ? size : n;
+}
+
+static int pool_server_total(const struct pool *p)
+{
+    return p->n_sv_active + p->n_sv_idle + p->n_sv_used + p->n_sv_tested + p->n_sv_login;
+}
+
+/* Servers of this user across all databases (max_user_connections). */
+static int user_server_total(const char *user)
+{
+    int n = 0;
+    struct list *di, *pi;
+    list_for_each(di, &G.databases)
+    {
+        struct database *db = container_of(di, struct database, node);
+        list_for_each(pi, &db->pools)
+        {
+            struct pool *p = container_of(pi, struct pool, node);
+            if (strcmp(p->user, user) == 0)
+                n += pool_server_total(p);
+        }
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------- state changes */
+
+static int *client_counter(struct client *c)
+{
+    switch (c->state) {
+    case CL_WAITING:
+    case CL_WAITING_LOGIN:
+        return &c->pool->n_cl_waiting;
+    case CL_ACTIVE:
+        return &c->pool->n_cl_active;
+    default:
+        return NULL;
+    }
+}
+
+void client_set_state(struct client *c, enum client_state st)
+{
+    if (c->state == st)
+        return;
+    int *cnt = client_counter(c);
+    if (cnt)
+        (*cnt)--;
+    list_del(&c->node);
+    c->state = st;
+    switch (st) {
+    case CL_LOGIN:
+        list_append(&G.login_clients, &c->node);
+        break;
+    case CL_WAITING:
+    case CL_WAITING_LOGIN:
+        list_append(&c->pool->cl_waiting, &c->node);
+        break;
+    case CL_ACTIVE:
+        list_append(&c->pool->cl_active, &c->node);
+        break;
+    case CL_CLOSING:
+        break;
+    }
+    cnt = client_counter(c);
+    if (cnt)
+        (*cnt)++;
+}
+
+static struct list *server_list(struct server *s, int **cnt)
+{
+    struct pool *p = s->pool;
+    switch (s->state) {
+    case SV_LOGIN:
+        *cnt = &p->n_sv_login;
+        return &p->sv_login;
+    case SV_IDLE:
+        *cnt = &p->n_sv_idle;
+        return &p->sv_idle;
+    case SV_ACTIVE:
+        *cnt = &p->n_sv_active;
+        return &p->sv_active;
+    case SV_USED:
+        *cnt = &p->n_sv_used;
+        return &p->sv_used;
+    case SV_TESTED:
+        *cnt = &p->n_sv_tested;
+        return &p->sv_tested;
+    case SV_CLOSING:
+        break;
+    }
+    *cnt = NULL;
+    return NULL;
+}
+
+void server_set_state(struct server *s, enum server_state st)
+{
+    if (s->state == st)
+        return;
+    int *cnt;
+    if (server_list(s, &cnt) && cnt)
+        (*cnt)--;
+    list_del(&s->node);
+    s->state = st;
+    struct list *l = server_list(s, &cnt);
+    if (l) {
+        list_append(l, &s->node);
+        (*cnt)++;
+    }
+}
+
+/* ---------------------------------------------------------------- assignment */
+
+static bool needs_check(const struct server *s)
+{
+    const struct cf_global *g = &G.cf->g;
+    const char *q = g->server_check_query;
+    if (q && *q == 0)
+        return false; /* explicitly empty: checks disabled */
+    return now_usec() - s->last_used > (uint64_t)g->server_check_delay;
+}
+
+/* The idle server to hand out next: most recently used first (PgBouncer's LIFO), or the
+ * oldest with server_round_robin. */
+static struct server *take_idle(struct pool *p)
+{
+    if (list_empty(&p->sv_idle))
+        return NULL;
+    struct list *l = G.cf->g.server_round_robin ? p->sv_idle.next : p->sv_idle.prev;
+    return container_of(l, struct server, node);
+}
+
+static void run_check(struct server *s)
+{
+    const char *q = G.cf->g.server_check_query;
+    server_set_state(s, SV_TESTED);
+    /* PgBouncer's default "<empty>" sends an empty query. */
+    server_run_internal(s, IQ_CHECK, q ? q : "");
+}
+
+void pool_link(struct client *c, struct server *s)
+{
+    struct pool *p = c->pool;
+    uint64_t now = now_usec();
+    server_set_state(s, SV_ACTIVE);
+    s->link = c;
+    c->link = s;
+    client_set_state(c, CL_ACTIVE);
+    p->stats.server_assignment_count++;
+    if (c->wait_start) {
+        p->stats.wait_time += now - c->wait_start;
+        c->wait_start = 0;
+    }
+    char sql[4096] = "";
+    if (varcache_diff_sql(&c->vars, &s->vars, sql, sizeof(sql)) > 0) {
+        s->dirty = true;
+        server_run_internal(s, IQ_SETVARS, sql);
+    }
+    server_update_reading(s);
+}
+
+bool pool_client_wants_server(struct client *c)
+{
+    struct pool *p = c->pool;
+    struct server *s;
+    while ((s = take_idle(p)) != NULL) {
+        if (needs_check(s)) {
+            run_check(s);
+            continue;
+        }
+        pool_link(c, s);
+        return true;
+    }
+    c->wait_start = now_usec();
+    client_set_state(c, CL_WAITING);
+    stream_read_stop(&c->st);
+    pool_service(p);
+    return false;
+}
+
+void pool_release_server(struct server *s)
+{
+    if (s->state == SV_CLOSING)
+        return;
+    struct pool *p = s->pool;
+    const struct cf_global *g = &G.cf->g;
+    if (!s->ready || s->expect_rfq > 0 || s->pkt_remain > 0 || s->tx_status != 'I' ||
+        s->iq != IQ_NONE) {
+        server_close(s, "client disconnect while server was not ready");
+        return;
+    }
+    if (s->close_needed) {
+        server_close(s, "obsolete connection");
+        return;
+    }
+    int lifetime_sec = p->db->cf->server_lifetime_sec;
+    uint64_t lifetime = lifetime_sec != CF_UNSET ? (uint64_t)lifetime_sec * USEC_PER_SEC
+                                                  : (uint64_t)g->server_lifetime;
+    if (lifetime > 0 && now_usec() - s->connect_time > lifetime) {
+        server_close(s, "server lifetime over");
+        return;
+    }
+    s->last_used = now_usec();
+    int mode = pool_mode(p);
+    const char *reset = g->server_reset_query;
+    if (s->dirty && reset && *reset && (mode == POOL_SESSION || g->server_reset_query_always)) {
+        server_set_state(s, SV_TESTED);
+        server_run_internal(s, IQ_RESET, reset);
+        return;
+    }
+    pool_server_idle(s);
+}
+
+void pool_server_idle(struct server *s)
+{
+    struct pool *p = s->pool;
+    s->link = NULL;
+    server_set_state(s, SV_IDLE);
+    server_update_reading(s);
+    pool_service(p);
+}
+
+void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bool fatal_auth)
+{
+    snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", msg);
+    snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
+    p->last_login_auth = fatal_auth;
+    p->last_login_failure = now_usec();
+    if (!fatal_auth)
+        return;
+    /* The server refused us: clients waiting for this pool's first login get its error. */
+    struct client *c;
+    while ((c = NULL, !list_empty(&p->cl_waiting))) {
+        struct list *it;
+        list_for_each(it, &p->cl_waiting)
+        {
+            struct client *w = container_of(it, struct client, node);
+            if (w->state == CL_WAITING_LOGIN) {
+                c = w;
+                break;
+            }
+        }
+        if (!c)
+            break;
+        client_error_close(c, sqlstate, "%s", msg);
+    }
+}
+
+static bool in_login_backoff(const struct pool *p)
+{
+    if (!p->last_login_failure)
+        return false;
+    return now_usec() - p->last_login_failure < (uint64_t)G.cf->g.server_login_retry;
+}
+
+/* May this pool open one more server connection now? */
+static bool can_launch(struct pool *p, bool use_reserve)
+{
+    if (G.shutting_down || in_login_backoff(p))
+        return false;
+    int total = pool_server_total(p);
+    int limit = pool_pool_size(p) + (use_reserve ? pool_reserve_size(p) : 0);
+    if (total >= limit)
+        return false;
+    const struct cf_database *cf = p->db->cf;
+    int max_db = cf->max_db_connections != CF_UNSET ? cf->max_db_connections
+                                                     : G.cf->g.max_db_connections;
+    if (max_db > 0 && p->db->server_count >= max_db)
+        return false;
+    const struct cf_user *u = config_find_user(G.cf, p->user);
+    int max_user = (u && u->max_user_connections != CF_UNSET) ? u->max_user_connections
+                                                               : G.cf->g.max_user_connections;
+    if (max_user > 0 && user_server_total(p->user) >= max_user)
+        return false;
+    return true;
+}
+
+static struct client *first_waiting(struct pool *p, enum client_state st)
+{
+    struct list *it;
+    list_for_each(it, &p->cl_waiting)
+    {
+        struct client *c = container_of(it, struct client, node);
+        if (c->state == st)
+            return c;
+    }
+    return NULL;
+}
+
+void pool_service(struct pool *p)
+{
+    /* Clients waiting for the first login get their welcome. */
+    if (p->welcome_ok) {
+        struct client *c;
+        while ((c = first_waiting(p, CL_WAITING_LOGIN)) != NULL) {
+            client_set_state(c, CL_ACTIVE);
+            client_finish_login(c);
+            client_resume(c);
+        }
+    }
+    /* Idle servers go to waiting clients, oldest waiter first. */
+    struct client *c;
+    while ((c = first_waiting(p, CL_WAITING)) != NULL) {
+        struct server *s = take_idle(p);
+        if (!s)
+            break;
+        if (needs_check(s)) {
+            run_check(s);
+            continue;
+        }
+        pool_link(c, s);
+        client_resume(c);
+    }
+    /* Open servers for clients still waiting (a first one to learn the welcome). */
+    int pending = p->n_sv_login + p->n_sv_tested;
+    int waiting = p->n_cl_waiting;
+    if (!p->welcome_ok && waiting > 0 && pool_server_total(p) == 0)
+        waiting = waiting > 1 ? waiting : 1;
+    uint64_t now = now_usec();
+    while (waiting > pending) {
+        struct client *oldest = first_waiting(p, CL_WAITING);
+        bool reserve = oldest && oldest->wait_start &&
+                       now - oldest->wait_start > (uint64_t)G.cf->g.reserve_pool_timeout;
+        if (!can_launch(p, reserve))
+            break;
+        if (!server_launch(p))
+            break;
+        pending++;
+    }
+    /* Keep min_pool_size servers around once the pool is in use. */
+    while (pool_server_total(p) < pool_min_size(p) && p->welcome_ok && can_launch(p, false)) {
+        if (!server_launch(p))
+            break;
+    }
+}
+
+/* ---------------------------------------------------------------- janitor */
+
+struct victim {
+    void *obj;
+    bool is_server;
+    const char *sqlstate; /* client: send this error first; NULL = just close */
+    const char *reason;
+};
+
+struct victims {
+    struct victim *v;
+    size_t n, cap;
+};
+
+static void victim_add(struct victims *vs, void *obj, bool is_server, const char *sqlstate,
+                       const char *reason)
+{
+    if (vs->n == vs->cap) {
+        size_t cap = vs->cap ? vs->cap * 2 : 64;
+        struct victim *nv = realloc(vs->v, cap * sizeof(*nv));
+        if (!nv)
+            return;
+        vs->v = nv;
+        vs->cap = cap;
+    }
+    vs->v[vs->n++] = (struct victim){obj, is_server, sqlstate, reason};
+}
+
+static bool expired(uint64_t since, uint64_t now, usec_t timeout)
+{
+    return timeout > 0 && since > 0 && now > since && now - since > (uint64_t)timeout;
+}
+
+static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
+{
+    const struct cf_global *g = &G.cf->g;
+    struct list *it;
+    list_for_each(it, &p->cl_waiting)
+    {
+        struct client *c = container_of(it, struct client, node);
+        if (expired(c->wait_start, now, g->query_wait_timeout))
+            victim_add(vs, c, false, "08P01", "query_wait_timeout");
+    }
+    int mode = pool_mode(p);
+    list_for_each(it, &p->cl_active)
+    {
+        struct client *c = container_of(it, struct client, node);
+        struct server *s = c->link;
+        if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
+            if (expired(c->query_start, now, g->query_timeout))
+                victim_add(vs, c, false, "57014", "query timeout");
+        } else if (s && s->tx_status != 'I' && s->expect_rfq == 0) {
+            if (expired(c->request_time, now, g->idle_transaction_timeout))
+                victim_add(vs, c, false, "25P03", "idle transaction timeout");
+        } else if (!s || mode == POOL_SESSION) {
+            if (expired(c->request_time, now, g->client_idle_timeout))
+                victim_add(vs, c, false, "08P01", "client_idle_timeout");
+        }
+    }
+    int total = pool_server_total(p);
+    int min = pool_min_size(p);
+    int lifetime_sec = p->db->cf->server_lifetime_sec;
+    usec_t lifetime = lifetime_sec != CF_UNSET ? (usec_t)lifetime_sec * USEC_PER_SEC
+                                                : g->server_lifetime;
+    list_for_each(it, &p->sv_idle)
+    {
+        struct server *s = container_of(it, struct server, node);
+        if (expired(s->connect_time, now, lifetime)) {
+            victim_add(vs, s, true, NULL, "server lifetime over");
+            total--;
+        } else if (total > min && expired(s->last_used, now, g->server_idle_timeout)) {
+            victim_add(vs, s, true, NULL, "server idle timeout");
+            total--;
+        }
+    }
+    list_for_each(it, &p->sv_login)
+    {
+        struct server *s = container_of(it, struct server, node);
+        if (expired(s->connect_time, now, g->server_connect_timeout))
+            victim_add(vs, s, true, NULL, "connect timeout");
+    }
+}
+
+void pool_janitor(void)
+{
+    uint64_t now = now_usec();
+    const struct cf_global *g = &G.cf->g;
+    struct victims vs = {0};
+    struct list *it, *pi;
+    list_for_each(it, &G.login_clients)
+    {
+        struct client *c = container_of(it, struct client, node);
+        if (expired(c->connect_time, now, g->client_login_timeout))
+            victim_add(&vs, c, false, "08P01", "client_login_timeout");
+    }
+    list_for_each(it, &G.databases)
+    {
+        struct database *db = container_of(it, struct database, node);
+        list_for_each(pi, &db->pools)
+        {
+            check_pool(container_of(pi, struct pool, node), now, &vs);
+        }
+    }
+    /* Act after looking: closing one connection can move others between lists. */
+    for (size_t i = 0; i < vs.n; i++) {
+        struct victim *v = &vs.v[i];
+        if (v->is_server) {
+            struct server *s = v->obj;
+            if (s->state == SV_IDLE || s->state == SV_LOGIN)
+                server_close(s, "%s", v->reason);
+        } else {
+            struct client *c = v->obj;
+            if (c->state != CL_CLOSING)
+                client_error_close(c, v->sqlstate, "%s", v->reason);
+        }
+    }
+    free(vs.v);
+    list_for_each(it, &G.databases)
+    {
+        struct database *db = container_of(it, struct database, node);
+        list_for_each(pi, &db->pools)
+        {
+            pool_service(container_of(pi, struct pool, node));
+        }
+    }
+}

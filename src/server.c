@@ -1,0 +1,879 @@
+/*
+ * server.c: connections to PostgreSQL: address resolution, connect, the login exchange
+ * (trust, cleartext, md5, SCRAM-SHA-256), the server half of the relay, internal queries and
+ * cancel forwarding. It never chooses which client a server serves (pool.c does).
+ */
+#include "pgusher/server.h"
+
+#include "pgusher/client.h"
+#include "pgusher/log.h"
+#include "pgusher/pool.h"
+#include "pgusher/runtime.h"
+#include "pgusher/varcache.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LOGIN_MSG_LEN (64u * 1024u)
+
+void server_log(struct server *s, int level, const char *fmt, ...)
+{
+    if (!log_enabled((enum log_level)level))
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg((enum log_level)level, "S-%p: %s/%s@%s:%d %s", (void *)s, s->pool->db->name,
+            s->pool->user, s->host, s->port, msg);
+}
+
+static void on_read(struct stream *st);
+static void on_error(struct stream *st, int err);
+static void on_drain(struct stream *st);
+static void on_connect(struct stream *st, int status);
+static void on_closed(struct stream *st);
+
+static const struct stream_ops server_ops = {
+    .on_read = on_read,
+    .on_error = on_error,
+    .on_drain = on_drain,
+    .on_connect = on_connect,
+    .on_closed = on_closed,
+};
+
+static void start_connect(struct server *s);
+
+static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct server *s = req->data;
+    s->resolving = false;
+    if (s->state == SV_CLOSING) {
+        uv_freeaddrinfo(res);
+        stream_close(&s->st);
+        return;
+    }
+    if (status != 0 || !res) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "could not resolve host \"%s\": %s", s->host,
+                 uv_strerror(status));
+        uv_freeaddrinfo(res);
+        server_close(s, "%s", msg);
+        return;
+    }
+    memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+    start_connect(s);
+}
+
+static void start_connect(struct server *s)
+{
+    int r = stream_connect_tcp(&s->st, (const struct sockaddr *)&s->addr);
+    if (r != 0)
+        server_close(s, "connect failed: %s", uv_strerror(r));
+}
+
+struct server *server_launch(struct pool *p)
+{
+    struct database *db = p->db;
+    const struct cf_database *cf = db->cf;
+    struct server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    const char *host = NULL;
+    int port = cf->port > 0 ? cf->port : 5432;
+    if (cf->nhosts > 0) {
+        unsigned i = db->rr_next++ % (unsigned)cf->nhosts;
+        if (cf->load_balance_hosts == LB_DISABLE)
+            i = 0;
+        host = cf->hosts[i];
+        port = cf->ports[i];
+    }
+    if (!host || !*host)
+        host = "/var/run/postgresql";
+    snprintf(s->host, sizeof(s->host), "%s", host);
+    s->port = port;
+    bool is_unix = host[0] == '/';
+    int r = is_unix ? stream_init_pipe(&s->st, G.loop, &server_ops, s)
+                    : stream_init_tcp(&s->st, G.loop, &server_ops, s);
+    if (r != 0) {
+        free(s);
+        return NULL;
+    }
+    list_init(&s->node);
+    s->pool = p;
+    s->id = ++G.next_id;
+    s->tx_status = 'I';
+    s->connect_time = s->request_time = s->last_used = now_usec();
+    s->connect_wall = time(NULL);
+    pktbuf_init(&s->login_params);
+    s->state = SV_LOGIN;
+    list_append(&p->sv_login, &s->node);
+    p->n_sv_login++;
+    db->server_count++;
+    G.server_count++;
+
+    if (is_unix) {
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", host, port);
+        stream_connect_unix(&s->st, s->unix_path);
+    } else {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&s->addr;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
+        if (uv_ip4_addr(host, port, in4) == 0 || uv_ip6_addr(host, port, in6) == 0) {
+            start_connect(s);
+        } else {
+            char portstr[16];
+            snprintf(portstr, sizeof(portstr), "%d", port);
+            struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+            s->gai.data = s;
+            s->resolving = true;
+            r = uv_getaddrinfo(G.loop, &s->gai, gai_cb, host, portstr, &hints);
+            if (r != 0) {
+                s->resolving = false;
+                server_close(s, "could not resolve host \"%s\": %s", host, uv_strerror(r));
+            }
+        }
+    }
+    return s;
+}
+
+static void send_startup(struct server *s)
+{
+    const struct cf_database *cf = s->pool->db->cf;
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_start(&b, 0);
+    pktbuf_put_int32(&b, 196608);
+    pktbuf_put_string(&b, "user");
+    pktbuf_put_string(&b, s->pool->user);
+    pktbuf_put_string(&b, "database");
+    pktbuf_put_string(&b, cf->dbname ? cf->dbname : s->pool->db->name);
+    if (cf->client_encoding) {
+        pktbuf_put_string(&b, "client_encoding");
+        pktbuf_put_string(&b, cf->client_encoding);
+    }
+    if (cf->datestyle) {
+        pktbuf_put_string(&b, "datestyle");
+        pktbuf_put_string(&b, cf->datestyle);
+    }
+    if (cf->timezone) {
+        pktbuf_put_string(&b, "timezone");
+        pktbuf_put_string(&b, cf->timezone);
+    }
+    if (cf->application_name) {
+        pktbuf_put_string(&b, "application_name");
+        pktbuf_put_string(&b, cf->application_name);
+    }
+    pktbuf_put_byte(&b, 0);
+    pktbuf_finish(&b);
+    if (!stream_write_pktbuf(&s->st, &b)) {
+        pktbuf_free(&b);
+        server_close(s, "server write failed");
+        return;
+    }
+    pktbuf_free(&b);
+}
+
+static void on_connect(struct stream *st, int status)
+{
+    struct server *s = st->owner;
+    if (s->state == SV_CLOSING)
+        return;
+    if (status != 0) {
+        server_close(s, "connect failed: %s", uv_strerror(status));
+        return;
+    }
+    if (!st->is_unix) {
+        const struct cf_global *g = &G.cf->g;
+        stream_set_tcp_options(st, g->tcp_keepalive, g->tcp_keepidle, g->tcp_keepintvl,
+                               g->tcp_keepcnt);
+    }
+    if (G.cf->g.log_connections) {
+        char lhost[64];
+        int lport;
+        stream_local_addr(st, lhost, sizeof(lhost), &lport);
+        server_log(s, LOG_LVL_INFO, "new connection to server (from %s:%d)", lhost, lport);
+    }
+    send_startup(s);
+    stream_read_start(st);
+}
+
+/* The password to log in with: the database entry's, else the auth file's. */
+static const char *login_password(struct server *s)
+{
+    const struct cf_database *cf = s->pool->db->cf;
+    if (cf->password && (!cf->user || strcmp(cf->user, s->pool->user) == 0))
+        return cf->password;
+    const struct cf_authuser *au = config_find_authuser(G.cf, s->pool->user);
+    return au ? au->secret : NULL;
+}
+
+static bool send_password_msg(struct server *s, const void *data, size_t len)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_start(&b, 'p');
+    pktbuf_put_bytes(&b, data, len);
+    pktbuf_finish(&b);
+    bool ok = stream_write_pktbuf(&s->st, &b);
+    pktbuf_free(&b);
+    if (!ok)
+        server_close(s, "server write failed");
+    return ok;
+}
+
+static void login_fail(struct server *s, const char *sqlstate, const char *msg, bool auth)
+{
+    snprintf(s->fail_sqlstate, sizeof(s->fail_sqlstate), "%s", sqlstate);
+    s->fail_auth = auth;
+    server_close(s, "server login failed: %s", msg);
+}
+
+static void handle_auth(struct server *s, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    uint32_t code = pktreader_int32(&r);
+    const char *pw = login_password(s);
+    switch (code) {
+    case 0:
+        return;
+    case 3: /* cleartext */
+        if (!pw || scram_is_secret(pw) || (strncmp(pw, "md5", 3) == 0 && strlen(pw) == 35)) {
+            login_fail(s, "28P01", "cannot do cleartext authentication without a plain password",
+                       true);
+            return;
+        }
+        send_password_msg(s, pw, strlen(pw) + 1);
+        return;
+    case 5: { /* md5 */
+        const uint8_t *salt = pktreader_bytes(&r, 4);
+        if (!salt || !pw || scram_is_secret(pw)) {
+            login_fail(s, "28P01", "cannot do md5 authentication without a password", true);
+            return;
+        }
+        char resp[MD5_PASSWD_LEN + 1];
+        pg_md5_response(pw, s->pool->user, salt, resp);
+        send_password_msg(s, resp, strlen(resp) + 1);
+        return;
+    }
+    case 10: { /* SASL: pick SCRAM-SHA-256 */
+        bool found = false;
+        while (!r.bad && r.p < r.end) {
+            const char *mech = pktreader_string(&r);
+            if (!mech || !*mech)
+                break;
+            if (strcmp(mech, "SCRAM-SHA-256") == 0)
+                found = true;
+        }
+        if (!found) {
+            login_fail(s, "28000", "server offers no supported SASL mechanism", true);
+            return;
+        }
+        bool plain = pw && !scram_is_secret(pw) && !(strncmp(pw, "md5", 3) == 0 &&
+                                                      strlen(pw) == MD5_PASSWD_LEN);
+        if (!plain && !s->pool->have_scram_keys) {
+            login_fail(s, "28P01",
+                       "cannot do SCRAM authentication: no plain password and no client SCRAM "
+                       "keys for this user",
+                       true);
+            return;
+        }
+        s->scram = calloc(1, sizeof(*s->scram));
+        if (!s->scram) {
+            login_fail(s, "53200", "out of memory", false);
+            return;
+        }
+        if (!plain) {
+            memcpy(s->scram->client_key, s->pool->scram_client_key, SCRAM_KEY_LEN);
+            memcpy(s->scram->server_key, s->pool->scram_server_key, SCRAM_KEY_LEN);
+            s->scram->have_keys = true;
+        }
+        char *first = NULL;
+        if (!scram_client_first(s->scram, &first)) {
+            login_fail(s, "08P01", "SCRAM client-first failed", false);
+            return;
+        }
+        struct pktbuf b;
+        pktbuf_init(&b);
+        pktbuf_start(&b, 'p');
+        pktbuf_put_string(&b, "SCRAM-SHA-256");
+        pktbuf_put_int32(&b, (uint32_t)strlen(first));
+        pktbuf_put_bytes(&b, first, strlen(first));
+        pktbuf_finish(&b);
+        free(first);
+        bool ok = stream_write_pktbuf(&s->st, &b);
+        pktbuf_free(&b);
+        if (!ok)
+            server_close(s, "server write failed");
+        return;
+    }
+    case 11: { /* SASLContinue */
+        char *final = NULL;
+        const char *plainpw = s->scram && !s->scram->have_keys ? pw : NULL;
+        if (!s->scram ||
+            !scram_client_final(s->scram, plainpw, (const char *)r.p, (size_t)(r.end - r.p),
+                                &final)) {
+            login_fail(s, "08P01", "bad SCRAM server-first-message", true);
+            return;
+        }
+        send_password_msg(s, final, strlen(final));
+        free(final);
+        return;
+    }
+    case 12: /* SASLFinal */
+        if (!s->scram || !scram_client_verify(s->scram, (const char *)r.p, (size_t)(r.end - r.p))) {
+            login_fail(s, "08P01", "invalid SCRAM server signature", true);
+            return;
+        }
+        return;
+    default:
+        login_fail(s, "08P01", "unsupported authentication method requested by server", true);
+        return;
+    }
+}
+
+/* Extract the M (message) and C (sqlstate) fields of an ErrorResponse body. */
+static void parse_error(const uint8_t *body, uint32_t len, char *msg, size_t msglen,
+                        char sqlstate[6])
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    snprintf(msg, msglen, "unknown error");
+    memcpy(sqlstate, "08P01", 6);
+    while (!r.bad && r.p < r.end) {
+        uint8_t f = pktreader_byte(&r);
+        if (f == 0)
+            break;
+        const char *v = pktreader_string(&r);
+        if (!v)
+            break;
+        if (f == 'M')
+            snprintf(msg, msglen, "%s", v);
+        else if (f == 'C')
+            snprintf(sqlstate, 6, "%s", v);
+    }
+}
+
+static void handle_param_status(struct server *s, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    const char *k = pktreader_string(&r);
+    const char *v = pktreader_string(&r);
+    if (!k || !v)
+        return;
+    enum var_id id = varcache_lookup(k);
+    if (id == VAR_COUNT)
+        return;
+    varcache_set(&s->vars, id, v);
+    /* A client's own SET changes what it wants from every later server too. */
+    if (s->link && s->iq == IQ_NONE)
+        varcache_set(&s->link->vars, id, v);
+}
+
+static void login_complete(struct server *s)
+{
+    struct pool *p = s->pool;
+    s->ready = true;
+    s->login_done = true;
+    if (s->scram) {
+        scram_client_reset(s->scram);
+        free(s->scram);
+        s->scram = NULL;
+    }
+    p->last_login_failure = 0;
+    if (!p->welcome_ok) {
+        pktbuf_reset(&p->welcome);
+        pktbuf_put_bytes(&p->welcome, s->login_params.data, s->login_params.len);
+        varcache_copy(&p->welcome_vars, &s->vars);
+        p->welcome_ok = !p->welcome.failed;
+    }
+    pktbuf_free(&s->login_params);
+    const char *cq = p->db->cf->connect_query;
+    if (cq && *cq) {
+        server_run_internal(s, IQ_CONNECT, cq);
+        return;
+    }
+    pool_server_idle(s);
+}
+
+/* Login phase: every message must arrive whole. */
+static void process_login(struct server *s)
+{
+    struct stream *st = &s->st;
+    while (!st->closing && s->state == SV_LOGIN && stream_avail(st) >= 5) {
+        const uint8_t *p = st->buf + st->rpos;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (len < 4 || len > MAX_LOGIN_MSG_LEN) {
+            login_fail(s, "08P01", "bad packet from server during login", false);
+            return;
+        }
+        if (len + 1 > st->cap) {
+            login_fail(s, "08P01", "login message from server larger than pkt_buf", false);
+            return;
+        }
+        if (stream_avail(st) < len + 1)
+            return;
+        st->rpos += len + 1;
+        const uint8_t *body = p + 5;
+        uint32_t blen = len - 4;
+        switch (type) {
+        case 'R':
+            handle_auth(s, body, blen);
+            break;
+        case 'S':
+            handle_param_status(s, body, blen);
+            pktbuf_put_bytes(&s->login_params, p, len + 1);
+            break;
+        case 'K':
+            if (blen >= 8) {
+                s->be_pid = pkt_get32(body);
+                s->be_key = pkt_get32(body + 4);
+            }
+            break;
+        case 'E': {
+            char msg[512], state[6];
+            parse_error(body, blen, msg, sizeof(msg), state);
+            /* 28xxx: authentication; 3D000: no database; anything else: server trouble. */
+            bool auth = strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0;
+            login_fail(s, state, msg, auth);
+            return;
+        }
+        case 'Z':
+            login_complete(s);
+            return;
+        default: /* 'N' notices, 'v' protocol negotiation: nothing to do */
+            break;
+        }
+    }
+}
+
+static bool flush_to_client(struct server *s, uint32_t from)
+{
+    struct client *c = s->link;
+    uint32_t n = s->st.rpos - from;
+    if (n == 0 || !c)
+        return true;
+    s->pool->stats.bytes_sent += n;
+    return client_send(c, s->st.buf + from, n);
+}
+
+static void internal_done(struct server *s)
+{
+    enum internal_query iq = s->iq;
+    bool failed = s->iq_failed;
+    s->iq = IQ_NONE;
+    s->iq_failed = false;
+    switch (iq) {
+    case IQ_CONNECT:
+        if (failed) {
+            login_fail(s, "08P01", "connect_query failed", false);
+            return;
+        }
+        pool_server_idle(s);
+        return;
+    case IQ_RESET:
+    case IQ_CHECK:
+        if (failed || s->tx_status != 'I') {
+            server_close(s, "%s failed", iq == IQ_RESET ? "reset query" : "check query");
+            return;
+        }
+        s->dirty = false;
+        pool_server_idle(s);
+        return;
+    case IQ_SETVARS:
+        if (s->link)
+            client_resume(s->link);
+        return;
+    case IQ_NONE:
+        return;
+    }
+}
+
+/* Results of an internal query: swallowed, only their effects are kept. */
+static void process_internal(struct server *s)
+{
+    struct stream *st = &s->st;
+    while (!st->closing && s->iq != IQ_NONE && stream_avail(st) > 0) {
+        if (s->pkt_remain) {
+            uint32_t n = stream_avail(st) < s->pkt_remain ? stream_avail(st) : s->pkt_remain;
+            st->rpos += n;
+            s->pkt_remain -= n;
+            continue;
+        }
+        if (stream_avail(st) < 5)
+            return;
+        const uint8_t *p = st->buf + st->rpos;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (len < 4) {
+            server_close(s, "bad packet from server");
+            return;
+        }
+        bool small = len + 1 <= st->cap;
+        if ((type == 'Z' || type == 'S' || type == 'E') && small) {
+            if (stream_avail(st) < len + 1)
+                return;
+            st->rpos += len + 1;
+            if (type == 'S') {
+                handle_param_status(s, p + 5, len - 4);
+            } else if (type == 'E') {
+                char msg[512], state[6];
+                parse_error(p + 5, len - 4, msg, sizeof(msg), state);
+                server_log(s, LOG_LVL_WARNING, "internal query failed: %s", msg);
+                s->iq_failed = true;
+            } else {
+                s->tx_status = len >= 5 ? (char)p[5] : 'I';
+                if (s->expect_rfq > 0)
+                    s->expect_rfq--;
+                if (s->expect_rfq == 0) {
+                    internal_done(s);
+                    return;
+                }
+            }
+            continue;
+        }
+        st->rpos += 5;
+        s->pkt_remain = len - 4;
+    }
+}
+
+static void finish_transaction(struct server *s)
+{
+    struct client *c = s->link;
+    struct pool *p = s->pool;
+    uint64_t now = now_usec();
+    if (c && c->xact_start) {
+        p->stats.xact_count++;
+        p->stats.xact_time += now - c->xact_start;
+        c->xact_start = 0;
+    }
+}
+
+/* Linked to a client: pass everything through, watching ReadyForQuery and ParameterStatus. */
+static void process_active(struct server *s)
+{
+    struct stream *st = &s->st;
+    struct client *c = s->link;
+    uint32_t from = st->rpos;
+    while (stream_avail(st) > 0) {
+        if (s->pkt_remain) {
+            uint32_t n = stream_avail(st) < s->pkt_remain ? stream_avail(st) : s->pkt_remain;
+            st->rpos += n;
+            s->pkt_remain -= n;
+            continue;
+        }
+        if (stream_avail(st) < 5)
+            break;
+        const uint8_t *p = st->buf + st->rpos;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (len < 4) {
+            flush_to_client(s, from);
+            server_close(s, "bad packet from server");
+            return;
+        }
+        if ((type == 'Z' || type == 'S') && len + 1 <= st->cap) {
+            if (stream_avail(st) < len + 1)
+                break;
+            st->rpos += len + 1;
+            if (type == 'S') {
+                handle_param_status(s, p + 5, len - 4);
+                continue;
+            }
+            s->tx_status = len >= 5 ? (char)p[5] : 'I';
+            if (s->expect_rfq > 0)
+                s->expect_rfq--;
+            if (c->query_start && s->expect_rfq == 0) {
+                s->pool->stats.query_time += now_usec() - c->query_start;
+                c->query_start = 0;
+            }
+            if (s->tx_status == 'I' && s->expect_rfq == 0)
+                finish_transaction(s);
+            int mode = pool_mode(s->pool);
+            if (mode != POOL_SESSION && s->expect_rfq == 0) {
+                if (mode == POOL_STATEMENT && s->tx_status != 'I') {
+                    flush_to_client(s, from);
+                    if (!c->st.closing)
+                        client_error_close(c, "08P01",
+                                           "transaction blocks not allowed in statement pooling "
+                                           "mode");
+                    return;
+                }
+                if (s->tx_status == 'I' && stream_avail(st) == 0) {
+                    if (!flush_to_client(s, from))
+                        return;
+                    s->last_used = now_usec();
+                    s->link = NULL;
+                    c->link = NULL;
+                    pool_release_server(s);
+                    /* The client may already have sent its next transaction. */
+                    client_resume(c);
+                    return;
+                }
+            }
+            continue;
+        }
+        st->rpos += 5;
+        s->pkt_remain = len - 4;
+    }
+    if (!flush_to_client(s, from))
+        return;
+    server_update_reading(s);
+}
+
+/* Not linked: a server should be silent; an error means it is going away. */
+static void process_idle(struct server *s)
+{
+    struct stream *st = &s->st;
+    while (!st->closing && stream_avail(st) >= 5) {
+        const uint8_t *p = st->buf + st->rpos;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (len < 4 || len + 1 > st->cap) {
+            server_close(s, "bad packet from idle server");
+            return;
+        }
+        if (stream_avail(st) < len + 1)
+            return;
+        st->rpos += len + 1;
+        if (type == 'E') {
+            char msg[512], state[6];
+            parse_error(p + 5, len - 4, msg, sizeof(msg), state);
+            server_close(s, "server sent error while idle: %s", msg);
+            return;
+        }
+        if (type == 'S')
+            handle_param_status(s, p + 5, len - 4);
+    }
+}
+
+static void process(struct server *s)
+{
+    if (s->state == SV_LOGIN)
+        process_login(s);
+    else if (s->iq != IQ_NONE)
+        process_internal(s);
+    else if (s->state == SV_ACTIVE && s->link)
+        process_active(s);
+    else
+        process_idle(s);
+}
+
+static void on_read(struct stream *st)
+{
+    struct server *s = st->owner;
+    process(s);
+    if (!st->closing)
+        stream_compact(st);
+}
+
+void server_update_reading(struct server *s)
+{
+    if (s->st.closing || s->state == SV_CLOSING)
+        return;
+    bool want = true;
+    if (s->state == SV_ACTIVE && s->link && s->iq == IQ_NONE)
+        want = s->link->st.queued == 0;
+    if (want && stream_full(&s->st))
+        want = false;
+    if (want)
+        stream_read_start(&s->st);
+    else
+        stream_read_stop(&s->st);
+}
+
+void server_resume(struct server *s)
+{
+    if (s->st.closing || s->state == SV_CLOSING)
+        return;
+    if (stream_avail(&s->st) > 0)
+        process(s);
+    if (!s->st.closing) {
+        stream_compact(&s->st);
+        server_update_reading(s);
+    }
+}
+
+static void on_error(struct stream *st, int err)
+{
+    struct server *s = st->owner;
+    if (s->state == SV_LOGIN) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "server closed the connection during login: %s",
+                 err == UV_EOF ? "EOF" : uv_strerror(err));
+        login_fail(s, "08006", msg, false);
+        return;
+    }
+    if (err == UV_EOF)
+        server_close(s, "server closed the connection unexpectedly");
+    else
+        server_close(s, "server connection error: %s", uv_strerror(err));
+}
+
+static void on_drain(struct stream *st)
+{
+    struct server *s = st->owner;
+    /* The server took what the client sent: the client may send more. */
+    if (s->link)
+        client_resume(s->link);
+}
+
+bool server_run_internal(struct server *s, enum internal_query iq, const char *sql)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_start(&b, 'Q');
+    pktbuf_put_string(&b, sql);
+    pktbuf_finish(&b);
+    s->iq = iq;
+    s->iq_failed = false;
+    s->expect_rfq++;
+    bool ok = stream_write_pktbuf(&s->st, &b);
+    pktbuf_free(&b);
+    if (!ok) {
+        server_close(s, "server write failed");
+        return false;
+    }
+    server_update_reading(s);
+    return true;
+}
+
+static void on_closed(struct stream *st)
+{
+    struct server *s = st->owner;
+    list_del(&s->node);
+    varcache_free(&s->vars);
+    pktbuf_free(&s->login_params);
+    if (s->scram) {
+        scram_client_reset(s->scram);
+        free(s->scram);
+    }
+    free(s);
+}
+
+void server_close(struct server *s, const char *fmt, ...)
+{
+    if (s->state == SV_CLOSING)
+        return;
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    if (G.cf->g.log_disconnections)
+        server_log(s, LOG_LVL_INFO, "closing because: %s (age=%llus)", reason,
+                   (unsigned long long)((now_usec() - s->connect_time) / 1000000));
+    struct pool *p = s->pool;
+    struct client *c = s->link;
+    bool was_login = s->state == SV_LOGIN;
+    if (was_login) {
+        /* Set before pool_service runs, so a failing host is not hammered. */
+        p->last_login_failure = now_usec();
+        if (!s->fail_sqlstate[0])
+            memcpy(s->fail_sqlstate, "08006", 6);
+    }
+    server_set_state(s, SV_CLOSING);
+    p->db->server_count--;
+    G.server_count--;
+    if (c) {
+        s->link = NULL;
+        c->link = NULL;
+        if (!c->st.closing)
+            client_error_close(c, "08006", "server conn crashed?");
+    }
+    if (s->ready && !s->st.closing && !s->st.error_reported) {
+        /* Say goodbye politely: a Terminate message. */
+        static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+        uv_buf_t b = uv_buf_init((char *)term, sizeof(term));
+        uv_try_write(&s->st.h.stream, &b, 1);
+    }
+    if (s->resolving)
+        uv_cancel((uv_req_t *)&s->gai); /* gai_cb closes the stream */
+    else
+        stream_close(&s->st);
+    if (was_login)
+        pool_login_failed(p, s->fail_sqlstate, reason, s->fail_auth);
+    pool_service(p);
+}
+
+/* ---------------------------------------------------------------- cancel forwarding */
+
+struct canceller {
+    struct stream st;
+    uint8_t pkt[16];
+};
+
+static void cancel_closed(struct stream *st)
+{
+    free(st->owner);
+}
+
+static void cancel_error(struct stream *st, int err)
+{
+    stream_close(st);
+}
+
+static void cancel_drain(struct stream *st)
+{
+    /* PostgreSQL closes the connection after reading the request. */
+    stream_read_start(st);
+}
+
+static void cancel_read(struct stream *st)
+{
+    st->rpos = st->rlen;
+}
+
+static void cancel_connect(struct stream *st, int status)
+{
+    struct canceller *k = st->owner;
+    if (status != 0 || !stream_write(st, k->pkt, sizeof(k->pkt))) {
+        stream_close(st);
+        return;
+    }
+    if (st->queued == 0)
+        cancel_drain(st);
+}
+
+static const struct stream_ops cancel_ops = {
+    .on_read = cancel_read,
+    .on_error = cancel_error,
+    .on_drain = cancel_drain,
+    .on_connect = cancel_connect,
+    .on_closed = cancel_closed,
+};
+
+void server_send_cancel(struct server *s)
+{
+    struct canceller *k = calloc(1, sizeof(*k));
+    if (!k)
+        return;
+    bool is_unix = s->unix_path[0] != 0;
+    int r = is_unix ? stream_init_pipe(&k->st, G.loop, &cancel_ops, k)
+                    : stream_init_tcp(&k->st, G.loop, &cancel_ops, k);
+    if (r != 0) {
+        free(k);
+        return;
+    }
+    uint8_t *p = k->pkt;
+    const uint32_t v[4] = {16, 80877102u, s->be_pid, s->be_key};
+    for (int i = 0; i < 4; i++) {
+        p[4 * i] = (uint8_t)(v[i] >> 24);
+        p[4 * i + 1] = (uint8_t)(v[i] >> 16);
+        p[4 * i + 2] = (uint8_t)(v[i] >> 8);
+        p[4 * i + 3] = (uint8_t)v[i];
+    }
+    if (is_unix)
+        r = stream_connect_unix(&k->st, s->unix_path);
+    else
+        r = stream_connect_tcp(&k->st, (const struct sockaddr *)&s->addr);
+    if (r != 0)
+        stream_close(&k->st);
+}

@@ -1,0 +1,337 @@
+/*
+ * stream.c: socket I/O for clients and servers: reads into a lazily taken buffer, writes with
+ * uv_try_write first and queues only what the kernel did not take. Never interprets bytes.
+ */
+#include "pgusher/stream.h"
+
+#include "pgusher/pktbuf.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct write_req {
+    uv_write_t req;
+    struct stream *s;
+    size_t len;
+    uint8_t data[];
+};
+
+/* Free list of receive buffers, all of one size. */
+struct freebuf {
+    struct freebuf *next;
+};
+static struct freebuf *free_bufs;
+static uint32_t buf_size = 16384;
+static size_t nfree;
+#define MAX_FREE_BUFS 1024
+
+void stream_set_bufsize(uint32_t size)
+{
+    if (size < 512)
+        size = 512;
+    buf_size = size;
+}
+
+uint32_t stream_bufsize(void)
+{
+    return buf_size;
+}
+
+static uint8_t *buf_get(void)
+{
+    if (free_bufs) {
+        struct freebuf *f = free_bufs;
+        free_bufs = f->next;
+        nfree--;
+        return (uint8_t *)f;
+    }
+    return malloc(buf_size);
+}
+
+static void buf_put(uint8_t *p)
+{
+    if (nfree >= MAX_FREE_BUFS) {
+        free(p);
+        return;
+    }
+    struct freebuf *f = (struct freebuf *)p;
+    f->next = free_bufs;
+    free_bufs = f;
+    nfree++;
+}
+
+static void init_common(struct stream *s, const struct stream_ops *ops, void *owner)
+{
+    memset(s, 0, sizeof(*s));
+    s->ops = ops;
+    s->owner = owner;
+}
+
+int stream_init_tcp(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner)
+{
+    init_common(s, ops, owner);
+    int r = uv_tcp_init(loop, &s->h.tcp);
+    s->h.handle.data = s;
+    return r;
+}
+
+int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner)
+{
+    init_common(s, ops, owner);
+    s->is_unix = true;
+    int r = uv_pipe_init(loop, &s->h.pipe, 0);
+    s->h.handle.data = s;
+    return r;
+}
+
+static void report_error(struct stream *s, int err)
+{
+    if (s->error_reported || s->closing)
+        return;
+    s->error_reported = true;
+    if (s->ops->on_error)
+        s->ops->on_error(s, err);
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+    struct stream *s = req->handle->data;
+    if (status == UV_ECANCELED || s->closing)
+        return;
+    if (status == 0 && !s->is_unix)
+        uv_tcp_nodelay(&s->h.tcp, 1);
+    s->ops->on_connect(s, status);
+}
+
+int stream_connect_tcp(struct stream *s, const struct sockaddr *addr)
+{
+    return uv_tcp_connect(&s->connect_req, &s->h.tcp, addr, connect_cb);
+}
+
+int stream_connect_unix(struct stream *s, const char *path)
+{
+    uv_pipe_connect(&s->connect_req, &s->h.pipe, path, connect_cb);
+    return 0;
+}
+
+void stream_set_tcp_options(struct stream *s, int keepalive, int keepidle, int keepintvl,
+                            int keepcnt)
+{
+    if (s->is_unix)
+        return;
+    uv_tcp_nodelay(&s->h.tcp, 1);
+    if (!keepalive)
+        return;
+    uv_tcp_keepalive(&s->h.tcp, 1, keepidle > 0 ? (unsigned)keepidle : 7200);
+    uv_os_fd_t fd;
+    if (uv_fileno(&s->h.handle, &fd) != 0)
+        return;
+    if (keepintvl > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepintvl, sizeof(keepintvl));
+    if (keepcnt > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepcnt, sizeof(keepcnt));
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
+{
+    struct stream *s = h->data;
+    (void)suggested;
+    if (!s->buf) {
+        s->buf = buf_get();
+        s->cap = s->buf ? buf_size : 0;
+        s->rpos = s->rlen = 0;
+    }
+    if (s->rpos > 0 && s->rlen == s->cap)
+        stream_compact(s);
+    out->base = (char *)s->buf + s->rlen;
+    out->len = s->buf ? s->cap - s->rlen : 0;
+}
+
+static void release_if_empty(struct stream *s)
+{
+    if (s->buf && s->rpos == s->rlen) {
+        buf_put(s->buf);
+        s->buf = NULL;
+        s->cap = s->rpos = s->rlen = 0;
+    }
+}
+
+static void read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
+{
+    struct stream *s = h->data;
+    (void)b;
+    if (nread > 0) {
+        s->rlen += (uint32_t)nread;
+        s->ops->on_read(s);
+        if (!s->closing) {
+            release_if_empty(s);
+            /* The owner left the buffer full: it must stop reading, or it would spin. */
+            if (s->reading && s->buf && s->rpos == 0 && s->rlen == s->cap)
+                stream_read_stop(s);
+        }
+        return;
+    }
+    if (nread == 0 || nread == UV_ENOBUFS) {
+        release_if_empty(s);
+        if (nread == UV_ENOBUFS)
+            stream_read_stop(s);
+        return;
+    }
+    release_if_empty(s);
+    stream_read_stop(s);
+    report_error(s, (int)nread);
+}
+
+void stream_read_start(struct stream *s)
+{
+    if (s->reading || s->closing)
+        return;
+    if (uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0)
+        s->reading = true;
+}
+
+void stream_read_stop(struct stream *s)
+{
+    if (!s->reading)
+        return;
+    uv_read_stop(&s->h.stream);
+    s->reading = false;
+}
+
+void stream_compact(struct stream *s)
+{
+    if (!s->buf)
+        return;
+    if (s->rpos == s->rlen) {
+        s->rpos = s->rlen = 0;
+        return;
+    }
+    if (s->rpos > 0) {
+        memmove(s->buf, s->buf + s->rpos, s->rlen - s->rpos);
+        s->rlen -= s->rpos;
+        s->rpos = 0;
+    }
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct stream *s = w->s;
+    s->queued -= w->len;
+    free(w);
+    if (s->closing)
+        return;
+    if (status < 0) {
+        report_error(s, status);
+        return;
+    }
+    if (s->queued == 0 && s->ops->on_drain)
+        s->ops->on_drain(s);
+}
+
+bool stream_write(struct stream *s, const void *data, size_t len)
+{
+    if (s->closing || s->error_reported)
+        return false;
+    if (len == 0)
+        return true;
+    const uint8_t *p = data;
+    if (s->queued == 0) {
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+        int n = uv_try_write(&s->h.stream, &b, 1);
+        if (n > 0) {
+            p += n;
+            len -= (size_t)n;
+            if (len == 0)
+                return true;
+        } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            report_error(s, n);
+            return false;
+        }
+    }
+    struct write_req *w = malloc(sizeof(*w) + len);
+    if (!w) {
+        report_error(s, UV_ENOMEM);
+        return false;
+    }
+    w->s = s;
+    w->len = len;
+    memcpy(w->data, p, len);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
+    int r = uv_write(&w->req, &s->h.stream, &b, 1, write_cb);
+    if (r < 0) {
+        free(w);
+        report_error(s, r);
+        return false;
+    }
+    s->queued += len;
+    return true;
+}
+
+bool stream_write_pktbuf(struct stream *s, struct pktbuf *b)
+{
+    if (b->failed)
+        return false;
+    return stream_write(s, b->data, b->len);
+}
+
+static void close_cb(uv_handle_t *h)
+{
+    struct stream *s = h->data;
+    if (s->buf) {
+        buf_put(s->buf);
+        s->buf = NULL;
+    }
+    if (s->ops->on_closed)
+        s->ops->on_closed(s);
+}
+
+void stream_close(struct stream *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    stream_read_stop(s);
+    if (!uv_is_closing(&s->h.handle))
+        uv_close(&s->h.handle, close_cb);
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *host, size_t hostlen, int *port)
+{
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostlen);
+        *port = ntohs(in->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, (socklen_t)hostlen);
+        *port = ntohs(in6->sin6_port);
+    } else {
+        snprintf(host, hostlen, "unix");
+        *port = 0;
+    }
+}
+
+void stream_peer_addr(struct stream *s, char *host, size_t hostlen, int *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (s->is_unix || uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &len) != 0)
+        ss.ss_family = AF_UNIX;
+    addr_text(&ss, host, hostlen, port);
+}
+
+void stream_local_addr(struct stream *s, char *host, size_t hostlen, int *port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (s->is_unix || uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)&ss, &len) != 0)
+        ss.ss_family = AF_UNIX;
+    addr_text(&ss, host, hostlen, port);
+}

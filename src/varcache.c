@@ -1,0 +1,102 @@
+/*
+ * varcache.c: tracked session parameters and the SET statements that make a server match a
+ * client. Pure string work: never sends anything itself.
+ */
+#include "pgusher/varcache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const var_names[VAR_COUNT] = {
+    "client_encoding",  "DateStyle",        "TimeZone", "standard_conforming_strings",
+    "application_name", "IntervalStyle",
+};
+
+enum var_id varcache_lookup(const char *name)
+{
+    for (int i = 0; i < VAR_COUNT; i++)
+        if (strcasecmp(name, var_names[i]) == 0)
+            return (enum var_id)i;
+    return VAR_COUNT;
+}
+
+const char *varcache_name(enum var_id id)
+{
+    return id < VAR_COUNT ? var_names[id] : "?";
+}
+
+void varcache_set(struct varcache *vc, enum var_id id, const char *value)
+{
+    if (id >= VAR_COUNT)
+        return;
+    if (vc->val[id] && value && strcmp(vc->val[id], value) == 0)
+        return;
+    free(vc->val[id]);
+    vc->val[id] = value ? strdup(value) : NULL;
+}
+
+void varcache_copy(struct varcache *dst, const struct varcache *src)
+{
+    for (int i = 0; i < VAR_COUNT; i++)
+        varcache_set(dst, (enum var_id)i, src->val[i]);
+}
+
+void varcache_free(struct varcache *vc)
+{
+    for (int i = 0; i < VAR_COUNT; i++) {
+        free(vc->val[i]);
+        vc->val[i] = NULL;
+    }
+}
+
+/* Quote a value as a SQL string literal. */
+static size_t quote_literal(char *out, size_t outlen, const char *v)
+{
+    size_t n = 0;
+    if (n < outlen)
+        out[n] = '\'';
+    n++;
+    for (; *v; v++) {
+        if (*v == '\'') {
+            if (n < outlen)
+                out[n] = '\'';
+            n++;
+        }
+        if (n < outlen)
+            out[n] = *v;
+        n++;
+    }
+    if (n < outlen)
+        out[n] = '\'';
+    n++;
+    return n;
+}
+
+int varcache_diff_sql(const struct varcache *client, const struct varcache *server, char *buf,
+                      size_t buflen)
+{
+    size_t len = strlen(buf);
+    int count = 0;
+    for (int i = 0; i < VAR_COUNT; i++) {
+        const char *want = client->val[i];
+        const char *have = server->val[i];
+        if (!want)
+            continue;
+        if (have && strcmp(want, have) == 0)
+            continue;
+        char lit[1024];
+        size_t ln = quote_literal(lit, sizeof(lit) - 1, want);
+        if (ln >= sizeof(lit) - 1)
+            continue;
+        lit[ln] = 0;
+        int n = snprintf(buf + len, len < buflen ? buflen - len : 0, "SET %s=%s;", var_names[i],
+                         lit);
+        if (n < 0 || len + (size_t)n >= buflen)
+            break;
+        len += (size_t)n;
+        count++;
+    }
+    return count;
+}
