@@ -454,7 +454,7 @@ static bool check_plain_password(struct client *c, const char *pw)
         return CRYPTO_memcmp(want.stored_key, got.stored_key, SCRAM_KEY_LEN) == 0 &&
                CRYPTO_memcmp(want.server_key, got.server_key, SCRAM_KEY_LEN) == 0;
     }
-    if (strncmp(secret, "md5", 3) == 0 && strlen(secret) == MD5_PASSWD_LEN) {
+    if (pg_is_md5_secret(secret)) {
         char h[MD5_PASSWD_LEN + 1];
         pg_md5_encrypt(pw, c->user_name, h);
         return constant_eq(h, secret);
@@ -487,7 +487,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
         bool have_secret = false;
         if (c->secret && scram_is_secret(c->secret)) {
             have_secret = scram_parse_secret(c->secret, &c->scram->secret);
-        } else if (c->secret && strncmp(c->secret, "md5", 3) != 0) {
+        } else if (c->secret && !pg_is_md5_secret(c->secret)) {
             uint8_t salt[16];
             RAND_bytes(salt, sizeof(salt));
             int iters = G.cf->g.scram_iterations > 0 ? G.cf->g.scram_iterations : 4096;

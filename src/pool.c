@@ -506,11 +506,6 @@ static void victim_add(struct victims *vs, void *obj, bool is_server, const char
     vs->v[vs->n++] = (struct victim){obj, is_server, sqlstate, reason};
 }
 
-static bool expired(uint64_t since, uint64_t now, usec_t timeout)
-{
-    return timeout > 0 && since > 0 && now > since && now - since > (uint64_t)timeout;
-}
-
 static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
 {
     const struct cf_global *g = &G.cf->g;
@@ -518,7 +513,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     list_for_each(it, &p->cl_waiting)
     {
         struct client *c = container_of(it, struct client, node);
-        if (expired(c->wait_start, now, g->query_wait_timeout))
+        if (timeout_expired(c->wait_start, now, g->query_wait_timeout))
             victim_add(vs, c, false, "08P01", "query_wait_timeout");
     }
     int mode = pool_mode(p);
@@ -527,13 +522,13 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
         struct client *c = container_of(it, struct client, node);
         struct server *s = c->link;
         if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
-            if (expired(c->query_start, now, g->query_timeout))
+            if (timeout_expired(c->query_start, now, g->query_timeout))
                 victim_add(vs, c, false, "57014", "query timeout");
         } else if (s && s->tx_status != 'I' && s->expect_rfq == 0) {
-            if (expired(c->request_time, now, g->idle_transaction_timeout))
+            if (timeout_expired(c->request_time, now, g->idle_transaction_timeout))
                 victim_add(vs, c, false, "25P03", "idle transaction timeout");
         } else if (!s || mode == POOL_SESSION) {
-            if (expired(c->request_time, now, g->client_idle_timeout))
+            if (timeout_expired(c->request_time, now, g->client_idle_timeout))
                 victim_add(vs, c, false, "08P01", "client_idle_timeout");
         }
     }
@@ -545,10 +540,10 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     list_for_each(it, &p->sv_idle)
     {
         struct server *s = container_of(it, struct server, node);
-        if (expired(s->connect_time, now, lifetime)) {
+        if (timeout_expired(s->connect_time, now, lifetime)) {
             victim_add(vs, s, true, NULL, "server lifetime over");
             total--;
-        } else if (total > min && expired(s->last_used, now, g->server_idle_timeout)) {
+        } else if (total > min && timeout_expired(s->last_used, now, g->server_idle_timeout)) {
             victim_add(vs, s, true, NULL, "server idle timeout");
             total--;
         }
@@ -556,7 +551,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     list_for_each(it, &p->sv_login)
     {
         struct server *s = container_of(it, struct server, node);
-        if (expired(s->connect_time, now, g->server_connect_timeout))
+        if (timeout_expired(s->connect_time, now, g->server_connect_timeout))
             victim_add(vs, s, true, NULL, "connect timeout");
     }
 }
@@ -570,7 +565,7 @@ void pool_janitor(void)
     list_for_each(it, &G.login_clients)
     {
         struct client *c = container_of(it, struct client, node);
-        if (expired(c->connect_time, now, g->client_login_timeout))
+        if (timeout_expired(c->connect_time, now, g->client_login_timeout))
             victim_add(&vs, c, false, "08P01", "client_login_timeout");
     }
     list_for_each(it, &G.databases)

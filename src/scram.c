@@ -364,6 +364,16 @@ bool scram_parse_secret(const char *text, struct scram_secret *out)
     return true;
 }
 
+bool pg_is_md5_secret(const char *text)
+{
+    if (!text || strncmp(text, "md5", 3) != 0 || strlen(text) != MD5_PASSWD_LEN)
+        return false;
+    for (const char *p = text + 3; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F')))
+            return false;
+    return true;
+}
+
 bool scram_is_secret(const char *text)
 {
     struct scram_secret s;

@@ -243,7 +243,7 @@ static void handle_auth(struct server *s, const uint8_t *body, uint32_t len)
     case 0:
         return;
     case 3: /* cleartext */
-        if (!pw || scram_is_secret(pw) || (strncmp(pw, "md5", 3) == 0 && strlen(pw) == 35)) {
+        if (!pw || scram_is_secret(pw) || pg_is_md5_secret(pw)) {
             login_fail(s, "28P01", "cannot do cleartext authentication without a plain password",
                        true);
             return;
@@ -274,8 +274,7 @@ static void handle_auth(struct server *s, const uint8_t *body, uint32_t len)
             login_fail(s, "28000", "server offers no supported SASL mechanism", true);
             return;
         }
-        bool plain = pw && !scram_is_secret(pw) && !(strncmp(pw, "md5", 3) == 0 &&
-                                                      strlen(pw) == MD5_PASSWD_LEN);
+        bool plain = pw && !scram_is_secret(pw) && !pg_is_md5_secret(pw);
         if (!plain && !s->pool->have_scram_keys) {
             login_fail(s, "28P01",
                        "cannot do SCRAM authentication: no plain password and no client SCRAM "

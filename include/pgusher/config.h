@@ -38,6 +38,16 @@ typedef enum {
     LB_LEAST_CONNECTIONS,
 } lb_policy_t;
 
+/* target_session_attrs (libpq names): which backends may serve a database. */
+typedef enum {
+    TSA_ANY = 0,
+    TSA_READ_WRITE,
+    TSA_READ_ONLY,
+    TSA_PRIMARY,
+    TSA_STANDBY,
+    TSA_PREFER_STANDBY,
+} tsa_t;
+
 /* One [databases] entry. Integer overrides are CF_UNSET when not given. */
 struct cf_database {
     char *name;   /* key in [databases]; "*" is the fallback entry */
@@ -63,6 +73,11 @@ struct cf_database {
     char *timezone;
     char *application_name;
     int load_balance_hosts; /* lb_policy_t or CF_UNSET */
+    int port;               /* the port given (or 5432); ports[] repeats it per host; this is
+                             * the one to use when nhosts == 0 (Unix socket, default dir) */
+    int target_session_attrs; /* tsa_t or CF_UNSET (= any) */
+    usec_t max_replica_lag;   /* standby replay lag limit; CF_UNSET = none given */
+    usec_t query_wait_timeout; /* CF_UNSET = use the user's or the global value */
     char *connstr;          /* the raw value, to detect changes on reload */
     const char *file;       /* where it was defined, for messages */
     int line;
@@ -76,6 +91,9 @@ struct cf_user {
     int reserve_pool_size;
     int max_user_connections;
     int max_user_client_connections;
+    /* Per-user timeouts (PgBouncer 1.24+); CF_UNSET = use the database's or global value. */
+    usec_t query_timeout, query_wait_timeout, idle_transaction_timeout, transaction_timeout;
+    usec_t client_idle_timeout;
     char *connstr;
     const char *file;
     int line;
@@ -98,7 +116,8 @@ struct cf_authuser {
     char *secret;
 };
 
-/* Every [pgbouncer] setting PgBouncer 1.25 documents. Booleans are ints (0/1). */
+/* Every [pgbouncer] setting PgBouncer 1.25 documents. Booleans are ints (0/1).
+ * String settings that are empty / not set are NULL. */
 struct cf_global {
     /* generic */
     char *logfile, *pidfile, *listen_addr, *unix_socket_dir, *unix_socket_group, *user;
@@ -129,6 +148,7 @@ struct cf_global {
     char *server_reset_query;
     int server_reset_query_always;
     char *server_check_query; /* NULL/"" = empty query (PgBouncer's <empty>) */
+    int server_check_query_disabled; /* 1: set to "" in the ini = no sanity check at all */
     usec_t server_check_delay;
     int server_fast_close;
     usec_t server_lifetime, server_idle_timeout, server_connect_timeout, server_login_retry;
@@ -169,6 +189,8 @@ struct config {
     char **unimplemented;
     int nunimplemented;
     int refcount; /* connections hold references to a snapshot via its databases */
+    char **files; /* names of the files read (cf_database.file etc. point here) */
+    int nfiles;
 };
 
 /*
@@ -196,6 +218,7 @@ void config_free_database(struct cf_database *db);
 const char *config_pool_mode_name(int mode);
 const char *config_auth_type_name(int type);
 const char *config_lb_policy_name(int policy);
+const char *config_tsa_name(int tsa);
 
 /*
  * The settings table (PgBouncer's CfKey): one row per [pgbouncer] key, in PgBouncer's
@@ -209,9 +232,18 @@ struct cf_setting {
     const char *default_str; /* as SHOW CONFIG prints it */
     bool reloadable;         /* PgBouncer's "changeable" column */
     bool implemented;        /* false: accepted, a warning is logged when set */
+    usec_t unit_usec;        /* CF_TIME: microseconds per unit written; 0 = seconds */
 };
 extern const struct cf_setting config_settings[];
 extern const size_t config_nsettings;
+
+/* The row for a [pgbouncer] key (case-insensitive; "service_name" finds job_name), or NULL. */
+const struct cf_setting *config_find_setting(const char *name);
+
+/* Parse value (as the ini would give it) into that setting of cf->g, e.g. for a snapshot
+ * being built for the admin console's SET. Returns false with a message in err. */
+bool config_setting_set(struct config *cf, const struct cf_setting *s, const char *value,
+                        char *err, size_t errlen);
 
 /* Render a setting's current value as SHOW CONFIG prints it (into buf). */
 const char *config_setting_value(const struct config *cf, const struct cf_setting *s, char *buf,

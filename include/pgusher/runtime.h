@@ -28,4 +28,7 @@ extern struct runtime G;
 /* Monotonic clock in microseconds. */
 uint64_t now_usec(void);
 
+/* Has a timeout run out? A zero timeout or an unset start (0) never expires. */
+bool timeout_expired(uint64_t since, uint64_t now, usec_t timeout);
+
 #endif

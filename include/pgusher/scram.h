@@ -35,6 +35,8 @@ bool scram_parse_secret(const char *text, struct scram_secret *out);
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
                                 int iterations, struct scram_secret *out);
 bool scram_is_secret(const char *text);
+/* True for an md5 secret: "md5" followed by exactly 32 hex digits. */
+bool pg_is_md5_secret(const char *text);
 /* Format a secret back into PostgreSQL's text form; false if out is too small (~200 bytes
  * always suffice). */
 bool scram_secret_format(const struct scram_secret *secret, char *out, size_t outlen);
