@@ -1,0 +1,389 @@
+# shellcheck shell=bash
+# Common code for pgusher's integration tests: source it first thing in t_*.sh.
+#
+# Environment (all optional):
+#   PGUSHER_SRC     source tree (default: two levels above this file)
+#   PGUSHER_BUILD   build tree (default: $PGUSHER_SRC/build)
+#   PGUSHER_BIN     pooler under test (default: $PGUSHER_BUILD/pgusher); may be
+#                   /usr/sbin/pgbouncer: pgusher is a drop-in replacement
+#   PGUSHER_RUN_AS  OS user to run the pooler as (default: postgres when we are root
+#                   and the binary is called pgbouncer, which refuses to run as root)
+#   PGUSHER_PGPORT  port of the test cluster (default 15432)
+#   PGU_KEEP=1      keep the per-test temp dir even when the test passes
+#
+# Provides:
+#   $PGU_TMP                    per-test temp dir (ini, log, pidfile, unix socket, userlist)
+#   $PGU_PGPORT $PGU_PRIMARY $PGU_STANDBY1 $PGU_STANDBY2   the cluster
+#   pgu_user NAME SECRET        add an auth_file entry (before pgu_start)
+#   pgu_md5_secret USER PASS / pgu_scram_secret USER PASS / pgu_pg_secret ROLE
+#   pgu_start [FILE|-]          write ini (FILE or stdin), start the pooler, wait for it
+#   pgu_stop                    stop it (SIGTERM, then SIGKILL); also run at exit
+#   pgu_reload                  SIGHUP
+#   pgu_psql DB USER [ARGS]     psql via 127.0.0.1:$PGU_PORT (PGPASSWORD aware)
+#   pgu_psql_unix DB USER [ARGS] psql via the pooler's unix socket
+#   pgu_try CMD...              run CMD, never trip set -e: sets PGU_OUT (stdout+stderr), PGU_RC
+#   pgu_bg CMD...               run CMD in background, killed at exit; pid in PGU_BG_PID
+#   check "what"                announce what the test checks next
+#   assert_eq EXPECTED ACTUAL MSG / assert_contains HAYSTACK NEEDLE MSG /
+#   assert_not_contains HAYSTACK NEEDLE MSG / assert_fails MSG (after pgu_try) /
+#   assert_ok MSG (after pgu_try) / assert_log_contains NEEDLE [SECONDS]
+#   fail MSG / pass
+set -euo pipefail
+
+PGU_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PGU_TEST=$(basename "${BASH_SOURCE[1]:-$0}" .sh)
+PGUSHER_SRC=${PGUSHER_SRC:-$(cd "$PGU_LIBDIR/../.." && pwd)}
+PGUSHER_BUILD=${PGUSHER_BUILD:-$PGUSHER_SRC/build}
+PGUSHER_BIN=${PGUSHER_BIN:-$PGUSHER_BUILD/pgusher}
+
+PGU_PGPORT=${PGUSHER_PGPORT:-15432}
+PGU_PRIMARY=127.0.0.1
+PGU_STANDBY1=127.0.0.2
+PGU_STANDBY2=127.0.0.3
+export PGUSHER_PGPORT=$PGU_PGPORT
+
+# No stray libpq settings from the caller's environment.
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSWORD PGSERVICE PGOPTIONS PGSSLMODE \
+	PGTARGETSESSIONATTRS PGAPPNAME || true
+export PGCONNECT_TIMEOUT=10
+
+PGU_PID=""
+PGU_PORT=""
+PGU_BG_PIDS=()
+PGU_OUT=""
+PGU_RC=0
+PGU_FAILED=0
+
+# ---------------------------------------------------------------- reporting
+
+pgu__tail_logs() {
+	if [[ -n ${PGU_LOG:-} && -f $PGU_LOG ]]; then
+		echo "---- last lines of pooler log $PGU_LOG ----" >&2
+		tail -n 40 "$PGU_LOG" >&2 || true
+	fi
+	if [[ -n ${PGU_STDERR:-} && -s $PGU_STDERR ]]; then
+		echo "---- pooler stdout/stderr ----" >&2
+		tail -n 40 "$PGU_STDERR" >&2 || true
+	fi
+}
+
+fail() {
+	PGU_FAILED=1
+	echo "FAIL [$PGU_TEST]: $*" >&2
+	pgu__tail_logs
+	exit 1
+}
+
+pass() {
+	echo "PASS [$PGU_TEST]"
+	exit 0
+}
+
+check() { echo "== [$PGU_TEST] checking: $*"; }
+
+skip_note() { echo "-- [$PGU_TEST] skipped: $*"; }
+
+assert_eq() { # expected actual msg
+	[[ $1 == "$2" ]] || fail "${3:-values differ}: expected '$1', got '$2'"
+	echo "   ok: ${3:-equal} ('$1')"
+}
+
+assert_contains() { # haystack needle msg
+	[[ $1 == *"$2"* ]] || fail "${3:-missing text}: expected output to contain '$2'; output was:
+$1"
+	echo "   ok: ${3:-contains} ('$2')"
+}
+
+assert_not_contains() { # haystack needle msg
+	[[ $1 != *"$2"* ]] || fail "${3:-unexpected text}: output must not contain '$2'; output was:
+$1"
+	echo "   ok: ${3:-does not contain} ('$2')"
+}
+
+assert_ok() { # after pgu_try
+	((PGU_RC == 0)) || fail "${1:-command failed} (exit $PGU_RC); output:
+$PGU_OUT"
+	echo "   ok: ${1:-succeeded}"
+}
+
+assert_fails() { # after pgu_try
+	((PGU_RC != 0)) || fail "${1:-command should have failed} but it succeeded; output:
+$PGU_OUT"
+	echo "   ok: ${1:-failed as expected} (exit $PGU_RC)"
+}
+
+assert_log_contains() { # needle [seconds to wait]
+	local needle=$1 wait=${2:-5} deadline
+	deadline=$((SECONDS + wait))
+	while :; do
+		if [[ -f $PGU_LOG ]] && grep -qF -- "$needle" "$PGU_LOG"; then
+			echo "   ok: pooler log contains '$needle'"
+			return 0
+		fi
+		((SECONDS < deadline)) || break
+		sleep 0.2
+	done
+	fail "pooler log $PGU_LOG does not contain '$needle'"
+}
+
+# pgu_try CMD...: run without tripping set -e; PGU_OUT gets stdout+stderr, PGU_RC the status.
+pgu_try() {
+	set +e
+	PGU_OUT=$("$@" 2>&1)
+	PGU_RC=$?
+	set -e
+	return 0
+}
+
+# ---------------------------------------------------------------- temp dir, users
+
+PGU_TMP=$(mktemp -d "${TMPDIR:-/tmp}/pgu-$PGU_TEST.XXXXXX")
+chmod 0755 "$PGU_TMP"
+PGU_INI=$PGU_TMP/pgusher.ini
+PGU_LOG=$PGU_TMP/pgusher.log
+PGU_PIDFILE=$PGU_TMP/pgusher.pid
+PGU_STDERR=$PGU_TMP/stderr.log
+PGU_USERLIST=$PGU_TMP/userlist.txt
+# No ~/.pgpass either (an empty file: libpq warns about /dev/null).
+export PGPASSFILE=$PGU_TMP/pgpass
+: >"$PGPASSFILE"
+chmod 0600 "$PGPASSFILE"
+
+if [[ -n ${PGUSHER_RUN_AS:-} ]]; then
+	PGU_RUN_AS=$PGUSHER_RUN_AS
+elif [[ $(id -u) -eq 0 && $(basename "$PGUSHER_BIN") == pgbouncer* ]]; then
+	PGU_RUN_AS=postgres
+else
+	PGU_RUN_AS=""
+fi
+if [[ -n $PGU_RUN_AS ]]; then
+	chown "$PGU_RUN_AS" "$PGU_TMP"
+fi
+
+pgu_user() { # name secret: one auth_file line
+	printf '"%s" "%s"\n' "$1" "$2" >>"$PGU_USERLIST"
+}
+
+pgu_md5_secret() { # user pass -> md5<hex(md5(pass||user))>
+	printf 'md5%s\n' "$(printf '%s%s' "$2" "$1" | md5sum | cut -d' ' -f1)"
+}
+
+pgu_scram_secret() { # user pass -> SCRAM-SHA-256$4096:salt$StoredKey:ServerKey
+	python3 - "$2" <<'EOF'
+import base64, hashlib, hmac, os, sys
+pw = sys.argv[1].encode()
+salt = os.urandom(16)
+salted = hashlib.pbkdf2_hmac("sha256", pw, salt, 4096)
+ck = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+sk = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+b = lambda x: base64.b64encode(x).decode()
+print("SCRAM-SHA-256$4096:%s$%s:%s" % (b(salt), b(hashlib.sha256(ck).digest()), b(sk)))
+EOF
+}
+
+pgu_pg_secret() { # role -> its rolpassword as stored by the test cluster
+	psql -X -A -t -h "$PGU_PRIMARY" -p "$PGU_PGPORT" -U postgres -d postgres \
+		-c "select rolpassword from pg_authid where rolname = '$1'"
+}
+
+: >"$PGU_USERLIST"
+pgu_user postgres ""
+pgu_user u_trust ""
+pgu_user u_md5 md5pass
+pgu_user u_scram scrampass
+pgu_user u_plain plainpass
+
+# ---------------------------------------------------------------- cluster
+
+if ! "$PGU_LIBDIR/cluster.sh" status >/dev/null 2>&1; then
+	echo "-- [$PGU_TEST] test cluster not healthy: starting it"
+	"$PGU_LIBDIR/cluster.sh" start || fail "could not start the test cluster"
+fi
+
+# ---------------------------------------------------------------- pooler
+
+pgu_free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$((20000 + RANDOM % 10000))
+		if ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
+			echo "$p"
+			return 0
+		fi
+	done
+	fail "no free port found"
+}
+
+pgu__alive() { # pid: running and not a zombie
+	local st
+	[[ -r /proc/$1/stat ]] || return 1
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ $st != Z && $st != X ]]
+}
+
+# pgu_start [FILE|-]: the ini body (sections as a test wants them). Adds to [pgbouncer]
+# whatever of these the body does not set: listen_addr=127.0.0.1, listen_port (free),
+# unix_socket_dir, logfile, pidfile, auth_file (PGU_USERLIST), auth_type=trust,
+# admin_users=postgres.
+pgu_start() {
+	local body
+	if [[ $# -gt 0 && $1 != - ]]; then
+		body=$(cat "$1")
+	else
+		body=$(cat)
+	fi
+	[[ -x $PGUSHER_BIN ]] || fail "pooler binary '$PGUSHER_BIN' not found or not executable (build first)"
+	pgu_stop
+
+	local -A set=()
+	local line sect="" key val
+	while IFS= read -r line; do
+		if [[ $line =~ ^[[:space:]]*\[([^]]+)\] ]]; then
+			sect=${BASH_REMATCH[1],,}
+		elif [[ $sect == pgbouncer && $line =~ ^[[:space:]]*([A-Za-z_]+)[[:space:]]*=[[:space:]]*(.*)$ ]]; then
+			key=${BASH_REMATCH[1],,}
+			val=${BASH_REMATCH[2]}
+			set[$key]=$val
+		fi
+	done <<<"$body"
+	PGU_PORT=${set[listen_port]:-$(pgu_free_port)}
+
+	local auto=""
+	[[ -n ${set[listen_addr]:-} ]] || auto+="listen_addr = 127.0.0.1"$'\n'
+	[[ -n ${set[listen_port]:-} ]] || auto+="listen_port = $PGU_PORT"$'\n'
+	[[ -n ${set[unix_socket_dir]+x} ]] || auto+="unix_socket_dir = $PGU_TMP"$'\n'
+	[[ -n ${set[logfile]:-} ]] || auto+="logfile = $PGU_LOG"$'\n'
+	[[ -n ${set[pidfile]:-} ]] || auto+="pidfile = $PGU_PIDFILE"$'\n'
+	[[ -n ${set[auth_file]:-} ]] || auto+="auth_file = $PGU_USERLIST"$'\n'
+	[[ -n ${set[auth_type]:-} ]] || auto+="auth_type = trust"$'\n'
+	[[ -n ${set[admin_users]:-} ]] || auto+="admin_users = postgres"$'\n'
+
+	{
+		echo "; generated by test/integration/lib.sh for $PGU_TEST"
+		local injected=0
+		while IFS= read -r line; do
+			echo "$line"
+			if [[ $line =~ ^[[:space:]]*\[[pP][gG][bB][oO][uU][nN][cC][eE][rR]\] ]]; then
+				printf '%s' "$auto"
+				injected=1
+			fi
+		done <<<"$body"
+		if ((!injected)); then
+			echo
+			echo "[pgbouncer]"
+			printf '%s' "$auto"
+		fi
+	} >"$PGU_INI"
+	chmod 0644 "$PGU_INI" "$PGU_USERLIST"
+	rm -f "$PGU_PIDFILE"
+
+	local -a launch=()
+	if [[ -n $PGU_RUN_AS ]]; then
+		launch=(setpriv --reuid="$PGU_RUN_AS" --regid="$PGU_RUN_AS" --init-groups --)
+	fi
+	echo "-- [$PGU_TEST] starting $(basename "$PGUSHER_BIN") on 127.0.0.1:$PGU_PORT (dir $PGU_TMP)"
+	"${launch[@]}" "$PGUSHER_BIN" "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
+	PGU_PID=$!
+
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if ! pgu__alive "$PGU_PID"; then
+			local rc=0
+			wait "$PGU_PID" || rc=$?
+			PGU_PID=""
+			fail "pooler exited during startup (exit $rc)"
+		fi
+		# pg_isready: 0 = accepting, 1 = answered but rejected: both mean it is listening.
+		local r=0
+		pg_isready -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -t 1 >/dev/null 2>&1 || r=$?
+		if ((r == 0 || r == 1)); then
+			return 0
+		fi
+		sleep 0.1
+	done
+	fail "pooler not accepting connections on 127.0.0.1:$PGU_PORT after 10 s"
+}
+
+pgu_reload() {
+	[[ -n $PGU_PID ]] || fail "pgu_reload: pooler not running"
+	kill -HUP "$PGU_PID"
+}
+
+# Stop the pooler: SIGTERM, up to 10 s, then SIGKILL. Fails the test if the pooler
+# reported a sanitizer error.
+pgu_stop() {
+	[[ -n $PGU_PID ]] || return 0
+	local pid=$PGU_PID i rc=0 killed=0
+	PGU_PID=""
+	if pgu__alive "$pid"; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < 100; i++)); do
+			pgu__alive "$pid" || break
+			sleep 0.1
+		done
+		if pgu__alive "$pid"; then
+			echo "-- [$PGU_TEST] pooler did not exit within 10 s of SIGTERM: SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			killed=1
+		fi
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	if [[ -s $PGU_STDERR ]] && grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer' "$PGU_STDERR"; then
+		PGU_FAILED=1
+		echo "FAIL [$PGU_TEST]: sanitizer reported an error (pooler exit $rc):" >&2
+		grep -E -A 30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$PGU_STDERR" | head -n 80 >&2
+		return 1
+	fi
+	if ((killed == 0 && rc != 0 && rc != 143)); then
+		echo "-- [$PGU_TEST] note: pooler exited with status $rc after SIGTERM" >&2
+	fi
+	return 0
+}
+
+pgu_bg() { # CMD...: background job, killed at exit
+	"$@" &
+	PGU_BG_PID=$!
+	PGU_BG_PIDS+=("$PGU_BG_PID")
+}
+
+pgu__exit() {
+	local rc=$?
+	set +e
+	local p
+	for p in "${PGU_BG_PIDS[@]}"; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in "${PGU_BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	pgu_stop || rc=1
+	((PGU_FAILED)) && rc=1
+	if ((rc == 0)) && [[ ${PGU_KEEP:-0} != 1 ]]; then
+		rm -rf "$PGU_TMP"
+	else
+		echo "-- [$PGU_TEST] exit $rc; files kept in $PGU_TMP" >&2
+	fi
+	exit "$rc"
+}
+trap pgu__exit EXIT
+
+# ---------------------------------------------------------------- clients
+
+pgu_psql() { # db user [psql args]
+	local db=$1 user=$2
+	shift 2
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGU_PORT" -U "$user" -d "$db" "$@"
+}
+
+pgu_psql_unix() { # db user [psql args]
+	local db=$1 user=$2
+	shift 2
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$PGU_TMP" -p "$PGU_PORT" -U "$user" -d "$db" "$@"
+}
+
+# Direct connection to a cluster node, bypassing the pooler.
+pg_direct() { # host db [psql args]
+	local host=$1 db=$2
+	shift 2
+	psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$host" -p "$PGU_PGPORT" -U postgres -d "$db" "$@"
+}

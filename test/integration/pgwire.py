@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Minimal PostgreSQL wire-protocol client for pgusher's integration tests (stdlib only).
+
+Every subcommand prints one line per event, easy to grep from shell:
+    SSL-REPLY N            answer byte to SSLRequest / GSSENCRequest
+    AUTH <kind>            authentication request seen (ok, cleartext, md5, sasl)
+    ERROR S=.. C=.. M=..   an ErrorResponse (severity, SQLSTATE, message)
+    NOTICE ...             a NoticeResponse
+    READY <status>         ReadyForQuery
+    ROW a|b|c              a DataRow
+    CLOSED after <s>       the peer closed the connection (seconds since the last send)
+    OPEN after <s>         still open when our wait ran out
+    BYTES <hex>            bytes that are not a valid message stream
+
+Subcommands:
+    startup  [--ssl-first|--gss-first] [--password P] [--query Q]...   normal login
+    raw      --hex HEX [--close]     send raw bytes (e.g. garbage); report what comes back
+    idle                             connect, send nothing, report when the peer closes
+    maxconn  --n N                   log in N clients and hold them, try client N+1,
+                                     then run SELECT 1 on the first N
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import sys
+import time
+
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+PROTO_30 = 196608
+
+
+def out(*a):
+    print(*a, flush=True)
+
+
+class Conn:
+    def __init__(self, host, port, timeout):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.last_send = time.monotonic()
+        self.closed = False
+
+    def send(self, data):
+        self.sock.sendall(data)
+        self.last_send = time.monotonic()
+
+    def _fill(self, deadline):
+        """Read more bytes; False when the peer closed or the deadline passed."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return False
+        self.buf += chunk
+        return True
+
+    def read_bytes(self, n, wait):
+        deadline = time.monotonic() + wait
+        while len(self.buf) < n:
+            if not self._fill(deadline):
+                return None
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_msg(self, wait):
+        """(type, body) or None on close/timeout."""
+        deadline = time.monotonic() + wait
+        while True:
+            if len(self.buf) >= 5:
+                typ = self.buf[0:1]
+                (length,) = struct.unpack("!I", self.buf[1:5])
+                if length < 4 or length > 100_000_000 or not (typ.isalpha() or typ in b"123"):
+                    out("BYTES " + self.buf[:64].hex())
+                    self.buf = b""
+                    return None
+                if len(self.buf) >= 1 + length:
+                    body = self.buf[5 : 1 + length]
+                    self.buf = self.buf[1 + length :]
+                    return typ, body
+            if not self._fill(deadline):
+                return None
+
+    def report_end(self):
+        el = time.monotonic() - self.last_send
+        if self.closed:
+            out("CLOSED after %.1f" % el)
+        else:
+            out("OPEN after %.1f" % el)
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def fields(body):
+    res = {}
+    for part in body.split(b"\0"):
+        if part:
+            res[chr(part[0])] = part[1:].decode(errors="replace")
+    return res
+
+
+def fmt_error(body):
+    f = fields(body)
+    return "S=%s C=%s M=%s" % (f.get("S", "?"), f.get("C", "?"), f.get("M", "?"))
+
+
+def startup_packet(user, database, extra=()):
+    params = [("user", user)]
+    if database is not None:
+        params.append(("database", database))
+    params += list(extra)
+    payload = struct.pack("!I", PROTO_30)
+    for k, v in params:
+        payload += k.encode() + b"\0" + v.encode() + b"\0"
+    payload += b"\0"
+    return struct.pack("!I", len(payload) + 4) + payload
+
+
+def msg(typ, payload):
+    return typ + struct.pack("!I", len(payload) + 4) + payload
+
+
+def scram_client(conn, user, password, wait):
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    first_bare = "n=,r=" + nonce
+    first = ("n,," + first_bare).encode()
+    mech = b"SCRAM-SHA-256\0"
+    conn.send(msg(b"p", mech + struct.pack("!I", len(first)) + first))
+    m = conn.read_msg(wait)
+    if not m or m[0] != b"R" or struct.unpack("!I", m[1][:4])[0] != 11:
+        return m
+    server_first = m[1][4:].decode()
+    attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(attrs["s"]), int(attrs["i"]))
+    ck = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored = hashlib.sha256(ck).digest()
+    final_wo_proof = "c=biws,r=" + attrs["r"]
+    auth_msg = ",".join([first_bare, server_first, final_wo_proof]).encode()
+    sig = hmac.new(stored, auth_msg, hashlib.sha256).digest()
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(ck, sig))).decode()
+    conn.send(msg(b"p", (final_wo_proof + ",p=" + proof).encode()))
+    return None
+
+
+def login(conn, user, database, password, wait, quiet=False):
+    """Send StartupMessage, answer auth; returns True at ReadyForQuery."""
+    conn.send(startup_packet(user, database))
+    while True:
+        m = conn.read_msg(wait)
+        if m is None:
+            if not quiet:
+                conn.report_end()
+            return False
+        typ, body = m
+        if typ == b"R":
+            (code,) = struct.unpack("!I", body[:4])
+            if code == 0:
+                quiet or out("AUTH ok")
+            elif code == 3:
+                quiet or out("AUTH cleartext")
+                conn.send(msg(b"p", (password or "").encode() + b"\0"))
+            elif code == 5:
+                quiet or out("AUTH md5")
+                inner = hashlib.md5(((password or "") + user).encode()).hexdigest()
+                outer = hashlib.md5(inner.encode() + body[4:8]).hexdigest()
+                conn.send(msg(b"p", b"md5" + outer.encode() + b"\0"))
+            elif code == 10:
+                quiet or out("AUTH sasl")
+                r = scram_client(conn, user, password or "", wait)
+                if r is not None and r[0] == b"E":
+                    out("ERROR " + fmt_error(r[1]))
+                    return False
+            elif code in (11, 12):
+                pass
+            else:
+                out("AUTH unsupported %d" % code)
+                return False
+        elif typ == b"E":
+            out("ERROR " + fmt_error(body))
+            if not quiet:
+                conn.read_msg(min(wait, 2))
+                conn.report_end()
+            return False
+        elif typ == b"N":
+            quiet or out("NOTICE " + fmt_error(body))
+        elif typ == b"Z":
+            quiet or out("READY " + body.decode())
+            return True
+        # S (ParameterStatus), K (BackendKeyData): ignore
+
+
+def query(conn, sql, wait, quiet=False):
+    """Simple query; prints rows/errors; returns (ok, rows)."""
+    conn.send(msg(b"Q", sql.encode() + b"\0"))
+    ok, rows = True, []
+    while True:
+        m = conn.read_msg(wait)
+        if m is None:
+            conn.report_end()
+            return False, rows
+        typ, body = m
+        if typ == b"D":
+            (n,) = struct.unpack("!H", body[:2])
+            pos, vals = 2, []
+            for _ in range(n):
+                (ln,) = struct.unpack("!i", body[pos : pos + 4])
+                pos += 4
+                if ln < 0:
+                    vals.append("")
+                else:
+                    vals.append(body[pos : pos + ln].decode(errors="replace"))
+                    pos += ln
+            rows.append("|".join(vals))
+            quiet or out("ROW " + "|".join(vals))
+        elif typ == b"E":
+            ok = False
+            out("ERROR " + fmt_error(body))
+        elif typ == b"Z":
+            quiet or out("READY " + body.decode())
+            return ok, rows
+
+
+def cmd_startup(a):
+    c = Conn(a.host, a.port, a.wait)
+    if a.ssl_first or a.gss_first:
+        code = SSL_REQUEST if a.ssl_first else GSSENC_REQUEST
+        c.send(struct.pack("!II", 8, code))
+        r = c.read_bytes(1, a.wait)
+        if r is None:
+            out("SSL-REPLY none")
+            c.report_end()
+            return 1
+        out("SSL-REPLY " + r.decode(errors="replace"))
+        if r != b"N":
+            return 1
+    if not login(c, a.user, a.database, a.password, a.wait):
+        return 1
+    for q in a.query or []:
+        ok, _ = query(c, q, a.wait)
+        if c.closed:
+            return 1
+    c.send(msg(b"X", b""))
+    c.close()
+    return 0
+
+
+def cmd_raw(a):
+    c = Conn(a.host, a.port, a.wait)
+    try:
+        c.send(bytes.fromhex(a.hex))
+        if a.close:
+            c.sock.shutdown(socket.SHUT_WR)
+    except (BrokenPipeError, ConnectionResetError):
+        out("CLOSED after 0.0")
+        return 0
+    while True:
+        m = c.read_msg(a.wait)
+        if m is None:
+            c.report_end()
+            return 0
+        typ, body = m
+        if typ in (b"E", b"N"):
+            out(("ERROR " if typ == b"E" else "NOTICE ") + fmt_error(body))
+        else:
+            out("MSG %s len=%d" % (typ.decode(), len(body)))
+
+
+def cmd_idle(a):
+    c = Conn(a.host, a.port, a.wait)
+    while True:
+        m = c.read_msg(a.wait)
+        if m is None:
+            c.report_end()
+            return 0
+        typ, body = m
+        if typ == b"E":
+            out("ERROR " + fmt_error(body))
+        else:
+            out("MSG %s len=%d" % (typ.decode(), len(body)))
+
+
+def cmd_maxconn(a):
+    held = []
+    for i in range(a.n):
+        c = Conn(a.host, a.port, a.wait)
+        if not login(c, a.user, a.database, a.password, a.wait, quiet=True):
+            out("HELD-LOGIN-FAILED %d" % i)
+            return 1
+        held.append(c)
+    out("HELD %d" % len(held))
+    extra = Conn(a.host, a.port, a.wait)
+    if login(extra, a.user, a.database, a.password, a.wait, quiet=True):
+        out("EXTRA-LOGIN-OK")
+    else:
+        out("EXTRA-REFUSED")
+    extra.close()
+    good = 0
+    for c in held:
+        ok, rows = query(c, "select 1", a.wait, quiet=True)
+        if ok and rows == ["1"]:
+            good += 1
+    out("HELD-QUERIES-OK %d" % good)
+    for c in held:
+        c.send(msg(b"X", b""))
+        c.close()
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("cmd", choices=["startup", "raw", "idle", "maxconn"])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--user", default="u_trust")
+    p.add_argument("--database", default="testdb")
+    p.add_argument("--password")
+    p.add_argument("--query", action="append")
+    p.add_argument("--ssl-first", action="store_true")
+    p.add_argument("--gss-first", action="store_true")
+    p.add_argument("--hex", default="")
+    p.add_argument("--close", action="store_true", help="raw: half-close after sending")
+    p.add_argument("--n", type=int, default=5)
+    p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each answer")
+    a = p.parse_args()
+    try:
+        return {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "maxconn": cmd_maxconn}[a.cmd](a)
+    except ConnectionRefusedError:
+        out("REFUSED")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
