@@ -15,6 +15,7 @@
 #   $PGU_TMP                    per-test temp dir (ini, log, pidfile, unix socket, userlist)
 #   $PGU_PGPORT $PGU_PRIMARY $PGU_STANDBY1 $PGU_STANDBY2   the cluster
 #   pgu_user NAME SECRET        add an auth_file entry (before pgu_start)
+#   pgu_user_set NAME SECRET    replace NAME's entry
 #   pgu_md5_secret USER PASS / pgu_scram_secret USER PASS / pgu_pg_secret ROLE
 #   pgu_start [FILE|-]          write ini (FILE or stdin), start the pooler, wait for it
 #   pgu_stop                    stop it (SIGTERM, then SIGKILL); also run at exit
@@ -162,6 +163,12 @@ fi
 
 pgu_user() { # name secret: one auth_file line
 	printf '"%s" "%s"\n' "$1" "$2" >>"$PGU_USERLIST"
+}
+
+pgu_user_set() { # name secret: replace NAME's auth_file line (or add it)
+	grep -v "^\"$1\" " "$PGU_USERLIST" >"$PGU_USERLIST.new" || true
+	mv "$PGU_USERLIST.new" "$PGU_USERLIST"
+	pgu_user "$1" "$2"
 }
 
 pgu_md5_secret() { # user pass -> md5<hex(md5(pass||user))>
