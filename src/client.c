@@ -663,7 +663,7 @@ static void process_login(struct client *c)
         const uint8_t *p = st->buf + st->rpos;
         uint32_t avail = stream_avail(st);
         if (!c->startup_done) {
-            if (avail < 8)
+            if (avail < 4)
                 return;
             uint32_t len = pkt_get32(p);
             if (len < 8 || len > MAX_STARTUP_LEN) {
