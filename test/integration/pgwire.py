@@ -16,6 +16,10 @@ Subcommands:
     startup  [--ssl-first|--gss-first] [--password P] [--query Q]...   normal login
     raw      --hex HEX [--close]     send raw bytes (e.g. garbage); report what comes back
     idle                             connect, send nothing, report when the peer closes
+    stall                            send StartupMessage, never answer the auth request;
+                                     report what comes back and when the peer closes
+    blackhole --listen-port P        a "server" that accepts and never answers; prints
+                                     ACCEPTED / PEER-CLOSED after <s> per connection
     maxconn  --n N                   log in N clients and hold them, try client N+1,
                                      then run SELECT 1 on the first N
 """
@@ -256,6 +260,19 @@ def cmd_startup(a):
         ok, _ = query(c, q, a.wait)
         if c.closed:
             return 1
+    if a.hold:
+        # Sit idle; report anything the pooler sends and when it closes on us.
+        c.last_send = time.monotonic()
+        while True:
+            m = c.read_msg(a.hold)
+            if m is None:
+                c.report_end()
+                return 0
+            typ, body = m
+            if typ == b"E":
+                out("ERROR " + fmt_error(body))
+            else:
+                out("MSG %s len=%d" % (typ.decode(), len(body)))
     c.send(msg(b"X", b""))
     c.close()
     return 0
@@ -296,6 +313,51 @@ def cmd_idle(a):
             out("MSG %s len=%d" % (typ.decode(), len(body)))
 
 
+def cmd_stall(a):
+    c = Conn(a.host, a.port, a.wait)
+    c.send(startup_packet(a.user, a.database))
+    while True:
+        m = c.read_msg(a.wait)
+        if m is None:
+            c.report_end()
+            return 0
+        typ, body = m
+        if typ == b"R":
+            out("AUTH request %d" % struct.unpack("!I", body[:4])[0])
+        elif typ == b"E":
+            out("ERROR " + fmt_error(body))
+        else:
+            out("MSG %s len=%d" % (typ.decode(), len(body)))
+
+
+def cmd_blackhole(a):
+    import select
+
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((a.host, a.listen_port))
+    ls.listen(16)
+    out("LISTENING %s:%d" % (a.host, a.listen_port))
+    conns = {}
+    end = time.monotonic() + a.wait
+    while time.monotonic() < end:
+        r, _, _ = select.select([ls] + list(conns), [], [], 0.1)
+        for s in r:
+            if s is ls:
+                cs, _ = ls.accept()
+                conns[cs] = time.monotonic()
+                out("ACCEPTED")
+            else:
+                try:
+                    data = s.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    out("PEER-CLOSED after %.1f" % (time.monotonic() - conns.pop(s)))
+                    s.close()
+    return 0
+
+
 def cmd_maxconn(a):
     held = []
     for i in range(a.n):
@@ -325,9 +387,11 @@ def cmd_maxconn(a):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["startup", "raw", "idle", "maxconn"])
+    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn"])
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--listen-port", type=int, default=0)
+    p.add_argument("--hold", type=float, default=0, help="startup: stay idle this long at the end")
     p.add_argument("--user", default="u_trust")
     p.add_argument("--database", default="testdb")
     p.add_argument("--password")
@@ -340,7 +404,9 @@ def main():
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each answer")
     a = p.parse_args()
     try:
-        return {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "maxconn": cmd_maxconn}[a.cmd](a)
+        cmds = {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "stall": cmd_stall,
+                "blackhole": cmd_blackhole, "maxconn": cmd_maxconn}
+        return cmds[a.cmd](a)
     except ConnectionRefusedError:
         out("REFUSED")
         return 2
