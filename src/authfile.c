@@ -172,8 +172,7 @@ bool authfile_parse_file(const char *path, authfile_entry_fn fn, void *arg, char
             break;
     }
     if (ferror(f)) {
-        set_error(err, errlen, path, 0, "cannot read auth file: %s",
-                  strerror(errno ? errno : EIO));
+        set_error(err, errlen, path, 0, "cannot read auth file: %s", strerror(errno ? errno : EIO));
         free(buf);
         fclose(f);
         return false;

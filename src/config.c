@@ -24,7 +24,7 @@
 #include <strings.h>
 
 #define DEFAULT_AUTH_QUERY                                                                         \
-    "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM "      \
+    "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM "         \
     "pg_authid WHERE rolname=$1 AND rolcanlogin"
 
 #define DEFAULT_DB_PORT 5432
@@ -133,9 +133,13 @@ const struct cf_setting config_settings[] = {
     ROW(tcp_keepintvl, CF_INT, "0", true, true),
     ROW(tcp_socket_buffer, CF_INT, "0", true, false),
     /* PgBouncer takes tcp_user_timeout in milliseconds. */
-    {.name = "tcp_user_timeout", .type = CF_TIME,
-     .offset = offsetof(struct cf_global, tcp_user_timeout), .default_str = "0",
-     .reloadable = true, .implemented = false, .unit_usec = 1000},
+    {.name = "tcp_user_timeout",
+     .type = CF_TIME,
+     .offset = offsetof(struct cf_global, tcp_user_timeout),
+     .default_str = "0",
+     .reloadable = true,
+     .implemented = false,
+     .unit_usec = 1000},
     ROW(track_extra_parameters, CF_STRING, "IntervalStyle", false, true),
     ROW(transaction_timeout, CF_TIME, "0", true, false),
     ROW(unix_socket_dir, CF_STRING, "/tmp", false, true),
@@ -233,9 +237,10 @@ struct name_value {
     int value;
 };
 
-static const struct name_value pool_modes[] = {
-    {"session", POOL_SESSION}, {"transaction", POOL_TRANSACTION}, {"statement", POOL_STATEMENT},
-    {NULL, 0}};
+static const struct name_value pool_modes[] = {{"session", POOL_SESSION},
+                                               {"transaction", POOL_TRANSACTION},
+                                               {"statement", POOL_STATEMENT},
+                                               {NULL, 0}};
 
 static const struct name_value auth_types[] = {
     {"trust", AUTH_TYPE_TRUST}, {"plain", AUTH_TYPE_PLAIN},
@@ -250,10 +255,13 @@ static const struct name_value lb_policies[] = {{"round-robin", LB_ROUND_ROBIN},
                                                 {"least-connections", LB_LEAST_CONNECTIONS},
                                                 {NULL, 0}};
 
-static const struct name_value tsa_values[] = {
-    {"any", TSA_ANY},         {"read-write", TSA_READ_WRITE}, {"read-only", TSA_READ_ONLY},
-    {"primary", TSA_PRIMARY}, {"standby", TSA_STANDBY},       {"prefer-standby", TSA_PREFER_STANDBY},
-    {NULL, 0}};
+static const struct name_value tsa_values[] = {{"any", TSA_ANY},
+                                               {"read-write", TSA_READ_WRITE},
+                                               {"read-only", TSA_READ_ONLY},
+                                               {"primary", TSA_PRIMARY},
+                                               {"standby", TSA_STANDBY},
+                                               {"prefer-standby", TSA_PREFER_STANDBY},
+                                               {NULL, 0}};
 
 static bool lookup_enum(const struct name_value *table, const char *value, int *out)
 {
@@ -476,8 +484,8 @@ oom:
     return false;
 }
 
-bool config_setting_set(struct config *cf, const struct cf_setting *s, const char *value,
-                        char *err, size_t errlen)
+bool config_setting_set(struct config *cf, const struct cf_setting *s, const char *value, char *err,
+                        size_t errlen)
 {
     return setting_set(&cf->g, s, value, false, err, errlen);
 }
@@ -527,8 +535,7 @@ const char *config_setting_value(const struct config *cf, const struct cf_settin
 static bool apply_defaults(struct cf_global *g, char *err, size_t errlen)
 {
     for (size_t i = 0; i < config_nsettings; i++) {
-        if (!setting_set(g, &config_settings[i], config_settings[i].default_str, true, err,
-                         errlen))
+        if (!setting_set(g, &config_settings[i], config_settings[i].default_str, true, err, errlen))
             return false;
     }
     return true;
@@ -556,12 +563,11 @@ struct db_parse {
     char *port_list; /* raw port= value */
 };
 
-static bool set_override_int(const char *key, const char *value, int *out, char *err,
-                             size_t errlen)
+static bool set_override_int(const char *key, const char *value, int *out, char *err, size_t errlen)
 {
     if (!parse_int(value, 10, 0, INT_MAX, out)) {
-        put_err(err, errlen, "invalid value \"%s\" for %s: expected a non-negative integer",
-                value, key);
+        put_err(err, errlen, "invalid value \"%s\" for %s: expected a non-negative integer", value,
+                key);
         return false;
     }
     return true;
@@ -576,8 +582,10 @@ static bool set_override_time(const char *key, const char *value, usec_t *out, c
         return true;
     }
     if (!parse_time(value, USEC_PER_SEC, out)) {
-        put_err(err, errlen, "invalid value \"%s\" for %s: expected a non-negative number of "
-                             "seconds", value, key);
+        put_err(err, errlen,
+                "invalid value \"%s\" for %s: expected a non-negative number of "
+                "seconds",
+                value, key);
         return false;
     }
     return true;
@@ -640,8 +648,7 @@ static bool db_pair(void *arg, const char *key, const char *value, char *err, si
     }
     for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
         if (strcasecmp(key, ints[i].key) == 0)
-            return set_override_int(key, value, (int *)((char *)db + ints[i].offset), err,
-                                    errlen);
+            return set_override_int(key, value, (int *)((char *)db + ints[i].offset), err, errlen);
     }
     if (strcasecmp(key, "host") == 0 || strcasecmp(key, "port") == 0) {
         char **dst = strcasecmp(key, "host") == 0 ? &dp->host_list : &dp->port_list;
@@ -656,8 +663,7 @@ static bool db_pair(void *arg, const char *key, const char *value, char *err, si
     if (strcasecmp(key, "load_balance_hosts") == 0)
         return set_override_enum(lb_policies, key, value, &db->load_balance_hosts, err, errlen);
     if (strcasecmp(key, "target_session_attrs") == 0)
-        return set_override_enum(tsa_values, key, value, &db->target_session_attrs, err,
-                                 errlen);
+        return set_override_enum(tsa_values, key, value, &db->target_session_attrs, err, errlen);
     if (strcasecmp(key, "max_replica_lag") == 0)
         return set_override_time(key, value, &db->max_replica_lag, err, errlen);
     if (strcasecmp(key, "query_wait_timeout") == 0)
@@ -667,8 +673,8 @@ static bool db_pair(void *arg, const char *key, const char *value, char *err, si
 }
 
 /* Splits a comma list into trimmed items. Empty items are an error. */
-static bool split_list(const char *list, char ***items_out, int *n_out, const char *what,
-                       char *err, size_t errlen)
+static bool split_list(const char *list, char ***items_out, int *n_out, const char *what, char *err,
+                       size_t errlen)
 {
     char **items = NULL;
     int n = 0;
@@ -915,8 +921,7 @@ static bool peer_pair(void *arg, const char *key, const char *value, char *err, 
     }
     if (strcasecmp(key, "port") == 0) {
         if (!parse_int(value, 10, 1, 65535, &p->port)) {
-            put_err(err, errlen, "invalid port \"%s\": expected a number from 1 to 65535",
-                    value);
+            put_err(err, errlen, "invalid port \"%s\": expected a number from 1 to 65535", value);
             return false;
         }
         return true;
@@ -1181,8 +1186,8 @@ static int cmp_authuser(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static bool auth_entry(void *arg, const char *file, int line, const char *user,
-                       const char *secret, char *err, size_t errlen)
+static bool auth_entry(void *arg, const char *file, int line, const char *user, const char *secret,
+                       char *err, size_t errlen)
 {
     struct config *cf = arg;
     struct cf_authuser *grown;

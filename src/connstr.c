@@ -60,8 +60,7 @@ bool connstr_parse(const char *s, connstr_pair_fn fn, void *arg, char *err, size
         key[klen] = '\0';
         if (klen == 0) {
             fail(err, errlen,
-                 "syntax error: unexpected character '%c' where a parameter name was expected",
-                 *p);
+                 "syntax error: unexpected character '%c' where a parameter name was expected", *p);
             goto done;
         }
         while (is_space(*p))
@@ -94,8 +93,7 @@ bool connstr_parse(const char *s, connstr_pair_fn fn, void *arg, char *err, size
                 }
             }
             if (*p != '\0' && !is_space(*p)) {
-                fail(err, errlen, "syntax error: missing space after quoted value of \"%s\"",
-                     key);
+                fail(err, errlen, "syntax error: missing space after quoted value of \"%s\"", key);
                 goto done;
             }
         } else {

@@ -58,8 +58,8 @@ static bool is_blank(char c)
 
 static bool is_key_char(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-' || c == '*' || c >= 0x80;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || c == '*' || c >= 0x80;
 }
 
 /* Reads a whole file into a NUL-terminated buffer. Returns NULL with errno set. */
@@ -348,8 +348,7 @@ bool ini_parse_file(const char *path, ini_handler_fn fn, void *arg, char *err, s
 
     if (stat(path, &st) != 0 || !(text = slurp(path))) {
         if (err && errlen)
-            snprintf(err, errlen, "%s: cannot read configuration file: %s", path,
-                     strerror(errno));
+            snprintf(err, errlen, "%s: cannot read configuration file: %s", path, strerror(errno));
         return false;
     }
     ok = run(text, path, &st, fn, arg, err, errlen);

@@ -72,14 +72,14 @@ struct cf_database {
     char *datestyle;
     char *timezone;
     char *application_name;
-    int load_balance_hosts; /* lb_policy_t or CF_UNSET */
-    int port;               /* the port given (or 5432); ports[] repeats it per host; this is
-                             * the one to use when nhosts == 0 (Unix socket, default dir) */
-    int target_session_attrs; /* tsa_t or CF_UNSET (= any) */
-    usec_t max_replica_lag;   /* standby replay lag limit; CF_UNSET = none given */
+    int load_balance_hosts;    /* lb_policy_t or CF_UNSET */
+    int port;                  /* the port given (or 5432); ports[] repeats it per host; this is
+                                * the one to use when nhosts == 0 (Unix socket, default dir) */
+    int target_session_attrs;  /* tsa_t or CF_UNSET (= any) */
+    usec_t max_replica_lag;    /* standby replay lag limit; CF_UNSET = none given */
     usec_t query_wait_timeout; /* CF_UNSET = use the user's or the global value */
-    char *connstr;          /* the raw value, to detect changes on reload */
-    const char *file;       /* where it was defined, for messages */
+    char *connstr;             /* the raw value, to detect changes on reload */
+    const char *file;          /* where it was defined, for messages */
     int line;
 };
 
@@ -103,8 +103,8 @@ struct cf_user {
 struct cf_peer {
     int peer_id;
     char *host;
-    int port;
-    int pool_size;
+    int port;      /* default 6432 */
+    int pool_size; /* max cancel requests in flight; CF_UNSET = default_pool_size */
     const char *file;
     int line;
 };
@@ -147,7 +147,7 @@ struct cf_global {
     /* connection sanity */
     char *server_reset_query;
     int server_reset_query_always;
-    char *server_check_query; /* NULL/"" = empty query (PgBouncer's <empty>) */
+    char *server_check_query;        /* NULL/"" = empty query (PgBouncer's <empty>) */
     int server_check_query_disabled; /* 1: set to "" in the ini = no sanity check at all */
     usec_t server_check_delay;
     int server_fast_close;
@@ -242,8 +242,8 @@ const struct cf_setting *config_find_setting(const char *name);
 
 /* Parse value (as the ini would give it) into that setting of cf->g, e.g. for a snapshot
  * being built for the admin console's SET. Returns false with a message in err. */
-bool config_setting_set(struct config *cf, const struct cf_setting *s, const char *value,
-                        char *err, size_t errlen);
+bool config_setting_set(struct config *cf, const struct cf_setting *s, const char *value, char *err,
+                        size_t errlen);
 
 /* Render a setting's current value as SHOW CONFIG prints it (into buf). */
 const char *config_setting_value(const struct config *cf, const struct cf_setting *s, char *buf,

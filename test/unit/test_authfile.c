@@ -149,8 +149,8 @@ START_TEST(unquoted_secret_is_error)
     char err[256];
 
     ck_assert(!parse("\"bob\" secret\n", &e, err, sizeof(err)));
-    ck_assert_str_eq(err,
-                     "users.txt:1: syntax error: expected a double-quoted secret after user \"bob\"");
+    ck_assert_str_eq(
+        err, "users.txt:1: syntax error: expected a double-quoted secret after user \"bob\"");
 }
 END_TEST
 
@@ -219,8 +219,8 @@ START_TEST(missing_file_is_error)
     struct entries e = {0};
     char err[512];
 
-    ck_assert(!authfile_parse_file("/nonexistent/pgusher-users.txt", collect, &e, err,
-                                   sizeof(err)));
+    ck_assert(
+        !authfile_parse_file("/nonexistent/pgusher-users.txt", collect, &e, err, sizeof(err)));
     ck_assert_str_eq(err, "/nonexistent/pgusher-users.txt: cannot read auth file: No such file "
                           "or directory");
 }

@@ -70,8 +70,7 @@ static const char *load_fail(const char *text)
     ck_assert_msg(cf == NULL, "config_load unexpectedly succeeded");
     shown[0] = '\0';
     while ((at = strstr(in, tmpdir)) != NULL) {
-        used += (size_t)snprintf(shown + used, sizeof(shown) - used, "%.*sDIR", (int)(at - in),
-                                 in);
+        used += (size_t)snprintf(shown + used, sizeof(shown) - used, "%.*sDIR", (int)(at - in), in);
         in = at + strlen(tmpdir);
     }
     snprintf(shown + used, sizeof(shown) - used, "%s", in);
@@ -160,10 +159,16 @@ END_TEST
 
 START_TEST(table_lists_every_pgbouncer_125_key_once)
 {
-    static const char *const some[] = {"admin_users", "auth_query", "client_tls13_ciphers",
-                                       "dns_zone_check_period", "max_prepared_statements",
-                                       "pool_idle_timeout", "query_wait_notify",
-                                       "tcp_user_timeout", "transaction_timeout", "verbose"};
+    static const char *const some[] = {"admin_users",
+                                       "auth_query",
+                                       "client_tls13_ciphers",
+                                       "dns_zone_check_period",
+                                       "max_prepared_statements",
+                                       "pool_idle_timeout",
+                                       "query_wait_notify",
+                                       "tcp_user_timeout",
+                                       "transaction_timeout",
+                                       "verbose"};
 
     ck_assert_int_eq((int)config_nsettings, 100);
     for (size_t i = 0; i < config_nsettings; i++)
@@ -540,7 +545,7 @@ START_TEST(unimplemented_settings_changed_from_default_are_listed)
     struct config *cf = load_ok("[pgbouncer]\n"
                                 "client_tls_sslmode = require\n"
                                 "max_prepared_statements = 0\n"
-                                "dns_max_ttl = 15\n"           /* same as default */
+                                "dns_max_ttl = 15\n"            /* same as default */
                                 "server_tls_sslmode = prefer\n" /* same as default */
                                 "listen_port = 7000\n");        /* implemented */
 
@@ -553,7 +558,8 @@ END_TEST
 
 START_TEST(unimplemented_setting_equal_to_default_in_other_spelling_is_not_listed)
 {
-    struct config *cf = load_ok("[pgbouncer]\ndisable_pqexec = off\nautodb_idle_timeout = 3600.0\n");
+    struct config *cf =
+        load_ok("[pgbouncer]\ndisable_pqexec = off\nautodb_idle_timeout = 3600.0\n");
 
     ck_assert_int_eq(cf->nunimplemented, 0);
     config_free(cf);
@@ -574,15 +580,15 @@ END_TEST
 
 START_TEST(database_entry_is_parsed)
 {
-    struct config *cf = load_ok(
-        "[databases]\n"
-        "app = host=127.0.0.1 port=5433 dbname=real user=u password='p w' pool_size=7 "
-        "min_pool_size=1 reserve_pool_size=2 pool_mode=transaction max_db_connections=30 "
-        "max_db_client_connections=300 server_lifetime=1200 client_encoding=UTF8 "
-        "datestyle=ISO timezone=UTC application_name=x connect_query='SELECT 1' "
-        "auth_user=au auth_dbname=adb auth_query='SELECT usename, passwd FROM pg_shadow "
-        "WHERE usename=$1'\n"
-        "[pgbouncer]\n");
+    struct config *cf =
+        load_ok("[databases]\n"
+                "app = host=127.0.0.1 port=5433 dbname=real user=u password='p w' pool_size=7 "
+                "min_pool_size=1 reserve_pool_size=2 pool_mode=transaction max_db_connections=30 "
+                "max_db_client_connections=300 server_lifetime=1200 client_encoding=UTF8 "
+                "datestyle=ISO timezone=UTC application_name=x connect_query='SELECT 1' "
+                "auth_user=au auth_dbname=adb auth_query='SELECT usename, passwd FROM pg_shadow "
+                "WHERE usename=$1'\n"
+                "[pgbouncer]\n");
     const struct cf_database *db = config_find_database(cf, "app");
 
     ck_assert_ptr_nonnull(db);
@@ -830,9 +836,10 @@ END_TEST
 
 START_TEST(bad_load_balance_hosts_is_error)
 {
-    ck_assert_str_eq(load_fail("[pgbouncer]\n[databases]\nd = load_balance_hosts=sticky\n"),
-                     "DIR/t.ini:3: database \"d\": invalid value \"sticky\" for load_balance_hosts: "
-                     "expected one of round-robin, disable, random, least-connections");
+    ck_assert_str_eq(
+        load_fail("[pgbouncer]\n[databases]\nd = load_balance_hosts=sticky\n"),
+        "DIR/t.ini:3: database \"d\": invalid value \"sticky\" for load_balance_hosts: "
+        "expected one of round-robin, disable, random, least-connections");
 }
 END_TEST
 
@@ -975,8 +982,8 @@ END_TEST
 START_TEST(auth_file_is_loaded_sorted_and_searchable)
 {
     char text[PATH_MAX + 64];
-    const char *users = write_file("userlist.txt",
-                                   "; users\n"
+    const char *users =
+        write_file("userlist.txt", "; users\n"
                                    "\"zed\" \"plainpass\"\n"
                                    "\"admin\" \"md545f2603610af569b6155c45067268c6b\"\n"
                                    "\"bob\" \"SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy\"\n"

@@ -145,8 +145,7 @@ START_TEST(quoted_key_allows_spaces_and_doubled_quotes)
     char err[256];
 
     ck_assert(parse("[s]\n\"my \"\"odd\"\" db\" = host=x\n\"a=b\"=1\n", &ev, err, sizeof(err)));
-    ck_assert_str_eq(ev.buf,
-                     "[s]@t.ini:1\ns|my \"odd\" db=host=x@t.ini:2\ns|a=b=1@t.ini:3\n");
+    ck_assert_str_eq(ev.buf, "[s]@t.ini:1\ns|my \"odd\" db=host=x@t.ini:2\ns|a=b=1@t.ini:3\n");
 }
 END_TEST
 
@@ -344,9 +343,9 @@ START_TEST(include_relative_path_is_relative_to_working_directory)
     write_file("rel.ini", "x = 1\n");
     ck_assert_ptr_nonnull(getcwd(cwd, sizeof(cwd)));
     ck_assert_int_eq(chdir(tmpdir), 0);
-    ck_assert_msg(ini_parse_string("[s]\n%include rel.ini\n", "t.ini", collect, &ev, err,
-                                   sizeof(err)),
-                  "%s", err);
+    ck_assert_msg(
+        ini_parse_string("[s]\n%include rel.ini\n", "t.ini", collect, &ev, err, sizeof(err)), "%s",
+        err);
     ck_assert_int_eq(chdir(cwd), 0);
     ck_assert_str_eq(ev.buf, "[s]@t.ini:1\ns|x=1@rel.ini:1\n");
 }
