@@ -5,6 +5,7 @@
  */
 #include "pgusher/client.h"
 
+#include "pgusher/admin.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
@@ -216,6 +217,8 @@ static void on_closed(struct stream *st)
     free(c->user_name);
     free(c->db_name);
     free(c->reject_msg);
+    free(c->secret_copy);
+    free(c->admin_wait_db);
     varcache_free(&c->vars);
     if (c->scram) {
         scram_server_reset(c->scram);
@@ -359,8 +362,12 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     }
 
     struct database *db = database_find(c->db_name, true);
-    if (!db) {
+    if (!db || db->removed) {
         client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        return;
+    }
+    if (db->disabled) {
+        client_error_close(c, "55000", "database does not allow connections: %s", c->db_name);
         return;
     }
     c->db = db;
@@ -410,9 +417,21 @@ static void start_auth(struct client *c)
     const struct config *cf = G.cf;
     int type = cf->g.auth_type;
     const struct cf_authuser *au = config_find_authuser(cf, c->user_name);
-    c->secret = au ? au->secret : NULL;
+    if (au && au->secret) {
+        c->secret_copy = strdup(au->secret);
+        if (!c->secret_copy) {
+            client_error_close(c, "53200", "out of memory");
+            return;
+        }
+    }
+    c->secret = c->secret_copy;
 
     if (type == AUTH_TYPE_ANY) {
+        auth_ok(c);
+        return;
+    }
+    if (c->db->admin && c->st.is_unix && strcmp(c->user_name, "pgbouncer") == 0) {
+        /* The console's own user over the Unix socket: admin_login_allowed checks the peer. */
         auth_ok(c);
         return;
     }
@@ -571,7 +590,7 @@ static void auth_ok(struct client *c)
 {
     struct database *db = c->db;
     const char *pool_user = db->cf->user ? db->cf->user : c->user_name;
-    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !db->cf->user) {
+    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !db->cf->user && !db->admin) {
         client_error_close(c, "28000", "auth_type=any requires forced user in database entry");
         return;
     }
@@ -594,6 +613,8 @@ static void auth_ok(struct client *c)
     }
     c->secret = NULL;
     c->pool = p;
+    if (db->admin && !admin_login_allowed(c))
+        return;
     db->client_count++;
     p->stats.client_login_count++;
     do {
@@ -753,6 +774,12 @@ static void process_active(struct client *c)
 {
     struct stream *st = &c->st;
     uint32_t max_pkt = (uint32_t)G.cf->g.max_packet_size;
+    if (c->pool->db->admin) {
+        admin_process(c);
+        if (!st->closing)
+            client_update_reading(c);
+        return;
+    }
     while (!st->closing && c->state == CL_ACTIVE && stream_avail(st) > 0) {
         if (!c->link) {
             if (c->pkt_remain == 0 && st->buf[st->rpos] == 'X') {
@@ -854,6 +881,8 @@ void client_update_reading(struct client *c)
     bool want = false;
     if (c->state == CL_LOGIN) {
         want = true;
+    } else if (c->state == CL_ACTIVE && c->pool->db->admin) {
+        want = c->admin_wait == 0;
     } else if (c->state == CL_ACTIVE) {
         if (!c->link)
             want = stream_avail(&c->st) == 0;

@@ -3,6 +3,7 @@
  * pidfile, privileges, signals and the event loop. It wires modules together and holds
  * no pooling logic of its own.
  */
+#include "pgusher/admin.h"
 #include "pgusher/config.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
@@ -27,7 +28,7 @@
 static const char *config_path;
 static char *pidfile_path;
 static uv_timer_t janitor_timer;
-static uv_signal_t sig_int, sig_term, sig_quit, sig_hup;
+static uv_signal_t sig_int, sig_term, sig_quit, sig_hup, sig_usr1, sig_usr2;
 
 static void usage(FILE *out, const char *prog)
 {
@@ -48,7 +49,8 @@ static void usage(FILE *out, const char *prog)
             "\n"
             "CONFIG_FILE is a pgbouncer.ini file; PgBouncer's settings, [databases], [users]\n"
             "and [peers] sections, and its userlist.txt auth file are read unchanged.\n"
-            "Signals: SIGHUP reopens the log file; SIGINT, SIGTERM and SIGQUIT shut down.\n"
+            "Signals: SIGHUP reloads the config; SIGTERM shuts down after clients leave;\n"
+            "SIGINT after servers are released; SIGQUIT at once; SIGUSR1 pauses; SIGUSR2 resumes.\n"
             "\n"
             "Documentation: man pgusher (this command), man 5 pgusher (the config file).\n",
             prog);
@@ -131,30 +133,33 @@ static void daemonize(void)
     }
 }
 
-static void shutdown_now(const char *why)
-{
-    log_info("%s, shutting down", why);
-    G.shutting_down = true;
-    listener_stop();
-    remove_pidfile();
-    uv_stop(G.loop);
-}
-
 static void on_signal(uv_signal_t *h, int signum)
 {
+    char err[1024];
     switch (signum) {
     case SIGINT:
-        shutdown_now("got SIGINT");
+        log_info("got SIGINT, shutting down, waiting for servers");
+        admin_shutdown(SHUTDOWN_WAIT_FOR_SERVERS);
         break;
     case SIGTERM:
-        shutdown_now("got SIGTERM");
+        log_info("got SIGTERM, shutting down, waiting for clients");
+        admin_shutdown(SHUTDOWN_WAIT_FOR_CLIENTS);
         break;
     case SIGQUIT:
-        shutdown_now("got SIGQUIT");
+        log_info("got SIGQUIT, fast exit");
+        admin_shutdown(SHUTDOWN_NOW);
         break;
     case SIGHUP:
-        log_info("got SIGHUP, reopening log file");
-        log_reopen();
+        log_info("got SIGHUP, re-reading config");
+        admin_reload(err, sizeof(err));
+        break;
+    case SIGUSR1:
+        log_info("got SIGUSR1, pausing all activity");
+        admin_pause(NULL);
+        break;
+    case SIGUSR2:
+        log_info("got SIGUSR2, continuing");
+        admin_resume(NULL);
         break;
     default:
         break;
@@ -164,6 +169,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_janitor(uv_timer_t *t)
 {
     pool_janitor();
+    admin_janitor();
 }
 
 static void start_signal(uv_signal_t *h, int signum)
@@ -227,6 +233,8 @@ int main(int argc, char **argv)
         return 1;
     }
     G.cf = cf;
+    G.log_to_stderr = !quiet && !daemon;
+    G.cli_verbose = verbose;
     list_init(&G.databases);
     list_init(&G.login_clients);
 
@@ -261,7 +269,9 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     G.loop = uv_default_loop();
     stream_set_bufsize(cf->g.pkt_buf > 16384 ? (uint32_t)cf->g.pkt_buf : 16384);
+    G.start_time = G.last_stats = now_usec();
     database_init_all();
+    admin_init();
     if (!listener_start()) {
         remove_pidfile();
         return 1;
@@ -270,6 +280,8 @@ int main(int argc, char **argv)
     start_signal(&sig_term, SIGTERM);
     start_signal(&sig_quit, SIGQUIT);
     start_signal(&sig_hup, SIGHUP);
+    start_signal(&sig_usr1, SIGUSR1);
+    start_signal(&sig_usr2, SIGUSR2);
     uv_timer_init(G.loop, &janitor_timer);
     uv_timer_start(&janitor_timer, on_janitor, JANITOR_INTERVAL_MS, JANITOR_INTERVAL_MS);
     log_info("process up: pgusher %s, libuv %s, pid=%d", PGUSHER_VERSION, uv_version_string(),

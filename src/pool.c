@@ -5,6 +5,7 @@
  */
 #include "pgusher/pool.h"
 
+#include "pgusher/admin.h"
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/runtime.h"
@@ -16,16 +17,18 @@
 
 /* ---------------------------------------------------------------- databases */
 
-static struct database *database_new(const char *name, const char *connstr, bool autodb)
+struct database *database_create(const char *name, const char *connstr, bool autodb)
 {
     struct database *db = calloc(1, sizeof(*db));
     if (!db)
         return NULL;
     db->cf = calloc(1, sizeof(*db->cf));
     db->name = strdup(name);
-    if (!db->cf || !db->name) {
+    db->connstr = strdup(connstr);
+    if (!db->cf || !db->name || !db->connstr) {
         free(db->cf);
         free(db->name);
+        free(db->connstr);
         free(db);
         return NULL;
     }
@@ -34,6 +37,7 @@ static struct database *database_new(const char *name, const char *connstr, bool
         log_error("database \"%s\": %s", name, err);
         free(db->cf);
         free(db->name);
+        free(db->connstr);
         free(db);
         return NULL;
     }
@@ -51,7 +55,7 @@ void database_init_all(void)
         const struct cf_database *cfd = &G.cf->dbs[i];
         if (strcmp(cfd->name, "*") == 0)
             continue;
-        database_new(cfd->name, cfd->connstr ? cfd->connstr : "", false);
+        database_create(cfd->name, cfd->connstr ? cfd->connstr : "", false);
     }
 }
 
@@ -64,15 +68,57 @@ struct database *database_find(const char *name, bool create_auto)
         if (strcmp(db->name, name) == 0)
             return db;
     }
+    if (strcmp(name, "pgusher") == 0)
+        return database_find("pgbouncer", false);
     if (!create_auto)
         return NULL;
     const struct cf_database *star = config_find_database(G.cf, "*");
     if (!star)
         return NULL;
-    struct database *db = database_new(name, star->connstr ? star->connstr : "", true);
+    struct database *db = database_create(name, star->connstr ? star->connstr : "", true);
     if (db)
         log_info("registered new auto-database: db=%s", name);
     return db;
+}
+
+void pool_reconnect(struct database *only)
+{
+    struct list *di, *pi, *it;
+    list_for_each(di, &G.databases)
+    {
+        struct database *db = container_of(di, struct database, node);
+        if (only && db != only)
+            continue;
+        list_for_each(pi, &db->pools)
+        {
+            struct pool *p = container_of(pi, struct pool, node);
+            struct list *lists[] = {&p->sv_active, &p->sv_used, &p->sv_tested, &p->sv_login};
+            for (int i = 0; i < 4; i++) {
+                list_for_each(it, lists[i])
+                {
+                    container_of(it, struct server, node)->close_needed = true;
+                }
+            }
+            while (!list_empty(&p->sv_idle))
+                server_close(container_of(p->sv_idle.next, struct server, node), "reconnect");
+        }
+    }
+}
+
+void database_redefine(struct database *db, struct cf_database *cf, const char *connstr)
+{
+    config_free_database(db->cf);
+    free(db->cf);
+    db->cf = cf;
+    free(db->connstr);
+    db->connstr = strdup(connstr);
+    db->rr_next = 0;
+    pool_reconnect(db);
+}
+
+bool database_paused(const struct database *db)
+{
+    return G.paused || db->paused;
 }
 
 /* ---------------------------------------------------------------- pools */
@@ -258,8 +304,7 @@ void server_set_state(struct server *s, enum server_state st)
 static bool needs_check(const struct server *s)
 {
     const struct cf_global *g = &G.cf->g;
-    const char *q = g->server_check_query;
-    if (q && *q == 0)
+    if (g->server_check_query_disabled)
         return false; /* explicitly empty: checks disabled */
     return now_usec() - s->last_used > (uint64_t)g->server_check_delay;
 }
@@ -307,7 +352,7 @@ bool pool_client_wants_server(struct client *c)
 {
     struct pool *p = c->pool;
     struct server *s;
-    while ((s = take_idle(p)) != NULL) {
+    while (!database_paused(p->db) && (s = take_idle(p)) != NULL) {
         if (needs_check(s)) {
             run_check(s);
             continue;
@@ -335,6 +380,10 @@ void pool_release_server(struct server *s)
     }
     if (s->close_needed) {
         server_close(s, "obsolete connection");
+        return;
+    }
+    if (database_paused(p->db)) {
+        server_close(s, "pause");
         return;
     }
     int lifetime_sec = p->db->cf->server_lifetime_sec;
@@ -433,6 +482,8 @@ static struct client *first_waiting(struct pool *p, enum client_state st)
 
 void pool_service(struct pool *p)
 {
+    if (p->db->admin)
+        return;
     /* Clients waiting for the first login get their welcome. */
     if (p->welcome_ok) {
         struct client *c;
@@ -442,6 +493,8 @@ void pool_service(struct pool *p)
             client_resume(c);
         }
     }
+    if (database_paused(p->db))
+        return;
     /* Idle servers go to waiting clients, oldest waiter first. */
     struct client *c;
     while ((c = first_waiting(p, CL_WAITING)) != NULL) {

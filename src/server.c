@@ -93,8 +93,9 @@ struct server *server_launch(struct pool *p)
         host = cf->hosts[i];
         port = cf->ports[i];
     }
-    if (!host || !*host)
-        host = "/var/run/postgresql";
+    if (!host || !*host) /* no host: the Unix socket in unix_socket_dir, as PgBouncer does */
+        host = G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir
+                                                                    : "/tmp";
     snprintf(s->host, sizeof(s->host), "%s", host);
     s->port = port;
     bool is_unix = host[0] == '/';

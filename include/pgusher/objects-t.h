@@ -56,24 +56,37 @@ enum internal_query {
     IQ_CHECK,   /* server_check_query before reuse */
 };
 
-struct database {
-    struct list node; /* G.databases */
-    char *name;
-    struct cf_database *cf; /* owned copy of its definition */
-    bool autodb;            /* made from the "*" entry */
-    struct list pools;      /* struct pool.node */
-    int server_count;       /* servers of all pools of this database */
-    int client_count;
-    unsigned rr_next; /* round-robin cursor over hosts */
-    uint64_t last_used;
-};
-
 struct pool_stats {
     uint64_t xact_count, query_count, server_assignment_count;
     uint64_t bytes_received, bytes_sent;
     uint64_t xact_time, query_time, wait_time; /* usec */
     uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
 };
+
+struct database {
+    struct list node; /* G.databases */
+    char *name;
+    struct cf_database *cf; /* owned copy of its definition */
+    char *connstr;          /* the definition it was parsed from, to spot changes on reload */
+    bool autodb;            /* made from the "*" entry */
+    struct list pools;      /* struct pool.node */
+    int server_count;       /* servers of all pools of this database */
+    int client_count;
+    unsigned rr_next; /* round-robin cursor over hosts */
+    uint64_t last_used;
+    bool admin;    /* the "pgbouncer" console pseudo-database */
+    bool paused;   /* PAUSE db / KILL db: no new server assignments */
+    bool disabled; /* DISABLE db: no new client logins */
+    bool removed;  /* gone from the config on reload: refuses new clients */
+    /* stats_period averages (per second), computed by the janitor */
+    struct {
+        uint64_t server_assignment_count, xact_count, query_count, bytes_received, bytes_sent;
+        uint64_t xact_time, query_time, wait_time; /* averages per transaction/query, usec */
+        uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
+    } avg;
+    struct pool_stats prev; /* totals at the start of the current stats period */
+};
+
 
 struct pool {
     struct list node; /* db->pools */
@@ -112,7 +125,7 @@ struct client {
     char addr[64];
     int port;
     /* authentication */
-    const char *secret; /* points into the config snapshot, valid during login */
+    const char *secret; /* = secret_copy, or NULL */
     uint8_t md5_salt[4];
     int auth_step; /* 0 = startup expected, 1 = password expected */
     struct scram_server *scram;
@@ -122,6 +135,11 @@ struct client {
     bool in_hash;
     bool close_after_flush;
     char *reject_msg; /* set when the client must be refused once its startup is read */
+    char *secret_copy; /* the auth file secret, copied so a reload cannot free it */
+    /* admin console */
+    bool admin_readonly;   /* a stats_users member: SHOW only */
+    int admin_wait;        /* admin_wait_t: a command that completes later */
+    char *admin_wait_db;   /* the database it waits for, or NULL for all */
     char reject_state[6];
     /* times, usec on the monotonic clock */
     uint64_t connect_time, request_time, wait_start, xact_start, query_start;

@@ -12,6 +12,14 @@
 void database_init_all(void);
 /* Find a database by name, creating it from the "*" entry when allowed. NULL if unknown. */
 struct database *database_find(const char *name, bool create_auto);
+/* Create a runtime database from a connection string (NULL on error, logged). */
+struct database *database_create(const char *name, const char *connstr, bool autodb);
+/* Replace the database's definition; its servers are closed as soon as they are released. */
+void database_redefine(struct database *db, struct cf_database *cf, const char *connstr);
+/* Mark every server of db (NULL = all) close_needed; idle ones close now. */
+void pool_reconnect(struct database *db);
+/* Is the database paused (PAUSE, KILL, or the whole pooler paused)? */
+bool database_paused(const struct database *db);
 int database_pool_mode(const struct database *db, const char *user);
 
 struct pool *pool_get(struct database *db, const char *user);

@@ -20,8 +20,17 @@ struct runtime {
     int client_count;          /* every client connection, logging in or not */
     int server_count;
     uint64_t next_id;
-    bool shutting_down;
+    bool shutting_down;  /* no new clients */
+    int shutdown_mode;   /* SHUTDOWN_* while waiting to exit */
+    bool paused;         /* PAUSE without a database */
+    bool suspended;      /* SUSPEND */
+    uint64_t start_time; /* now_usec() at startup */
+    uint64_t last_stats; /* now_usec() of the last stats period */
+    bool log_to_stderr;  /* from the command line (-q, -d) */
+    int cli_verbose;     /* -v count */
 };
+
+enum { SHUTDOWN_NONE, SHUTDOWN_WAIT_FOR_SERVERS, SHUTDOWN_WAIT_FOR_CLIENTS, SHUTDOWN_NOW };
 
 extern struct runtime G;
 

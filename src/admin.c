@@ -1,0 +1,1558 @@
+/*
+ * admin.c: the admin console. SHOW commands print PgBouncer 1.25's exact columns (names,
+ * order, types) from the real lists and clocks; control commands (PAUSE, RESUME, RELOAD,
+ * KILL, SHUTDOWN, SET...) act through pool.c. Simple query protocol only; bad input gets an
+ * ErrorResponse and the console stays usable.
+ */
+#include "pgusher/admin.h"
+
+#include "pgusher/client.h"
+#include "pgusher/listener.h"
+#include "pgusher/log.h"
+#include "pgusher/pool.h"
+#include "pgusher/runtime.h"
+#include "pgusher/server.h"
+#include "pgusher/stream.h"
+#include "pgusher/varcache.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TEXTOID 25
+#define INT4OID 23
+#define INT8OID 20
+#define NUMERICOID 1700
+#define BYTEAOID 17
+
+static struct database *console_db;
+
+bool admin_is_console_db(const char *name)
+{
+    return strcmp(name, "pgbouncer") == 0 || strcmp(name, "pgusher") == 0;
+}
+
+void admin_init(void)
+{
+    console_db = database_find("pgbouncer", false);
+    if (console_db) {
+        console_db->admin = true;
+        return;
+    }
+    struct database *db = calloc(1, sizeof(*db));
+    struct cf_database *cf = calloc(1, sizeof(*cf));
+    if (!db || !cf)
+        log_fatal("out of memory");
+    char err[256];
+    if (!config_parse_database("pgbouncer", "", cf, err, sizeof(err)))
+        log_fatal("console database: %s", err);
+    cf->pool_mode = POOL_STATEMENT;
+    db->cf = cf;
+    db->name = strdup("pgbouncer");
+    db->admin = true;
+    list_init(&db->pools);
+    list_append(&G.databases, &db->node);
+    console_db = db;
+}
+
+/* Is name in a comma/space separated list (admin_users, stats_users)? */
+static bool in_list(const char *list, const char *name)
+{
+    if (!list)
+        return false;
+    size_t nlen = strlen(name);
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && !isspace((unsigned char)*e))
+            e++;
+        if ((size_t)(e - p) == nlen && strncmp(p, name, nlen) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+static void fill_welcome(struct pool *p)
+{
+    if (p->welcome_ok)
+        return;
+    static const char *const params[][2] = {
+        {"server_version", "15.0 (pgusher " PGUSHER_VERSION ")"},
+        {"server_encoding", "UTF8"},
+        {"client_encoding", "UTF8"},
+        {"DateStyle", "ISO, MDY"},
+        {"TimeZone", "UTC"},
+        {"standard_conforming_strings", "on"},
+        {"integer_datetimes", "on"},
+        {"IntervalStyle", "postgres"},
+        {"application_name", ""},
+    };
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        pktbuf_param_status(&p->welcome, params[i][0], params[i][1]);
+        enum var_id id = varcache_lookup(params[i][0]);
+        if (id != VAR_COUNT)
+            varcache_set(&p->welcome_vars, id, params[i][1]);
+    }
+    p->welcome_ok = true;
+}
+
+bool admin_login_allowed(struct client *c)
+{
+    const struct cf_global *g = &G.cf->g;
+    bool full = in_list(g->admin_users, c->user_name);
+    bool stats = in_list(g->stats_users, c->user_name);
+    if (!full && !stats && strcmp(c->user_name, "pgbouncer") == 0 && c->st.is_unix) {
+        /* The "pgbouncer" user over the Unix socket, from our own OS user. */
+        uv_os_fd_t fd;
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (uv_fileno(&c->st.h.handle, &fd) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid())
+            full = true;
+    }
+    if (!full && !stats) {
+        client_error_close(c, "28000", "not allowed");
+        return false;
+    }
+    c->admin_readonly = !full;
+    fill_welcome(c->pool);
+    return true;
+}
+
+/* ---------------------------------------------------------------- result building */
+
+struct col {
+    const char *name;
+    char type; /* T text, I int4, L int8, N numeric, B bytea */
+};
+
+struct result {
+    struct pktbuf b;
+    int ncols;
+    int nrows;
+};
+
+static void res_begin(struct result *r, const struct col *cols, int n)
+{
+    pktbuf_init(&r->b);
+    r->ncols = n;
+    r->nrows = 0;
+    pktbuf_start(&r->b, 'T');
+    pktbuf_put_int16(&r->b, (uint16_t)n);
+    for (int i = 0; i < n; i++) {
+        uint32_t oid = TEXTOID;
+        int16_t len = -1;
+        switch (cols[i].type) {
+        case 'I':
+            oid = INT4OID;
+            len = 4;
+            break;
+        case 'L':
+            oid = INT8OID;
+            len = 8;
+            break;
+        case 'N':
+            oid = NUMERICOID;
+            break;
+        case 'B':
+            oid = BYTEAOID;
+            break;
+        default:
+            break;
+        }
+        pktbuf_put_string(&r->b, cols[i].name);
+        pktbuf_put_int32(&r->b, 0);
+        pktbuf_put_int16(&r->b, 0);
+        pktbuf_put_int32(&r->b, oid);
+        pktbuf_put_int16(&r->b, (uint16_t)len);
+        pktbuf_put_int32(&r->b, (uint32_t)-1);
+        pktbuf_put_int16(&r->b, 0);
+    }
+    pktbuf_finish(&r->b);
+}
+
+static void row_begin(struct result *r)
+{
+    pktbuf_start(&r->b, 'D');
+    pktbuf_put_int16(&r->b, (uint16_t)r->ncols);
+    r->nrows++;
+}
+
+static void row_str(struct result *r, const char *s)
+{
+    if (!s) {
+        pktbuf_put_int32(&r->b, (uint32_t)-1);
+        return;
+    }
+    size_t n = strlen(s);
+    pktbuf_put_int32(&r->b, (uint32_t)n);
+    pktbuf_put_bytes(&r->b, s, n);
+}
+
+static void row_int(struct result *r, long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", v);
+    row_str(r, buf);
+}
+
+static void row_end(struct result *r)
+{
+    pktbuf_finish(&r->b);
+}
+
+static void send_complete(struct client *c, struct pktbuf *b, const char *tag)
+{
+    pktbuf_start(b, 'C');
+    pktbuf_put_string(b, tag);
+    pktbuf_finish(b);
+    pktbuf_ready(b, 'I');
+    if (!b->failed)
+        client_send(c, b->data, b->len);
+    pktbuf_free(b);
+}
+
+static void res_send(struct client *c, struct result *r)
+{
+    send_complete(c, &r->b, "SHOW");
+}
+
+static void send_tag(struct client *c, const char *tag)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    send_complete(c, &b, tag);
+}
+
+static void send_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void send_error(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_error(&b, "ERROR", sqlstate, msg);
+    pktbuf_ready(&b, 'I');
+    if (!b.failed)
+        client_send(c, b.data, b.len);
+    pktbuf_free(&b);
+}
+
+static void send_notice(struct pktbuf *b, const char *msg)
+{
+    pktbuf_notice(b, "00000", msg);
+}
+
+/* ---------------------------------------------------------------- time helpers */
+
+static void fmt_wall(char *buf, size_t len, time_t t)
+{
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M:%S %Z", &tm);
+}
+
+static time_t mono_to_wall(uint64_t mono)
+{
+    uint64_t now = now_usec();
+    time_t wall = time(NULL);
+    if (!mono || mono > now)
+        return wall;
+    return wall - (time_t)((now - mono) / 1000000);
+}
+
+/* ---------------------------------------------------------------- iteration helpers */
+
+#define FOR_EACH_DB(db)                                                                            \
+    for (struct list *db##_it = G.databases.next; db##_it != &G.databases; db##_it = db##_it->next) \
+        for (struct database *db = container_of(db##_it, struct database, node); db; db = NULL)
+
+#define FOR_EACH_POOL(db, p)                                                                       \
+    FOR_EACH_DB(db)                                                                                \
+    for (struct list *p##_it = db->pools.next; p##_it != &db->pools; p##_it = p##_it->next)       \
+        for (struct pool *p = container_of(p##_it, struct pool, node); p; p = NULL)
+
+static int pool_total_servers(const struct pool *p)
+{
+    return p->n_sv_active + p->n_sv_idle + p->n_sv_used + p->n_sv_tested + p->n_sv_login;
+}
+
+static const char *db_pool_mode_name(const struct database *db)
+{
+    return db->cf->pool_mode != CF_UNSET ? config_pool_mode_name(db->cf->pool_mode) : NULL;
+}
+
+static const char *lb_name(const struct database *db)
+{
+    int lb = db->cf->load_balance_hosts != CF_UNSET ? db->cf->load_balance_hosts : LB_ROUND_ROBIN;
+    return config_lb_policy_name(lb);
+}
+
+/* ---------------------------------------------------------------- SHOW commands */
+
+static void show_pools(struct client *c)
+{
+    static const struct col cols[] = {
+        {"database", 'T'},         {"user", 'T'},          {"cl_active", 'I'},
+        {"cl_waiting", 'I'},       {"cl_active_cancel_req", 'I'}, {"cl_waiting_cancel_req", 'I'},
+        {"sv_active", 'I'},        {"sv_active_cancel", 'I'},     {"sv_being_canceled", 'I'},
+        {"sv_idle", 'I'},          {"sv_used", 'I'},       {"sv_tested", 'I'},
+        {"sv_login", 'I'},         {"maxwait", 'I'},       {"maxwait_us", 'I'},
+        {"pool_mode", 'T'},        {"load_balance_hosts", 'T'},
+    };
+    struct result r;
+    res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+    uint64_t now = now_usec();
+    FOR_EACH_POOL(db, p)
+    {
+        uint64_t maxwait = 0;
+        struct list *it;
+        list_for_each(it, &p->cl_waiting)
+        {
+            struct client *w = container_of(it, struct client, node);
+            if (w->wait_start && now - w->wait_start > maxwait)
+                maxwait = now - w->wait_start;
+        }
+        row_begin(&r);
+        row_str(&r, db->name);
+        row_str(&r, p->user);
+        row_int(&r, p->n_cl_active);
+        row_int(&r, p->n_cl_waiting);
+        row_int(&r, 0);
+        row_int(&r, 0);
+        row_int(&r, p->n_sv_active);
+        row_int(&r, 0);
+        row_int(&r, 0);
+        row_int(&r, p->n_sv_idle);
+        row_int(&r, p->n_sv_used);
+        row_int(&r, p->n_sv_tested);
+        row_int(&r, p->n_sv_login);
+        row_int(&r, (long long)(maxwait / 1000000));
+        row_int(&r, (long long)(maxwait % 1000000));
+        row_str(&r, config_pool_mode_name(pool_mode(p)));
+        row_str(&r, lb_name(db));
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+static const struct col conn_cols[] = {
+    {"type", 'T'},          {"user", 'T'},          {"database", 'T'},
+    {"replication", 'T'},   {"state", 'T'},         {"addr", 'T'},
+    {"port", 'I'},          {"local_addr", 'T'},    {"local_port", 'I'},
+    {"connect_time", 'T'},  {"request_time", 'T'},  {"wait", 'I'},
+    {"wait_us", 'I'},       {"close_needed", 'I'},  {"ptr", 'T'},
+    {"link", 'T'},          {"remote_pid", 'I'},    {"tls", 'T'},
+    {"application_name", 'T'}, {"prepared_statements", 'I'}, {"id", 'L'},
+    /* SOCKETS adds these */
+    {"recv_pos", 'I'},      {"pkt_pos", 'I'},       {"pkt_remain", 'I'},
+    {"send_pos", 'I'},      {"send_remain", 'I'},   {"pkt_avail", 'I'},
+    {"send_avail", 'I'},
+};
+#define CONN_COLS 21
+#define SOCKET_COLS 28
+
+static const char *client_state_name(const struct client *c)
+{
+    switch (c->state) {
+    case CL_LOGIN:
+        return "login";
+    case CL_WAITING:
+    case CL_WAITING_LOGIN:
+        return "waiting";
+    case CL_ACTIVE:
+        return c->link ? "active" : "idle";
+    default:
+        return "justfree";
+    }
+}
+
+static const char *server_state_name(const struct server *s)
+{
+    switch (s->state) {
+    case SV_LOGIN:
+        return "login";
+    case SV_IDLE:
+        return "idle";
+    case SV_ACTIVE:
+        return "active";
+    case SV_USED:
+        return "used";
+    case SV_TESTED:
+        return "tested";
+    default:
+        return "justfree";
+    }
+}
+
+static void socket_cols(struct result *r, struct stream *st)
+{
+    row_int(r, st->rlen);
+    row_int(r, st->rpos);
+    row_int(r, 0);
+    row_int(r, 0);
+    row_int(r, (long long)st->queued);
+    row_int(r, st->rlen - st->rpos);
+    row_int(r, st->cap - st->rlen);
+}
+
+static void client_row(struct result *r, struct client *c, bool sockets)
+{
+    char lhost[64] = "", ptr[32], link[32] = "", ct[64], rt[64];
+    int lport = 0;
+    if (!c->st.closing)
+        stream_local_addr(&c->st, lhost, sizeof(lhost), &lport);
+    snprintf(ptr, sizeof(ptr), "%p", (void *)c);
+    if (c->link)
+        snprintf(link, sizeof(link), "%p", (void *)c->link);
+    fmt_wall(ct, sizeof(ct), c->connect_wall);
+    fmt_wall(rt, sizeof(rt), mono_to_wall(c->request_time));
+    uint64_t wait = c->wait_start ? now_usec() - c->wait_start : 0;
+    row_begin(r);
+    row_str(r, "C");
+    row_str(r, c->user_name);
+    row_str(r, c->db_name);
+    row_str(r, "none");
+    row_str(r, client_state_name(c));
+    row_str(r, c->addr);
+    row_int(r, c->port);
+    row_str(r, lhost);
+    row_int(r, lport);
+    row_str(r, ct);
+    row_str(r, rt);
+    row_int(r, (long long)(wait / 1000000));
+    row_int(r, (long long)(wait % 1000000));
+    row_int(r, 0);
+    row_str(r, ptr);
+    row_str(r, link);
+    row_int(r, 0);
+    row_str(r, "");
+    row_str(r, c->vars.val[VAR_APPLICATION_NAME] ? c->vars.val[VAR_APPLICATION_NAME] : "");
+    row_int(r, 0);
+    row_int(r, (long long)c->id);
+    if (sockets)
+        socket_cols(r, &c->st);
+    row_end(r);
+}
+
+static void server_row(struct result *r, struct server *s, bool sockets)
+{
+    char lhost[64] = "", ptr[32], link[32] = "", ct[64], rt[64];
+    int lport = 0;
+    if (s->state != SV_LOGIN || s->ready)
+        stream_local_addr(&s->st, lhost, sizeof(lhost), &lport);
+    snprintf(ptr, sizeof(ptr), "%p", (void *)s);
+    if (s->link)
+        snprintf(link, sizeof(link), "%p", (void *)s->link);
+    fmt_wall(ct, sizeof(ct), s->connect_wall);
+    fmt_wall(rt, sizeof(rt), mono_to_wall(s->request_time));
+    row_begin(r);
+    row_str(r, "S");
+    row_str(r, s->pool->user);
+    row_str(r, s->pool->db->name);
+    row_str(r, "none");
+    row_str(r, server_state_name(s));
+    row_str(r, s->host);
+    row_int(r, s->port);
+    row_str(r, lhost);
+    row_int(r, lport);
+    row_str(r, ct);
+    row_str(r, rt);
+    row_int(r, 0);
+    row_int(r, 0);
+    row_int(r, s->close_needed);
+    row_str(r, ptr);
+    row_str(r, link);
+    row_int(r, s->be_pid);
+    row_str(r, "");
+    row_str(r, s->vars.val[VAR_APPLICATION_NAME] ? s->vars.val[VAR_APPLICATION_NAME] : "");
+    row_int(r, 0);
+    row_int(r, (long long)s->id);
+    if (sockets)
+        socket_cols(r, &s->st);
+    row_end(r);
+}
+
+static void add_clients(struct result *r, bool sockets, bool active_only)
+{
+    struct list *it;
+    list_for_each(it, &G.login_clients)
+    {
+        struct client *c = container_of(it, struct client, node);
+        if (!active_only || stream_avail(&c->st) > 0 || c->st.queued > 0)
+            client_row(r, c, sockets);
+    }
+    FOR_EACH_POOL(db, p)
+    {
+        struct list *lists[] = {&p->cl_active, &p->cl_waiting};
+        for (int i = 0; i < 2; i++) {
+            list_for_each(it, lists[i])
+            {
+                struct client *c = container_of(it, struct client, node);
+                if (!active_only || stream_avail(&c->st) > 0 || c->st.queued > 0)
+                    client_row(r, c, sockets);
+            }
+        }
+    }
+}
+
+static void add_servers(struct result *r, bool sockets, bool active_only)
+{
+    struct list *it;
+    FOR_EACH_POOL(db, p)
+    {
+        struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
+                                &p->sv_login};
+        for (int i = 0; i < 5; i++) {
+            list_for_each(it, lists[i])
+            {
+                struct server *s = container_of(it, struct server, node);
+                if (!active_only || stream_avail(&s->st) > 0 || s->st.queued > 0)
+                    server_row(r, s, sockets);
+            }
+        }
+    }
+}
+
+static void show_clients(struct client *c)
+{
+    struct result r;
+    res_begin(&r, conn_cols, CONN_COLS);
+    add_clients(&r, false, false);
+    res_send(c, &r);
+}
+
+static void show_servers(struct client *c)
+{
+    struct result r;
+    res_begin(&r, conn_cols, CONN_COLS);
+    add_servers(&r, false, false);
+    res_send(c, &r);
+}
+
+static void show_sockets(struct client *c, bool active_only)
+{
+    struct result r;
+    res_begin(&r, conn_cols, SOCKET_COLS);
+    add_clients(&r, true, active_only);
+    add_servers(&r, true, active_only);
+    res_send(c, &r);
+}
+
+static int setting_or(int v, int dflt)
+{
+    return v != CF_UNSET ? v : dflt;
+}
+
+static void show_databases(struct client *c)
+{
+    static const struct col cols[] = {
+        {"name", 'T'},           {"host", 'T'},           {"port", 'I'},
+        {"database", 'T'},       {"force_user", 'T'},     {"pool_size", 'I'},
+        {"min_pool_size", 'I'},  {"reserve_pool_size", 'I'}, {"server_lifetime", 'I'},
+        {"pool_mode", 'T'},      {"load_balance_hosts", 'T'}, {"max_connections", 'I'},
+        {"current_connections", 'I'}, {"max_client_connections", 'I'},
+        {"current_client_connections", 'I'}, {"paused", 'I'}, {"disabled", 'I'},
+    };
+    const struct cf_global *g = &G.cf->g;
+    struct result r;
+    res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+    FOR_EACH_DB(db)
+    {
+        const struct cf_database *cf = db->cf;
+        char hosts[1024] = "";
+        size_t hl = 0;
+        for (int i = 0; i < cf->nhosts && hl < sizeof(hosts); i++)
+            hl += (size_t)snprintf(hosts + hl, sizeof(hosts) - hl, "%s%s", i ? "," : "",
+                                   cf->hosts[i]);
+        row_begin(&r);
+        row_str(&r, db->name);
+        row_str(&r, db->admin || cf->nhosts == 0 ? NULL : hosts);
+        row_int(&r, db->admin ? g->listen_port : (cf->nhosts ? cf->ports[0] : cf->port));
+        row_str(&r, db->admin ? "pgbouncer" : (cf->dbname ? cf->dbname : db->name));
+        row_str(&r, db->admin ? "pgbouncer" : cf->user);
+        row_int(&r, db->admin ? 2 : setting_or(cf->pool_size, g->default_pool_size));
+        row_int(&r, setting_or(cf->min_pool_size, g->min_pool_size));
+        row_int(&r, setting_or(cf->reserve_pool_size, g->reserve_pool_size));
+        row_int(&r, setting_or(cf->server_lifetime_sec, (int)(g->server_lifetime / USEC_PER_SEC)));
+        row_str(&r, db->admin ? "statement" : db_pool_mode_name(db));
+        row_str(&r, db->admin ? NULL : lb_name(db));
+        row_int(&r, setting_or(cf->max_db_connections, g->max_db_connections));
+        row_int(&r, db->server_count);
+        row_int(&r, setting_or(cf->max_db_client_connections, g->max_db_client_connections));
+        row_int(&r, db->client_count);
+        row_int(&r, db->paused || G.paused);
+        row_int(&r, db->disabled);
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+/* Users: the auth file's, the [users] section's and every pool's, each once. */
+static void show_users(struct client *c)
+{
+    static const struct col cols[] = {
+        {"name", 'T'},          {"pool_size", 'I'},  {"reserve_pool_size", 'I'},
+        {"pool_mode", 'T'},     {"max_user_connections", 'I'}, {"current_connections", 'I'},
+        {"max_user_client_connections", 'I'}, {"current_client_connections", 'I'},
+    };
+    const struct config *cf = G.cf;
+    size_t cap = (size_t)cf->nauthusers + (size_t)cf->nusers + 16, n = 0;
+    const char **names = calloc(cap, sizeof(*names));
+    struct result r;
+    res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+    if (!names) {
+        res_send(c, &r);
+        return;
+    }
+#define ADD_NAME(nm)                                                                               \
+    do {                                                                                           \
+        bool dup = false;                                                                          \
+        for (size_t k = 0; k < n; k++)                                                             \
+            if (strcmp(names[k], (nm)) == 0)                                                       \
+                dup = true;                                                                        \
+        if (!dup) {                                                                                \
+            if (n == cap) {                                                                        \
+                const char **nn = realloc(names, 2 * cap * sizeof(*names));                        \
+                if (!nn)                                                                           \
+                    break;                                                                         \
+                names = nn;                                                                        \
+                cap *= 2;                                                                          \
+            }                                                                                      \
+            names[n++] = (nm);                                                                     \
+        }                                                                                          \
+    } while (0)
+    for (int i = 0; i < cf->nauthusers; i++)
+        ADD_NAME(cf->authusers[i].name);
+    for (int i = 0; i < cf->nusers; i++)
+        ADD_NAME(cf->users[i].name);
+    FOR_EACH_POOL(db, p)
+    {
+        ADD_NAME(p->user);
+    }
+#undef ADD_NAME
+    for (size_t i = 0; i < n; i++) {
+        const struct cf_user *u = config_find_user(cf, names[i]);
+        int servers = 0, clients = 0;
+        FOR_EACH_POOL(db, p)
+        {
+            if (strcmp(p->user, names[i]) == 0) {
+                servers += pool_total_servers(p);
+                clients += p->n_cl_active + p->n_cl_waiting;
+            }
+        }
+        row_begin(&r);
+        row_str(&r, names[i]);
+        row_int(&r, u ? setting_or(u->pool_size, 0) : 0);
+        row_int(&r, u ? setting_or(u->reserve_pool_size, 0) : 0);
+        row_str(&r, u && u->pool_mode != CF_UNSET ? config_pool_mode_name(u->pool_mode) : NULL);
+        row_int(&r, u ? setting_or(u->max_user_connections, cf->g.max_user_connections)
+                      : cf->g.max_user_connections);
+        row_int(&r, servers);
+        row_int(&r, u ? setting_or(u->max_user_client_connections,
+                                   cf->g.max_user_client_connections)
+                      : cf->g.max_user_client_connections);
+        row_int(&r, clients);
+        row_end(&r);
+    }
+    free(names);
+    res_send(c, &r);
+}
+
+static void db_totals(const struct database *db, struct pool_stats *t)
+{
+    memset(t, 0, sizeof(*t));
+    struct list *it;
+    list_for_each(it, &db->pools)
+    {
+        const struct pool *p = container_of(it, struct pool, node);
+        const struct pool_stats *s = &p->stats;
+        t->server_assignment_count += s->server_assignment_count;
+        t->xact_count += s->xact_count;
+        t->query_count += s->query_count;
+        t->bytes_received += s->bytes_received;
+        t->bytes_sent += s->bytes_sent;
+        t->xact_time += s->xact_time;
+        t->query_time += s->query_time;
+        t->wait_time += s->wait_time;
+        t->client_parse_count += s->client_parse_count;
+        t->server_parse_count += s->server_parse_count;
+        t->bind_count += s->bind_count;
+        t->client_login_count += s->client_login_count;
+    }
+}
+
+static void put_totals(struct result *r, const struct pool_stats *t)
+{
+    row_int(r, (long long)t->server_assignment_count);
+    row_int(r, (long long)t->xact_count);
+    row_int(r, (long long)t->query_count);
+    row_int(r, (long long)t->bytes_received);
+    row_int(r, (long long)t->bytes_sent);
+    row_int(r, (long long)t->xact_time);
+    row_int(r, (long long)t->query_time);
+    row_int(r, (long long)t->wait_time);
+    row_int(r, (long long)t->client_parse_count);
+    row_int(r, (long long)t->server_parse_count);
+    row_int(r, (long long)t->bind_count);
+    row_int(r, (long long)t->client_login_count);
+}
+
+static void put_avgs(struct result *r, const struct database *db)
+{
+    row_int(r, (long long)db->avg.server_assignment_count);
+    row_int(r, (long long)db->avg.xact_count);
+    row_int(r, (long long)db->avg.query_count);
+    row_int(r, (long long)db->avg.bytes_received);
+    row_int(r, (long long)db->avg.bytes_sent);
+    row_int(r, (long long)db->avg.xact_time);
+    row_int(r, (long long)db->avg.query_time);
+    row_int(r, (long long)db->avg.wait_time);
+    row_int(r, (long long)db->avg.client_parse_count);
+    row_int(r, (long long)db->avg.server_parse_count);
+    row_int(r, (long long)db->avg.bind_count);
+    row_int(r, (long long)db->avg.client_login_count);
+}
+
+static const char *const stat_names[12] = {
+    "server_assignment_count", "xact_count", "query_count", "received", "sent", "xact_time",
+    "query_time", "wait_time", "client_parse_count", "server_parse_count", "bind_count",
+    "client_login_count",
+};
+
+static void show_stats(struct client *c, int kind)
+{
+    /* kind 0: STATS, 1: STATS_TOTALS, 2: STATS_AVERAGES */
+    struct col cols[25];
+    char names[25][48];
+    int n = 0;
+    cols[n++] = (struct col){"database", 'T'};
+    for (int pass = 0; pass < 2; pass++) {
+        if ((kind == 1 && pass == 1) || (kind == 2 && pass == 0))
+            continue;
+        for (int i = 0; i < 12; i++) {
+            const char *base = stat_names[i];
+            if (kind == 0)
+                snprintf(names[n], sizeof(names[n]), "%s_%s", pass ? "avg" : "total",
+                         i == 3 && pass ? "recv" : base);
+            else if (i == 3)
+                snprintf(names[n], sizeof(names[n]), "bytes_received");
+            else if (i == 4)
+                snprintf(names[n], sizeof(names[n]), "bytes_sent");
+            else if (kind == 2 && i >= 8)
+                snprintf(names[n], sizeof(names[n]), "avg_%s", base);
+            else
+                snprintf(names[n], sizeof(names[n]), "%s", base);
+            cols[n] = (struct col){names[n], 'N'};
+            n++;
+        }
+    }
+    struct result r;
+    res_begin(&r, cols, n);
+    FOR_EACH_DB(db)
+    {
+        struct pool_stats t;
+        db_totals(db, &t);
+        row_begin(&r);
+        row_str(&r, db->name);
+        if (kind != 2)
+            put_totals(&r, &t);
+        if (kind != 1)
+            put_avgs(&r, db);
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+static void show_totals(struct client *c)
+{
+    static const struct col cols[] = {{"name", 'T'}, {"value", 'N'}};
+    struct result r;
+    res_begin(&r, cols, 2);
+    struct pool_stats all = {0};
+    uint64_t avg[12] = {0};
+    FOR_EACH_DB(db)
+    {
+        struct pool_stats t;
+        db_totals(db, &t);
+        uint64_t *a = (uint64_t *)&all, *b = (uint64_t *)&t;
+        for (size_t i = 0; i < sizeof(all) / sizeof(uint64_t); i++)
+            a[i] += b[i];
+        const uint64_t *d = &db->avg.server_assignment_count;
+        for (int i = 0; i < 12; i++)
+            avg[i] += d[i];
+    }
+    const uint64_t tot[12] = {
+        all.server_assignment_count, all.xact_count,  all.query_count,
+        all.bytes_received,          all.bytes_sent,  all.xact_time,
+        all.query_time,              all.wait_time,   all.client_parse_count,
+        all.server_parse_count,      all.bind_count,  all.client_login_count,
+    };
+    char name[64];
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof(name), "total_%s", stat_names[i]);
+        row_begin(&r);
+        row_str(&r, name);
+        row_int(&r, (long long)tot[i]);
+        row_end(&r);
+    }
+    for (int i = 0; i < 12; i++) {
+        snprintf(name, sizeof(name), "avg_%s", i == 3 ? "recv" : stat_names[i]);
+        row_begin(&r);
+        row_str(&r, name);
+        row_int(&r, (long long)avg[i]);
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+static void list_row(struct result *r, const char *name, long long v)
+{
+    row_begin(r);
+    row_str(r, name);
+    row_int(r, v);
+    row_end(r);
+}
+
+static void show_lists(struct client *c)
+{
+    static const struct col cols[] = {{"list", 'T'}, {"items", 'I'}};
+    struct result r;
+    res_begin(&r, cols, 2);
+    int ndb = 0, npools = 0, used_clients = 0, used_servers = 0;
+    FOR_EACH_DB(db)
+    {
+        ndb++;
+    }
+    FOR_EACH_POOL(db, p)
+    {
+        npools++;
+        used_clients += p->n_cl_active + p->n_cl_waiting;
+        used_servers += pool_total_servers(p);
+    }
+    int login = (int)list_count(&G.login_clients);
+    list_row(&r, "databases", ndb);
+    list_row(&r, "users", G.cf->nauthusers + G.cf->nusers);
+    list_row(&r, "peers", G.cf->npeers);
+    list_row(&r, "pools", npools);
+    list_row(&r, "peer_pools", 0);
+    list_row(&r, "free_clients", 0);
+    list_row(&r, "used_clients", used_clients + login);
+    list_row(&r, "login_clients", login);
+    list_row(&r, "free_servers", 0);
+    list_row(&r, "used_servers", used_servers);
+    list_row(&r, "dns_names", 0);
+    list_row(&r, "dns_zones", 0);
+    list_row(&r, "dns_queries", 0);
+    list_row(&r, "dns_pending", 0);
+    res_send(c, &r);
+}
+
+static void show_config(struct client *c)
+{
+    static const struct col cols[] = {
+        {"key", 'T'}, {"value", 'T'}, {"default", 'T'}, {"changeable", 'T'}};
+    struct result r;
+    res_begin(&r, cols, 4);
+    char buf[1024];
+    for (size_t i = 0; i < config_nsettings; i++) {
+        const struct cf_setting *s = &config_settings[i];
+        row_begin(&r);
+        row_str(&r, s->name);
+        row_str(&r, config_setting_value(G.cf, s, buf, sizeof(buf)));
+        row_str(&r, s->default_str);
+        row_str(&r, s->reloadable ? "yes" : "no");
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+static void show_version(struct client *c)
+{
+    static const struct col cols[] = {{"version", 'T'}};
+    struct result r;
+    res_begin(&r, cols, 1);
+    row_begin(&r);
+    row_str(&r, "pgusher " PGUSHER_VERSION);
+    row_end(&r);
+    res_send(c, &r);
+}
+
+static void show_state(struct client *c)
+{
+    static const struct col cols[] = {{"key", 'T'}, {"value", 'T'}};
+    struct result r;
+    res_begin(&r, cols, 2);
+    const char *rows[][2] = {
+        {"active", (!G.paused && !G.suspended) ? "yes" : "no"},
+        {"paused", G.paused ? "yes" : "no"},
+        {"suspended", G.suspended ? "yes" : "no"},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        row_begin(&r);
+        row_str(&r, rows[i][0]);
+        row_str(&r, rows[i][1]);
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+static void mem_row(struct result *r, const char *name, size_t size, long long used)
+{
+    row_begin(r);
+    row_str(r, name);
+    row_int(r, (long long)size);
+    row_int(r, used);
+    row_int(r, 0);
+    row_int(r, (long long)size * used);
+    row_end(r);
+}
+
+static void show_mem(struct client *c)
+{
+    static const struct col cols[] = {
+        {"name", 'T'}, {"size", 'I'}, {"used", 'I'}, {"free", 'I'}, {"memtotal", 'I'}};
+    struct result r;
+    res_begin(&r, cols, 5);
+    int ndb = 0, npools = 0, bufs = 0;
+    FOR_EACH_DB(db)
+    {
+        ndb++;
+    }
+    FOR_EACH_POOL(db, p)
+    {
+        npools++;
+    }
+    mem_row(&r, "user_cache", sizeof(struct cf_user), G.cf->nusers + G.cf->nauthusers);
+    mem_row(&r, "db_cache", sizeof(struct database), ndb);
+    mem_row(&r, "pool_cache", sizeof(struct pool), npools);
+    mem_row(&r, "server_cache", sizeof(struct server), G.server_count);
+    mem_row(&r, "client_cache", sizeof(struct client), G.client_count);
+    mem_row(&r, "iobuf_cache", stream_bufsize(), bufs);
+    res_send(c, &r);
+}
+
+static void show_empty(struct client *c, const struct col *cols, int n)
+{
+    struct result r;
+    res_begin(&r, cols, n);
+    res_send(c, &r);
+}
+
+static void show_fds(struct client *c)
+{
+    static const struct col cols[] = {
+        {"fd", 'I'},           {"task", 'T'},        {"user", 'T'},      {"database", 'T'},
+        {"addr", 'T'},         {"port", 'I'},        {"cancel", 'L'},    {"link", 'I'},
+        {"client_encoding", 'T'}, {"std_strings", 'T'}, {"datestyle", 'T'}, {"timezone", 'T'},
+        {"password", 'T'},     {"scram_client_key", 'B'}, {"scram_server_key", 'B'},
+    };
+    /* Only meaningful for online restart (-R), which pgusher does not do. */
+    show_empty(c, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+}
+
+static void show_peers(struct client *c)
+{
+    static const struct col cols[] = {
+        {"peer_id", 'I'}, {"host", 'T'}, {"port", 'I'}, {"pool_size", 'I'}};
+    struct result r;
+    res_begin(&r, cols, 4);
+    for (int i = 0; i < G.cf->npeers; i++) {
+        const struct cf_peer *p = &G.cf->peers[i];
+        row_begin(&r);
+        row_int(&r, p->peer_id);
+        row_str(&r, p->host);
+        row_int(&r, p->port);
+        row_int(&r, p->pool_size != CF_UNSET ? p->pool_size : G.cf->g.default_pool_size);
+        row_end(&r);
+    }
+    res_send(c, &r);
+}
+
+static void show_help(struct client *c)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    send_notice(&b, "Console usage");
+    static const char *const lines[] = {
+        "\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
+        "\tSHOW PEERS|PEER_POOLS",
+        "\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE",
+        "\tSHOW DNS_HOSTS|DNS_ZONES",
+        "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
+        "\tSET key = arg",
+        "\tRELOAD",
+        "\tPAUSE [<db>]",
+        "\tRESUME [<db>]",
+        "\tDISABLE <db>",
+        "\tENABLE <db>",
+        "\tRECONNECT [<db>]",
+        "\tKILL [<db>]",
+        "\tKILL_CLIENT <client_id>",
+        "\tSUSPEND",
+        "\tSHUTDOWN",
+        "\tSHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS",
+        "\tWAIT_CLOSE [<db>]",
+    };
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+        send_notice(&b, lines[i]);
+    send_complete(c, &b, "SHOW");
+}
+
+/* ---------------------------------------------------------------- control commands */
+
+void admin_pause(struct database *db)
+{
+    if (db)
+        db->paused = true;
+    else
+        G.paused = true;
+    /* Idle servers go now; active ones when their clients release them. */
+    FOR_EACH_POOL(d, p)
+    {
+        if (db && d != db)
+            continue;
+        struct server *s;
+        while (!list_empty(&p->sv_idle)) {
+            s = container_of(p->sv_idle.next, struct server, node);
+            server_close(s, "pause");
+        }
+    }
+}
+
+void admin_resume(struct database *db)
+{
+    if (db) {
+        db->paused = false;
+    } else {
+        G.paused = false;
+        G.suspended = false;
+        FOR_EACH_DB(d)
+        {
+            d->paused = false;
+        }
+    }
+    FOR_EACH_POOL(d, p)
+    {
+        pool_service(p);
+    }
+}
+
+static bool servers_gone(const struct database *only)
+{
+    FOR_EACH_POOL(db, p)
+    {
+        if (only && db != only)
+            continue;
+        if (db->admin)
+            continue;
+        if (pool_total_servers(p) > 0)
+            return false;
+    }
+    return true;
+}
+
+static bool close_needed_gone(const struct database *only)
+{
+    FOR_EACH_POOL(db, p)
+    {
+        if (only && db != only)
+            continue;
+        struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
+                                &p->sv_login};
+        for (int i = 0; i < 5; i++) {
+            struct list *it;
+            list_for_each(it, lists[i])
+            {
+                if (container_of(it, struct server, node)->close_needed)
+                    return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void kill_db(struct database *only, struct client *except)
+{
+    FOR_EACH_POOL(db, p)
+    {
+        if ((only && db != only) || db->admin)
+            continue;
+        while (!list_empty(&p->cl_waiting))
+            client_error_close(container_of(p->cl_waiting.next, struct client, node), "08P01",
+                               "database removed");
+        struct list *it, *tmp;
+        list_for_each_safe(it, tmp, &p->cl_active)
+        {
+            struct client *c = container_of(it, struct client, node);
+            if (c != except)
+                client_error_close(c, "08P01", "database removed");
+        }
+        struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
+                                &p->sv_login};
+        for (int i = 0; i < 5; i++)
+            while (!list_empty(lists[i]))
+                server_close(container_of(lists[i]->next, struct server, node), "database killed");
+    }
+}
+
+static struct client *find_client_by_id(uint64_t id)
+{
+    struct list *it;
+    list_for_each(it, &G.login_clients)
+    {
+        struct client *c = container_of(it, struct client, node);
+        if (c->id == id)
+            return c;
+    }
+    FOR_EACH_POOL(db, p)
+    {
+        struct list *lists[] = {&p->cl_active, &p->cl_waiting};
+        for (int i = 0; i < 2; i++) {
+            list_for_each(it, lists[i])
+            {
+                struct client *c = container_of(it, struct client, node);
+                if (c->id == id)
+                    return c;
+            }
+        }
+    }
+    return NULL;
+}
+
+void admin_shutdown(int mode)
+{
+    if (mode == SHUTDOWN_NOW || (G.shutdown_mode != SHUTDOWN_NONE && mode == G.shutdown_mode)) {
+        log_info("shutting down immediately");
+        G.shutdown_mode = SHUTDOWN_NOW;
+        G.shutting_down = true;
+        listener_stop();
+        uv_stop(G.loop);
+        return;
+    }
+    G.shutdown_mode = mode;
+    G.shutting_down = true;
+    listener_stop();
+    if (mode == SHUTDOWN_WAIT_FOR_SERVERS) {
+        log_info("shutdown: waiting for servers to be released");
+        admin_pause(NULL);
+    } else {
+        log_info("shutdown: waiting for clients to disconnect");
+    }
+    admin_janitor();
+}
+
+static int count_clients_non_admin(void)
+{
+    int n = (int)list_count(&G.login_clients);
+    FOR_EACH_POOL(db, p)
+    {
+        if (!db->admin)
+            n += p->n_cl_active + p->n_cl_waiting;
+    }
+    return n;
+}
+
+static bool admin_wait_done(struct client *c)
+{
+    struct database *db = c->admin_wait_db ? database_find(c->admin_wait_db, false) : NULL;
+    switch (c->admin_wait) {
+    case ADMIN_WAIT_PAUSE:
+        return servers_gone(db);
+    case ADMIN_WAIT_CLOSE:
+        return close_needed_gone(db);
+    case ADMIN_WAIT_SUSPEND:
+        return true;
+    default:
+        return true;
+    }
+}
+
+void admin_janitor(void)
+{
+    if (console_db) {
+        struct list *it;
+        list_for_each(it, &console_db->pools)
+        {
+            struct pool *p = container_of(it, struct pool, node);
+            struct list *ci, *tmp;
+            list_for_each_safe(ci, tmp, &p->cl_active)
+            {
+                struct client *c = container_of(ci, struct client, node);
+                if (c->admin_wait == ADMIN_WAIT_NONE || !admin_wait_done(c))
+                    continue;
+                static const char *const tags[] = {"", "PAUSE", "WAIT_CLOSE", "SUSPEND"};
+                const char *tag = tags[c->admin_wait];
+                c->admin_wait = ADMIN_WAIT_NONE;
+                free(c->admin_wait_db);
+                c->admin_wait_db = NULL;
+                send_tag(c, tag);
+                client_resume(c);
+            }
+        }
+    }
+    if (G.shutdown_mode == SHUTDOWN_WAIT_FOR_SERVERS && servers_gone(NULL)) {
+        admin_shutdown(SHUTDOWN_NOW);
+    } else if (G.shutdown_mode == SHUTDOWN_WAIT_FOR_CLIENTS && count_clients_non_admin() == 0) {
+        admin_shutdown(SHUTDOWN_NOW);
+    }
+}
+
+/* ---------------------------------------------------------------- command parsing */
+
+/* Split "word1 word2 rest" (case-folded words, trimmed, ';' dropped). */
+static int split_words(char *q, char **w, int max)
+{
+    int n = 0;
+    char *p = q;
+    while (*p && n < max) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        w[n++] = p;
+        while (*p && !isspace((unsigned char)*p))
+            p++;
+        if (*p)
+            *p++ = 0;
+    }
+    return n;
+}
+
+static void strip_quotes(char *s)
+{
+    size_t n = strlen(s);
+    if (n >= 2 && ((s[0] == '\'' && s[n - 1] == '\'') || (s[0] == '"' && s[n - 1] == '"'))) {
+        memmove(s, s + 1, n - 2);
+        s[n - 2] = 0;
+    }
+}
+
+static void cmd_set(struct client *c, const char *query)
+{
+    /* SET key = value  (value may be quoted) */
+    const char *p = query + 3;
+    while (isspace((unsigned char)*p))
+        p++;
+    const char *eq = strchr(p, '=');
+    if (!eq) {
+        send_error(c, "08P01", "SET: expected key = value");
+        return;
+    }
+    char key[128], val[1024];
+    size_t kl = (size_t)(eq - p);
+    while (kl > 0 && isspace((unsigned char)p[kl - 1]))
+        kl--;
+    if (kl == 0 || kl >= sizeof(key)) {
+        send_error(c, "08P01", "SET: bad key");
+        return;
+    }
+    memcpy(key, p, kl);
+    key[kl] = 0;
+    const char *v = eq + 1;
+    while (isspace((unsigned char)*v))
+        v++;
+    snprintf(val, sizeof(val), "%s", v);
+    size_t vl = strlen(val);
+    while (vl > 0 && (isspace((unsigned char)val[vl - 1]) || val[vl - 1] == ';'))
+        val[--vl] = 0;
+    strip_quotes(val);
+    const struct cf_setting *s = config_find_setting(key);
+    if (!s) {
+        send_error(c, "08P01", "unknown parameter: %s", key);
+        return;
+    }
+    if (!s->reloadable) {
+        send_error(c, "08P01", "parameter %s cannot be changed at run time", s->name);
+        return;
+    }
+    char err[512];
+    if (!config_setting_set(G.cf, s, val, err, sizeof(err))) {
+        send_error(c, "08P01", "%s", err);
+        return;
+    }
+    log_info("SET %s = %s", s->name, val);
+    if (strcmp(s->name, "verbose") == 0 || strcmp(s->name, "logfile") == 0 ||
+        strcmp(s->name, "syslog") == 0) {
+        admin_apply_log_settings(G.cf);
+    }
+    char tag[256], buf[512];
+    snprintf(tag, sizeof(tag), "SET %s=%s", s->name, config_setting_value(G.cf, s, buf, sizeof(buf)));
+    send_tag(c, tag);
+}
+
+static void start_wait(struct client *c, int what, const char *db)
+{
+    c->admin_wait = what;
+    free(c->admin_wait_db);
+    c->admin_wait_db = db ? strdup(db) : NULL;
+    admin_janitor();
+}
+
+static void handle_query(struct client *c, const char *query)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", query);
+    size_t n = strlen(buf);
+    while (n > 0 && (isspace((unsigned char)buf[n - 1]) || buf[n - 1] == ';'))
+        buf[--n] = 0;
+    char *start = buf;
+    while (isspace((unsigned char)*start))
+        start++;
+    if (!*start) {
+        /* An empty query: EmptyQueryResponse, as PostgreSQL does. */
+        struct pktbuf b;
+        pktbuf_init(&b);
+        pktbuf_start(&b, 'I');
+        pktbuf_finish(&b);
+        pktbuf_ready(&b, 'I');
+        if (!b.failed)
+            client_send(c, b.data, b.len);
+        pktbuf_free(&b);
+        return;
+    }
+    char orig[1024];
+    snprintf(orig, sizeof(orig), "%s", start);
+    char *w[4] = {0};
+    char words[1024];
+    snprintf(words, sizeof(words), "%s", start);
+    int nw = split_words(words, w, 4);
+    for (int i = 0; i < nw && i < 2; i++)
+        for (char *p = w[i]; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    const char *cmd = w[0];
+    const char *arg = nw > 1 ? w[1] : NULL;
+
+    if (strcmp(cmd, "show") == 0) {
+        if (nw != 2) {
+            send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
+            return;
+        }
+        static const struct col peer_pool_cols[] = {
+            {"peer_id", 'I'},          {"cl_active_cancel_req", 'I'}, {"cl_waiting_cancel_req", 'I'},
+            {"sv_active_cancel", 'I'}, {"sv_login", 'I'}};
+        static const struct col dns_host_cols[] = {
+            {"hostname", 'T'}, {"ttl", 'L'}, {"addrs", 'T'}};
+        static const struct col dns_zone_cols[] = {
+            {"zonename", 'T'}, {"serial", 'L'}, {"count", 'I'}};
+        if (!strcmp(arg, "pools"))
+            show_pools(c);
+        else if (!strcmp(arg, "clients"))
+            show_clients(c);
+        else if (!strcmp(arg, "servers"))
+            show_servers(c);
+        else if (!strcmp(arg, "databases"))
+            show_databases(c);
+        else if (!strcmp(arg, "users"))
+            show_users(c);
+        else if (!strcmp(arg, "stats"))
+            show_stats(c, 0);
+        else if (!strcmp(arg, "stats_totals"))
+            show_stats(c, 1);
+        else if (!strcmp(arg, "stats_averages"))
+            show_stats(c, 2);
+        else if (!strcmp(arg, "totals"))
+            show_totals(c);
+        else if (!strcmp(arg, "lists"))
+            show_lists(c);
+        else if (!strcmp(arg, "config"))
+            show_config(c);
+        else if (!strcmp(arg, "version"))
+            show_version(c);
+        else if (!strcmp(arg, "state"))
+            show_state(c);
+        else if (!strcmp(arg, "mem"))
+            show_mem(c);
+        else if (!strcmp(arg, "fds"))
+            show_fds(c);
+        else if (!strcmp(arg, "sockets"))
+            show_sockets(c, false);
+        else if (!strcmp(arg, "active_sockets"))
+            show_sockets(c, true);
+        else if (!strcmp(arg, "peers"))
+            show_peers(c);
+        else if (!strcmp(arg, "peer_pools"))
+            show_empty(c, peer_pool_cols, 5);
+        else if (!strcmp(arg, "dns_hosts"))
+            show_empty(c, dns_host_cols, 3);
+        else if (!strcmp(arg, "dns_zones"))
+            show_empty(c, dns_zone_cols, 3);
+        else if (!strcmp(arg, "help"))
+            show_help(c);
+        else
+            send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
+        return;
+    }
+    if (c->admin_readonly) {
+        send_error(c, "42501", "admin access needed");
+        return;
+    }
+    if (strcmp(cmd, "set") == 0) {
+        cmd_set(c, orig);
+        return;
+    }
+    /* Commands that take an optional database argument (original case). */
+    char dbarg[256] = "";
+    if (nw > 1) {
+        char tmp[1024];
+        snprintf(tmp, sizeof(tmp), "%s", orig);
+        char *ow[4] = {0};
+        split_words(tmp, ow, 4);
+        snprintf(dbarg, sizeof(dbarg), "%s", ow[1]);
+    }
+    if (nw > 2 && strcmp(cmd, "shutdown") != 0) {
+        send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
+        return;
+    }
+    struct database *db = NULL;
+    bool needs_db = !strcmp(cmd, "disable") || !strcmp(cmd, "enable");
+    bool takes_db = needs_db || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
+                    !strcmp(cmd, "reconnect") || !strcmp(cmd, "kill") ||
+                    !strcmp(cmd, "wait_close");
+    if (takes_db && dbarg[0]) {
+        db = database_find(dbarg, false);
+        if (!db || db->admin) {
+            send_error(c, "08P01", "no such database: %s", dbarg);
+            return;
+        }
+    }
+    if (needs_db && !db) {
+        send_error(c, "08P01", "%s requires a database name", cmd);
+        return;
+    }
+    if (!strcmp(cmd, "pause")) {
+        log_info("PAUSE command issued%s%s", db ? " for " : "", db ? db->name : "");
+        admin_pause(db);
+        start_wait(c, ADMIN_WAIT_PAUSE, db ? db->name : NULL);
+    } else if (!strcmp(cmd, "resume")) {
+        if (!db && !G.paused && !G.suspended) {
+            bool any = false;
+            FOR_EACH_DB(d)
+            {
+                any = any || d->paused;
+            }
+            if (!any) {
+                send_error(c, "08P01", "pooler is not paused/suspended");
+                return;
+            }
+        } else if (db && !db->paused) {
+            send_error(c, "08P01", "database %s is not paused", db->name);
+            return;
+        }
+        log_info("RESUME command issued%s%s", db ? " for " : "", db ? db->name : "");
+        admin_resume(db);
+        send_tag(c, "RESUME");
+    } else if (!strcmp(cmd, "suspend")) {
+        log_info("SUSPEND command issued");
+        G.suspended = true;
+        admin_pause(NULL);
+        start_wait(c, ADMIN_WAIT_SUSPEND, NULL);
+    } else if (!strcmp(cmd, "disable")) {
+        db->disabled = true;
+        send_tag(c, "DISABLE");
+    } else if (!strcmp(cmd, "enable")) {
+        db->disabled = false;
+        send_tag(c, "ENABLE");
+    } else if (!strcmp(cmd, "reconnect")) {
+        log_info("RECONNECT command issued%s%s", db ? " for " : "", db ? db->name : "");
+        pool_reconnect(db);
+        send_tag(c, "RECONNECT");
+    } else if (!strcmp(cmd, "kill")) {
+        log_info("KILL command issued%s%s", db ? " for " : "", db ? db->name : "");
+        if (db)
+            db->paused = true;
+        kill_db(db, c);
+        send_tag(c, "KILL");
+    } else if (!strcmp(cmd, "kill_client")) {
+        char *end = NULL;
+        unsigned long long id = dbarg[0] ? strtoull(dbarg, &end, 10) : 0;
+        struct client *victim = (end && !*end) ? find_client_by_id(id) : NULL;
+        if (!victim) {
+            send_error(c, "08P01", "client %s not found", dbarg[0] ? dbarg : "(none)");
+            return;
+        }
+        if (victim == c) {
+            send_error(c, "08P01", "cannot kill the current connection");
+            return;
+        }
+        client_error_close(victim, "08P01", "client killed by admin");
+        send_tag(c, "KILL_CLIENT");
+    } else if (!strcmp(cmd, "wait_close")) {
+        start_wait(c, ADMIN_WAIT_CLOSE, db ? db->name : NULL);
+    } else if (!strcmp(cmd, "reload")) {
+        char err[1024];
+        if (!admin_reload(err, sizeof(err))) {
+            send_error(c, "F0000", "%s", err);
+            return;
+        }
+        send_tag(c, "RELOAD");
+    } else if (!strcmp(cmd, "shutdown")) {
+        int mode = SHUTDOWN_NOW;
+        if (nw == 2 && !strcmp(arg, "wait_for_servers"))
+            mode = SHUTDOWN_WAIT_FOR_SERVERS;
+        else if (nw == 2 && !strcmp(arg, "wait_for_clients"))
+            mode = SHUTDOWN_WAIT_FOR_CLIENTS;
+        else if (nw != 1) {
+            send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
+            return;
+        }
+        log_info("SHUTDOWN command issued");
+        send_tag(c, "SHUTDOWN");
+        admin_shutdown(mode);
+    } else {
+        send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
+    }
+}
+
+void admin_process(struct client *c)
+{
+    struct stream *st = &c->st;
+    while (!st->closing && c->admin_wait == ADMIN_WAIT_NONE && stream_avail(st) >= 5) {
+        const uint8_t *p = st->buf + st->rpos;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (len < 4 || len + 1 > st->cap) {
+            client_error_close(c, "08P01", len < 4 ? "bad packet header"
+                                                   : "admin command too long");
+            return;
+        }
+        if (stream_avail(st) < len + 1)
+            return;
+        st->rpos += len + 1;
+        c->request_time = now_usec();
+        if (type == 'X') {
+            client_close(c, "client close request");
+            return;
+        }
+        if (type != 'Q') {
+            /* Extended protocol: refuse; Sync gets the ReadyForQuery it is owed. */
+            if (type == 'S')
+                send_error(c, "08P01", "extended query protocol not supported by admin console");
+            else if (type != 'P' && type != 'B' && type != 'D' && type != 'E' && type != 'H' &&
+                     type != 'C')
+                client_error_close(c, "08P01", "unsupported message type for admin console");
+            if (st->closing)
+                return;
+            continue;
+        }
+        const uint8_t *body = p + 5;
+        if (len == 4 || body[len - 5] != 0) {
+            send_error(c, "08P01", "malformed query message");
+            continue;
+        }
+        handle_query(c, (const char *)body);
+    }
+}
