@@ -12,6 +12,7 @@
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
 #include "pgusher/server.h"
+#include "pgusher/stats.h"
 #include "pgusher/stream.h"
 #include "pgusher/varcache.h"
 
@@ -672,29 +673,6 @@ static void show_users(struct client *c)
     res_send(c, &r);
 }
 
-static void db_totals(const struct database *db, struct pool_stats *t)
-{
-    memset(t, 0, sizeof(*t));
-    struct list *it;
-    list_for_each(it, &db->pools)
-    {
-        const struct pool *p = container_of(it, struct pool, node);
-        const struct pool_stats *s = &p->stats;
-        t->server_assignment_count += s->server_assignment_count;
-        t->xact_count += s->xact_count;
-        t->query_count += s->query_count;
-        t->bytes_received += s->bytes_received;
-        t->bytes_sent += s->bytes_sent;
-        t->xact_time += s->xact_time;
-        t->query_time += s->query_time;
-        t->wait_time += s->wait_time;
-        t->client_parse_count += s->client_parse_count;
-        t->server_parse_count += s->server_parse_count;
-        t->bind_count += s->bind_count;
-        t->client_login_count += s->client_login_count;
-    }
-}
-
 static void put_totals(struct result *r, const struct pool_stats *t)
 {
     row_int(r, (long long)t->server_assignment_count);
@@ -765,7 +743,7 @@ static void show_stats(struct client *c, int kind)
     FOR_EACH_DB(db)
     {
         struct pool_stats t;
-        db_totals(db, &t);
+        stats_db_totals(db, &t);
         row_begin(&r);
         row_str(&r, db->name);
         if (kind != 2)
@@ -787,7 +765,7 @@ static void show_totals(struct client *c)
     FOR_EACH_DB(db)
     {
         struct pool_stats t;
-        db_totals(db, &t);
+        stats_db_totals(db, &t);
         uint64_t *a = (uint64_t *)&all, *b = (uint64_t *)&t;
         for (size_t i = 0; i < sizeof(all) / sizeof(uint64_t); i++)
             a[i] += b[i];

@@ -9,6 +9,7 @@
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
+#include "pgusher/stats.h"
 #include "pgusher/stream.h"
 
 #include <errno.h>
@@ -170,6 +171,7 @@ static void on_janitor(uv_timer_t *t)
 {
     pool_janitor();
     admin_janitor();
+    stats_tick();
 }
 
 static void start_signal(uv_signal_t *h, int signum)

@@ -340,7 +340,7 @@ void pool_link(struct client *c, struct server *s)
         p->stats.wait_time += now - c->wait_start;
         c->wait_start = 0;
     }
-    char sql[4096] = "";
+    char sql[8192] = "";
     if (varcache_diff_sql(&c->vars, &s->vars, sql, sizeof(sql)) > 0) {
         s->dirty = true;
         server_run_internal(s, IQ_SETVARS, sql);

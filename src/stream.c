@@ -140,13 +140,13 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct stream *s = h->data;
     (void)suggested;
+    if (s->buf && s->rpos > 0 && s->rlen == s->cap)
+        stream_compact(s);
     if (!s->buf) {
         s->buf = buf_get();
         s->cap = s->buf ? buf_size : 0;
         s->rpos = s->rlen = 0;
     }
-    if (s->rpos > 0 && s->rlen == s->cap)
-        stream_compact(s);
     out->base = (char *)s->buf + s->rlen;
     out->len = s->buf ? s->cap - s->rlen : 0;
 }
@@ -207,7 +207,10 @@ void stream_compact(struct stream *s)
     if (!s->buf)
         return;
     if (s->rpos == s->rlen) {
-        s->rpos = s->rlen = 0;
+        /* Nothing left: the buffer goes back to the free list. */
+        buf_put(s->buf);
+        s->buf = NULL;
+        s->cap = s->rpos = s->rlen = 0;
         return;
     }
     if (s->rpos > 0) {

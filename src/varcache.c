@@ -51,26 +51,30 @@ void varcache_free(struct varcache *vc)
     }
 }
 
-/* Quote a value as a SQL string literal. */
+/* Quote a value as a SQL string literal into out (NUL-terminated); an E'' literal when it
+ * holds backslashes, so standard_conforming_strings does not matter. Returns its length, or
+ * 0 when it does not fit. */
 static size_t quote_literal(char *out, size_t outlen, const char *v)
 {
     size_t n = 0;
-    if (n < outlen)
-        out[n] = '\'';
-    n++;
+    bool esc = strchr(v, '\\') != NULL;
+#define PUT(ch)                                                                                    \
+    do {                                                                                           \
+        if (n + 1 >= outlen)                                                                       \
+            return 0;                                                                              \
+        out[n++] = (ch);                                                                           \
+    } while (0)
+    if (esc)
+        PUT('E');
+    PUT('\'');
     for (; *v; v++) {
-        if (*v == '\'') {
-            if (n < outlen)
-                out[n] = '\'';
-            n++;
-        }
-        if (n < outlen)
-            out[n] = *v;
-        n++;
+        if (*v == '\'' || (esc && *v == '\\'))
+            PUT(*v);
+        PUT(*v);
     }
-    if (n < outlen)
-        out[n] = '\'';
-    n++;
+    PUT('\'');
+#undef PUT
+    out[n] = 0;
     return n;
 }
 
@@ -86,15 +90,19 @@ int varcache_diff_sql(const struct varcache *client, const struct varcache *serv
             continue;
         if (have && strcmp(want, have) == 0)
             continue;
-        char lit[1024];
-        size_t ln = quote_literal(lit, sizeof(lit) - 1, want);
-        if (ln >= sizeof(lit) - 1)
+        size_t litlen = 2 * strlen(want) + 4;
+        char *lit = malloc(litlen);
+        if (!lit || quote_literal(lit, litlen, want) == 0) {
+            free(lit);
             continue;
-        lit[ln] = 0;
+        }
         int n = snprintf(buf + len, len < buflen ? buflen - len : 0, "SET %s=%s;", var_names[i],
                          lit);
-        if (n < 0 || len + (size_t)n >= buflen)
+        free(lit);
+        if (n < 0 || len + (size_t)n >= buflen) {
+            buf[len] = 0; /* never leave half a statement behind */
             break;
+        }
         len += (size_t)n;
         count++;
     }

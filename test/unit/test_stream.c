@@ -459,11 +459,8 @@ START_TEST(compact_without_buffer_is_harmless)
 }
 END_TEST
 
-#ifdef PGUSHER_KNOWN_BUGS
-/* KNOWN BUG (src/stream.c, stream_compact): stream.h says compact "returns the empty buffer"
- * and that "an idle connection holds no buffer", but compact only resets rpos/rlen and keeps
- * the buffer, so a client drained outside on_read (client_resume -> stream_compact) stays
- * idle holding a whole buffer. Registered only with -DPGUSHER_KNOWN_BUGS until fixed. */
+/* stream.h: compact "returns the empty buffer", so an idle connection holds no buffer even
+ * when it was drained outside on_read (client_resume -> stream_compact). */
 START_TEST(compact_of_empty_buffer_returns_it)
 {
     setup();
@@ -478,7 +475,6 @@ START_TEST(compact_of_empty_buffer_returns_it)
     close_all();
 }
 END_TEST
-#endif
 
 /* ---- back-pressure ---- */
 
@@ -646,9 +642,7 @@ static Suite *stream_suite(void)
     tcase_add_test(tc, compact_moves_unconsumed_bytes_to_front);
     tcase_add_test(tc, new_input_lands_after_unconsumed_bytes);
     tcase_add_test(tc, compact_without_buffer_is_harmless);
-#ifdef PGUSHER_KNOWN_BUGS
     tcase_add_test(tc, compact_of_empty_buffer_returns_it);
-#endif
     suite_add_tcase(s, tc);
 
     tc = tcase_create("back_pressure");
