@@ -6,6 +6,7 @@
  */
 #include "pgusher/admin.h"
 
+#include "pgusher/backend.h"
 #include "pgusher/client.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
@@ -960,6 +961,79 @@ static void show_peers(struct client *c)
     res_send(c, &r);
 }
 
+/* pgusher's own: one row per backend and database that lists it. */
+static void show_hosts(struct client *c)
+{
+    static const struct col cols[] = {
+        {"database", 'T'},  {"host", 'T'},      {"port", 'I'},     {"state", 'T'},
+        {"role", 'T'},      {"lag", 'N'},       {"lag_bytes", 'N'}, {"eligible", 'I'},
+        {"sv_active", 'I'}, {"sv_idle", 'I'},   {"sv_login", 'I'}, {"checks", 'N'},
+        {"failures", 'N'},  {"last_error", 'T'},
+    };
+    struct result r;
+    res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+    FOR_EACH_DB(db)
+    {
+        if (db->admin)
+            continue;
+        int elig[64];
+        int ne = database_eligible(db, elig, NULL, 0);
+        uint64_t primary_lsn = 0;
+        for (int i = 0; i < db->nbackends; i++)
+            if (db->backends[i]->role == ROLE_PRIMARY && db->backends[i]->hc.state == BE_UP &&
+                db->backends[i]->lsn > primary_lsn)
+                primary_lsn = db->backends[i]->lsn;
+        for (int i = 0; i < db->nbackends; i++) {
+            struct backend *be = db->backends[i];
+            int active = 0, idle = 0, login = 0;
+            struct list *pi;
+            list_for_each(pi, &db->pools)
+            {
+                struct pool *p = container_of(pi, struct pool, node);
+                struct list *it;
+                list_for_each(it, &p->sv_active)
+                {
+                    active += container_of(it, struct server, node)->be == be;
+                }
+                list_for_each(it, &p->sv_idle)
+                {
+                    idle += container_of(it, struct server, node)->be == be;
+                }
+                list_for_each(it, &p->sv_login)
+                {
+                    login += container_of(it, struct server, node)->be == be;
+                }
+            }
+            bool is_elig = false;
+            for (int j = 0; j < ne; j++)
+                is_elig = is_elig || elig[j] == i;
+            char lag[32];
+            bool standby = be->role == ROLE_STANDBY && be->lag_known;
+            snprintf(lag, sizeof(lag), "%.3f", standby ? be->replay_age_sec : 0.0);
+            long long lag_bytes = standby && primary_lsn > be->lsn
+                                      ? (long long)(primary_lsn - be->lsn)
+                                      : 0;
+            row_begin(&r);
+            row_str(&r, db->name);
+            row_str(&r, be->host);
+            row_int(&r, be->port);
+            row_str(&r, backend_state_name(be->hc.state));
+            row_str(&r, backend_role_name(be->role));
+            row_str(&r, lag);
+            row_int(&r, lag_bytes);
+            row_int(&r, is_elig);
+            row_int(&r, active);
+            row_int(&r, idle);
+            row_int(&r, login);
+            row_int(&r, (long long)be->checks);
+            row_int(&r, (long long)be->failures);
+            row_str(&r, be->last_error);
+            row_end(&r);
+        }
+    }
+    res_send(c, &r);
+}
+
 static void show_help(struct client *c)
 {
     struct pktbuf b;
@@ -970,6 +1044,7 @@ static void show_help(struct client *c)
         "\tSHOW PEERS|PEER_POOLS",
         "\tSHOW FDS|SOCKETS|ACTIVE_SOCKETS|LISTS|MEM|STATE",
         "\tSHOW DNS_HOSTS|DNS_ZONES",
+        "\tSHOW HOSTS",
         "\tSHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS",
         "\tSET key = arg",
         "\tRELOAD",
@@ -1370,6 +1445,8 @@ static void handle_query(struct client *c, const char *query)
             show_empty(c, dns_zone_cols, 3);
         else if (!strcmp(arg, "help"))
             show_help(c);
+        else if (!strcmp(arg, "hosts"))
+            show_hosts(c);
         else
             send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
         return;

@@ -278,6 +278,7 @@ int main(int argc, char **argv)
         remove_pidfile();
         return 1;
     }
+    G.started = true;
     start_signal(&sig_int, SIGINT);
     start_signal(&sig_term, SIGTERM);
     start_signal(&sig_quit, SIGQUIT);

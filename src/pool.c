@@ -6,6 +6,7 @@
 #include "pgusher/pool.h"
 
 #include "pgusher/admin.h"
+#include "pgusher/balance.h"
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/runtime.h"
@@ -16,6 +17,62 @@
 #include <string.h>
 
 /* ---------------------------------------------------------------- databases */
+
+/* Attach the backends (host:port) a definition lists; no host = the Unix socket. */
+static void attach_backends(struct database *db)
+{
+    const struct cf_database *cf = db->cf;
+    int n = cf->nhosts > 0 ? cf->nhosts : 1;
+    if (n > 64)
+        n = 64;
+    db->backends = calloc((size_t)n, sizeof(*db->backends));
+    if (!db->backends)
+        return;
+    for (int i = 0; i < n; i++) {
+        const char *host = NULL;
+        int port = cf->port > 0 ? cf->port : 5432;
+        if (cf->nhosts > 0) {
+            host = cf->hosts[i];
+            port = cf->ports[i];
+        }
+        if (!host || !*host) /* no host: the Unix socket in unix_socket_dir, as PgBouncer */
+            host = G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir
+                                                                        : "/tmp";
+        struct backend *be = backend_get(host, port, !G.started);
+        if (be)
+            db->backends[db->nbackends++] = be;
+    }
+}
+
+static void detach_backends(struct database *db)
+{
+    for (int i = 0; i < db->nbackends; i++)
+        backend_unref(db->backends[i]);
+    free(db->backends);
+    db->backends = NULL;
+    db->nbackends = 0;
+}
+
+int database_tsa(const struct database *db)
+{
+    return db->cf->target_session_attrs != CF_UNSET ? db->cf->target_session_attrs : TSA_ANY;
+}
+
+int database_lb_policy(const struct database *db)
+{
+    return db->cf->load_balance_hosts != CF_UNSET ? db->cf->load_balance_hosts : LB_ROUND_ROBIN;
+}
+
+usec_t database_max_lag(const struct database *db)
+{
+    return db->cf->max_replica_lag != CF_UNSET ? db->cf->max_replica_lag : 0;
+}
+
+int database_eligible(const struct database *db, int *out, char *why, size_t whylen)
+{
+    return lb_eligible(db->backends, db->nbackends, database_tsa(db), database_max_lag(db), out,
+                       why, whylen);
+}
 
 struct database *database_create(const char *name, const char *connstr, bool autodb)
 {
@@ -45,6 +102,7 @@ struct database *database_create(const char *name, const char *connstr, bool aut
         db->cf->dbname = strdup(name);
     db->autodb = autodb;
     list_init(&db->pools);
+    attach_backends(db);
     list_append(&G.databases, &db->node);
     return db;
 }
@@ -107,9 +165,11 @@ void pool_reconnect(struct database *only)
 
 void database_redefine(struct database *db, struct cf_database *cf, const char *connstr)
 {
+    detach_backends(db);
     config_free_database(db->cf);
     free(db->cf);
     db->cf = cf;
+    attach_backends(db);
     free(db->connstr);
     db->connstr = strdup(connstr);
     db->rr_next = 0;
@@ -290,6 +350,10 @@ void server_set_state(struct server *s, enum server_state st)
     int *cnt;
     if (server_list(s, &cnt) && cnt)
         (*cnt)--;
+    if (s->be && s->state == SV_ACTIVE)
+        s->be->sv_active--;
+    if (s->be && st == SV_ACTIVE)
+        s->be->sv_active++;
     list_del(&s->node);
     s->state = st;
     struct list *l = server_list(s, &cnt);
@@ -309,13 +373,41 @@ static bool needs_check(const struct server *s)
     return now_usec() - s->last_used > (uint64_t)g->server_check_delay;
 }
 
-/* The idle server to hand out next: most recently used first (PgBouncer's LIFO), or the
- * oldest with server_round_robin. */
+/* The idle server to hand out next. With several backends, the database's balancing policy
+ * picks the backend first, so transactions spread over hosts, not just connections; within
+ * one backend, the most recently used server (PgBouncer's LIFO), or the oldest with
+ * server_round_robin. */
 static struct server *take_idle(struct pool *p)
 {
     if (list_empty(&p->sv_idle))
         return NULL;
-    struct list *l = G.cf->g.server_round_robin ? p->sv_idle.next : p->sv_idle.prev;
+    bool rr = G.cf->g.server_round_robin;
+    struct database *db = p->db;
+    if (db->nbackends > 1 && database_lb_policy(db) != LB_DISABLE) {
+        struct server *cand[64] = {0};
+        struct list *it;
+        list_for_each(it, &p->sv_idle)
+        {
+            struct server *s = container_of(it, struct server, node);
+            for (int i = 0; i < db->nbackends; i++) {
+                if (db->backends[i] == s->be && (!cand[i] || !rr))
+                    cand[i] = s;
+            }
+        }
+        int elig[64], with_idle[64], conns[64], k = 0;
+        int n = database_eligible(db, elig, NULL, 0);
+        for (int j = 0; j < n; j++)
+            if (cand[elig[j]])
+                with_idle[k++] = elig[j];
+        for (int i = 0; i < db->nbackends; i++)
+            conns[i] = db->backends[i]->sv_active;
+        if (k > 0) {
+            int pick = lb_pick(with_idle, k, database_lb_policy(db), &p->rr_idle, conns,
+                               (unsigned)rand());
+            return cand[pick];
+        }
+    }
+    struct list *l = rr ? p->sv_idle.next : p->sv_idle.prev;
     return container_of(l, struct server, node);
 }
 
@@ -418,7 +510,10 @@ void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bo
     snprintf(p->last_login_error, sizeof(p->last_login_error), "%s", msg);
     snprintf(p->last_login_sqlstate, sizeof(p->last_login_sqlstate), "%s", sqlstate);
     p->last_login_auth = fatal_auth;
-    p->last_login_failure = now_usec();
+    /* A host that is not there is marked down by the health checks, so the other hosts keep
+     * serving; only a refusal of our credentials (or no health checks) holds the pool back. */
+    if (fatal_auth || G.cf->g.health_check_period <= 0)
+        p->last_login_failure = now_usec();
     if (!fatal_auth)
         return;
     /* The server refused us: clients waiting for this pool's first login get its error. */
@@ -567,7 +662,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     {
         struct client *c = container_of(it, struct client, node);
         if (timeout_expired(c->wait_start, now, g->query_wait_timeout))
-            victim_add(vs, c, false, "08P01", "query_wait_timeout");
+            victim_add(vs, c, false, "08P01", NULL);
     }
     int mode = pool_mode(p);
     list_for_each(it, &p->cl_active)
@@ -638,8 +733,20 @@ void pool_janitor(void)
                 server_close(s, "%s", v->reason);
         } else {
             struct client *c = v->obj;
-            if (c->state != CL_CLOSING)
+            if (c->state == CL_CLOSING)
+                continue;
+            if (v->reason) {
                 client_error_close(c, v->sqlstate, "%s", v->reason);
+                continue;
+            }
+            /* query_wait_timeout: say why no server could be had, when we know. */
+            int elig[64];
+            char why[160];
+            if (c->pool && database_eligible(c->pool->db, elig, why, sizeof(why)) == 0)
+                client_error_close(c, v->sqlstate, "query_wait_timeout: no server available for "
+                                   "database %s: %s", c->pool->db->name, why);
+            else
+                client_error_close(c, v->sqlstate, "query_wait_timeout");
         }
     }
     free(vs.v);

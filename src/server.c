@@ -5,6 +5,7 @@
  */
 #include "pgusher/server.h"
 
+#include "pgusher/balance.h"
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
@@ -80,28 +81,28 @@ static void start_connect(struct server *s)
 struct server *server_launch(struct pool *p)
 {
     struct database *db = p->db;
-    const struct cf_database *cf = db->cf;
+    int elig[64], conns[64];
+    int n = database_eligible(db, elig, NULL, 0);
+    if (n == 0)
+        return NULL; /* nothing can serve now; clients wait, the health checks will tell */
+    for (int i = 0; i < db->nbackends; i++)
+        conns[i] = db->backends[i]->sv_count;
+    int pick = lb_pick(elig, n, database_lb_policy(db), &db->rr_next, conns, (unsigned)rand());
+    struct backend *be = db->backends[pick];
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    const char *host = NULL;
-    int port = cf->port > 0 ? cf->port : 5432;
-    if (cf->nhosts > 0) {
-        unsigned i = db->rr_next++ % (unsigned)cf->nhosts;
-        if (cf->load_balance_hosts == LB_DISABLE)
-            i = 0;
-        host = cf->hosts[i];
-        port = cf->ports[i];
-    }
-    if (!host || !*host) /* no host: the Unix socket in unix_socket_dir, as PgBouncer does */
-        host = G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir
-                                                                    : "/tmp";
+    const char *host = be->host;
+    int port = be->port;
+    s->be = be;
+    be->sv_count++;
     snprintf(s->host, sizeof(s->host), "%s", host);
     s->port = port;
     bool is_unix = host[0] == '/';
     int r = is_unix ? stream_init_pipe(&s->st, G.loop, &server_ops, s)
                     : stream_init_tcp(&s->st, G.loop, &server_ops, s);
     if (r != 0) {
+        be->sv_count--;
         free(s);
         return NULL;
     }
@@ -367,6 +368,12 @@ static void handle_param_status(struct server *s, const uint8_t *body, uint32_t 
     const char *v = pktreader_string(&r);
     if (!k || !v)
         return;
+    if (strcmp(k, "in_hot_standby") == 0 && s->be) {
+        /* PostgreSQL 14+ reports this at login and when a standby is promoted. */
+        backend_set_role(s->be, strcmp(v, "on") == 0 ? ROLE_STANDBY : ROLE_PRIMARY,
+                         "in_hot_standby");
+        return;
+    }
     enum var_id id = varcache_lookup(k);
     if (id == VAR_COUNT)
         return;
@@ -394,6 +401,14 @@ static void login_complete(struct server *s)
         p->welcome_ok = !p->welcome.failed;
     }
     pktbuf_free(&s->login_params);
+    if (s->be && !lb_role_acceptable(database_tsa(p->db), s->be->role)) {
+        /* The role was unknown when this host was picked; now it is known not to fit. */
+        s->role_mismatch = true;
+        server_close(s, "server is a %s, database %s wants target_session_attrs=%s",
+                     backend_role_name(s->be->role), p->db->name,
+                     config_tsa_name(database_tsa(p->db)));
+        return;
+    }
     const char *cq = p->db->cf->connect_query;
     if (cq && *cq) {
         server_run_internal(s, IQ_CONNECT, cq);
@@ -441,7 +456,8 @@ static void process_login(struct server *s)
             char msg[512], state[6];
             parse_error(body, blen, msg, sizeof(msg), state);
             /* 28xxx: authentication; 3D000: no database; anything else: server trouble. */
-            bool auth = strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0;
+            bool auth = strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0 ||
+                        strcmp(state, "42501") == 0;
             login_fail(s, state, msg, auth);
             return;
         }
@@ -711,6 +727,8 @@ static void on_error(struct stream *st, int err)
         login_fail(s, "08006", msg, false);
         return;
     }
+    if (s->be)
+        backend_request_probe(s->be); /* is the host still there? */
     if (err == UV_EOF)
         server_close(s, "server closed the connection unexpectedly");
     else
@@ -749,6 +767,8 @@ static void on_closed(struct stream *st)
 {
     struct server *s = st->owner;
     list_del(&s->node);
+    if (s->be)
+        s->be->sv_count--;
     varcache_free(&s->vars);
     pktbuf_free(&s->login_params);
     if (s->scram) {
@@ -772,7 +792,7 @@ void server_close(struct server *s, const char *fmt, ...)
                    (unsigned long long)((now_usec() - s->connect_time) / 1000000));
     struct pool *p = s->pool;
     struct client *c = s->link;
-    bool was_login = s->state == SV_LOGIN;
+    bool was_login = s->state == SV_LOGIN && !s->role_mismatch;
     if (was_login) {
         /* Set before pool_service runs, so a failing host is not hammered. */
         p->last_login_failure = now_usec();
@@ -798,8 +818,12 @@ void server_close(struct server *s, const char *fmt, ...)
         uv_cancel((uv_req_t *)&s->gai); /* gai_cb closes the stream */
     else
         stream_close(&s->st);
-    if (was_login)
+    if (was_login) {
+        /* Not there, starting up, shutting down or full: the host is unavailable. */
+        if (s->be && !s->fail_auth)
+            backend_passive_failure(s->be, reason);
         pool_login_failed(p, s->fail_sqlstate, reason, s->fail_auth);
+    }
     pool_service(p);
 }
 

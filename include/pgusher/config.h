@@ -144,6 +144,10 @@ struct cf_global {
     int log_connections, log_disconnections, log_pooler_errors, log_stats, verbose;
     /* console */
     char *admin_users, *stats_users;
+    /* backend health checks (pgusher's own settings) */
+    usec_t health_check_period, health_check_timeout;
+    int health_check_fall, health_check_rise;
+    char *health_check_user, *health_check_password, *health_check_dbname;
     /* connection sanity */
     char *server_reset_query;
     int server_reset_query_always;

@@ -6,6 +6,7 @@
 #ifndef PGUSHER_OBJECTS_T_H
 #define PGUSHER_OBJECTS_T_H
 
+#include "pgusher/backend.h"
 #include "pgusher/config.h"
 #include "pgusher/list.h"
 #include "pgusher/pktbuf.h"
@@ -68,6 +69,8 @@ struct database {
     char *name;
     struct cf_database *cf; /* owned copy of its definition */
     char *connstr;          /* the definition it was parsed from, to spot changes on reload */
+    struct backend **backends; /* one per host of cf, shared with other databases */
+    int nbackends;
     bool autodb;            /* made from the "*" entry */
     struct list pools;      /* struct pool.node */
     int server_count;       /* servers of all pools of this database */
@@ -100,6 +103,7 @@ struct pool {
     struct varcache welcome_vars;
     bool welcome_ok;
     uint64_t last_login_failure; /* usec, 0 = none */
+    unsigned rr_idle;            /* round-robin cursor when choosing idle servers */
     char last_login_error[256];
     char last_login_sqlstate[6];
     bool last_login_auth; /* the last failure was the server refusing our credentials */
@@ -155,6 +159,8 @@ struct server {
     struct client *link;
     struct varcache vars; /* what the server reports */
     uint32_t be_pid, be_key;
+    struct backend *be; /* the physical server it is connected to */
+    bool role_mismatch; /* logged in to a server whose role the database does not want */
     char host[256];
     int port;
     enum internal_query iq;

@@ -18,6 +18,12 @@ struct database *database_create(const char *name, const char *connstr, bool aut
 void database_redefine(struct database *db, struct cf_database *cf, const char *connstr);
 /* Mark every server of db (NULL = all) close_needed; idle ones close now. */
 void pool_reconnect(struct database *db);
+/* Effective balancing settings of a database, and its eligible backends right now
+ * (indexes into db->backends; 0 with a reason in why when none). */
+int database_tsa(const struct database *db);
+int database_lb_policy(const struct database *db);
+usec_t database_max_lag(const struct database *db);
+int database_eligible(const struct database *db, int *out, char *why, size_t whylen);
 /* Is the database paused (PAUSE, KILL, or the whole pooler paused)? */
 bool database_paused(const struct database *db);
 int database_pool_mode(const struct database *db, const char *user);

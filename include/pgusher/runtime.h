@@ -20,6 +20,7 @@ struct runtime {
     int client_count;          /* every client connection, logging in or not */
     int server_count;
     uint64_t next_id;
+    bool started;        /* startup finished: new backends must pass health_check_rise */
     bool shutting_down;  /* no new clients */
     int shutdown_mode;   /* SHUTDOWN_* while waiting to exit */
     bool paused;         /* PAUSE without a database */

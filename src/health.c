@@ -1,0 +1,450 @@
+/*
+ * health.c: active health checks. Each backend has a libuv timer; every health_check_period a
+ * probe connects, logs in as health_check_user (trust, cleartext, md5 or SCRAM) and asks for
+ * role and replay position, all within health_check_timeout. Without credentials the startup
+ * handshake alone proves liveness. Results go to backend.c; nothing here touches pools.
+ */
+#include "pgusher/health.h"
+
+#include "pgusher/config.h"
+#include "pgusher/log.h"
+#include "pgusher/pktbuf.h"
+#include "pgusher/runtime.h"
+#include "pgusher/scram.h"
+#include "pgusher/stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PROBE_QUERY                                                                                \
+    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "    \
+    "ELSE pg_current_wal_lsn() END, COALESCE(EXTRACT(EPOCH FROM now() - "                         \
+    "pg_last_xact_replay_timestamp()), 0)"
+
+bool hc_feed(struct hc_state *h, bool ok, int rise, int fall)
+{
+    if (rise < 1)
+        rise = 1;
+    if (fall < 1)
+        fall = 1;
+    enum be_state before = h->state;
+    if (ok) {
+        h->fail_streak = 0;
+        if (h->state != BE_UP) {
+            h->ok_streak++;
+            if (h->ok_streak >= rise || (h->state == BE_UNKNOWN && h->fast_start)) {
+                h->state = BE_UP;
+                h->ok_streak = 0;
+            }
+        }
+    } else {
+        h->ok_streak = 0;
+        if (h->state != BE_DOWN) {
+            h->fail_streak++;
+            if (h->fail_streak >= fall) {
+                h->state = BE_DOWN;
+                h->fail_streak = 0;
+            }
+        }
+    }
+    if (h->state != BE_UNKNOWN)
+        h->fast_start = false;
+    return h->state != before;
+}
+
+bool hc_force_down(struct hc_state *h)
+{
+    bool changed = h->state != BE_DOWN;
+    h->state = BE_DOWN;
+    h->ok_streak = 0;
+    h->fail_streak = 0;
+    h->fast_start = false;
+    return changed;
+}
+
+/* ---------------------------------------------------------------- probes */
+
+struct probe {
+    struct stream st;
+    struct backend *be; /* NULL once the backend has forgotten us */
+    uv_timer_t timeout;
+    struct scram_client scram;
+    bool scram_started;
+    bool logged_in;
+    bool have_row;
+    bool finished;
+    int closing_handles;
+    enum be_role role;
+    uint64_t lsn;
+    double replay_age;
+    char sockpath[300];
+};
+
+static void probe_finish(struct probe *pr, bool ok, const char *error);
+
+static void probe_handle_closed(uv_handle_t *h)
+{
+    struct probe *pr = h->data;
+    if (--pr->closing_handles == 0) {
+        scram_client_reset(&pr->scram);
+        free(pr);
+    }
+}
+
+static void stream_closed(struct stream *st)
+{
+    probe_handle_closed((uv_handle_t *)&((struct probe *)st->owner)->timeout);
+}
+
+static void probe_finish(struct probe *pr, bool ok, const char *error)
+{
+    if (pr->finished)
+        return;
+    pr->finished = true;
+    struct backend *be = pr->be;
+    if (be) {
+        be->probe = NULL;
+        if (ok && pr->have_row) {
+            be->lag_known = true;
+            be->lsn = pr->lsn;
+            be->replay_age_sec = pr->replay_age;
+        }
+        if (ok && pr->role != ROLE_UNKNOWN)
+            backend_set_role(be, pr->role, "health check");
+        backend_probe_result(be, ok, error);
+    }
+    if (!ok && be)
+        log_debug("health check of %s:%d failed: %s", be->host, be->port, error);
+    uv_timer_stop(&pr->timeout);
+    pr->closing_handles = 2;
+    pr->timeout.data = pr;
+    uv_close((uv_handle_t *)&pr->timeout, probe_handle_closed);
+    if (pr->logged_in && !pr->st.closing && !pr->st.error_reported) {
+        static const uint8_t term[5] = {'X', 0, 0, 0, 4};
+        uv_buf_t b = uv_buf_init((char *)term, sizeof(term));
+        uv_try_write(&pr->st.h.stream, &b, 1);
+    }
+    stream_close(&pr->st);
+}
+
+static const char *probe_password(void)
+{
+    const struct cf_global *g = &G.cf->g;
+    if (g->health_check_password && *g->health_check_password)
+        return g->health_check_password;
+    if (g->health_check_user && *g->health_check_user) {
+        const struct cf_authuser *au = config_find_authuser(G.cf, g->health_check_user);
+        if (au && au->secret && !scram_is_secret(au->secret))
+            return au->secret;
+    }
+    return NULL;
+}
+
+static const char *probe_user(void)
+{
+    const char *u = G.cf->g.health_check_user;
+    return u && *u ? u : "pgusher_health_check";
+}
+
+static bool probe_send(struct probe *pr, struct pktbuf *b)
+{
+    bool ok = !b->failed && stream_write(&pr->st, b->data, b->len);
+    pktbuf_free(b);
+    if (!ok)
+        probe_finish(pr, false, "write failed");
+    return ok;
+}
+
+static void probe_password_msg(struct probe *pr, const void *data, size_t len)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_start(&b, 'p');
+    pktbuf_put_bytes(&b, data, len);
+    pktbuf_finish(&b);
+    probe_send(pr, &b);
+}
+
+/* Authentication request from the server. Without a usable password, the request itself
+ * proves the server is alive and accepting connections. */
+static void probe_auth(struct probe *pr, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    uint32_t code = pktreader_int32(&r);
+    const char *pw = probe_password();
+    const char *user = probe_user();
+    if (code == 0)
+        return;
+    bool plain = pw && !pg_is_md5_secret(pw);
+    if (code == 3 && plain) {
+        probe_password_msg(pr, pw, strlen(pw) + 1);
+    } else if (code == 5 && pw) {
+        const uint8_t *salt = pktreader_bytes(&r, 4);
+        if (!salt) {
+            probe_finish(pr, false, "bad md5 request");
+            return;
+        }
+        char resp[MD5_PASSWD_LEN + 1];
+        pg_md5_response(pw, user, salt, resp);
+        probe_password_msg(pr, resp, strlen(resp) + 1);
+    } else if (code == 10 && plain) {
+        char *first = NULL;
+        if (!scram_client_first(&pr->scram, &first)) {
+            probe_finish(pr, false, "SCRAM failed");
+            return;
+        }
+        pr->scram_started = true;
+        struct pktbuf b;
+        pktbuf_init(&b);
+        pktbuf_start(&b, 'p');
+        pktbuf_put_string(&b, "SCRAM-SHA-256");
+        pktbuf_put_int32(&b, (uint32_t)strlen(first));
+        pktbuf_put_bytes(&b, first, strlen(first));
+        pktbuf_finish(&b);
+        free(first);
+        probe_send(pr, &b);
+    } else if (code == 11 && pr->scram_started) {
+        char *final = NULL;
+        if (!scram_client_final(&pr->scram, pw, (const char *)r.p, (size_t)(r.end - r.p),
+                                &final)) {
+            probe_finish(pr, false, "SCRAM failed");
+            return;
+        }
+        probe_password_msg(pr, final, strlen(final));
+        free(final);
+    } else if (code == 12) {
+        /* SASLFinal: verified by the AuthenticationOk that follows. */
+    } else {
+        probe_finish(pr, true, NULL); /* alive; no credentials to learn more */
+    }
+}
+
+static void probe_error(struct probe *pr, const uint8_t *body, uint32_t len)
+{
+    char msg[256] = "error", state[6] = "";
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    while (!r.bad && r.p < r.end) {
+        uint8_t f = pktreader_byte(&r);
+        if (!f)
+            break;
+        const char *v = pktreader_string(&r);
+        if (!v)
+            break;
+        if (f == 'M')
+            snprintf(msg, sizeof(msg), "%s", v);
+        else if (f == 'C')
+            snprintf(state, sizeof(state), "%s", v);
+    }
+    /* Starting up, shutting down, in recovery without hot standby, out of connections:
+     * the server is there but cannot serve. Anything else (bad password, unknown role or
+     * database) still proves it is alive. */
+    bool unavailable = !strcmp(state, "57P03") || !strcmp(state, "57P01") ||
+                       !strcmp(state, "57P02") || !strcmp(state, "53300") ||
+                       !strcmp(state, "08006");
+    if (pr->logged_in || unavailable)
+        probe_finish(pr, false, msg);
+    else
+        probe_finish(pr, true, NULL);
+}
+
+static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    int n = pkt_get16(body);
+    pktreader_bytes(&r, 2);
+    char vals[3][64] = {"", "", ""};
+    for (int i = 0; i < n && i < 3 && !r.bad; i++) {
+        uint32_t l = pktreader_int32(&r);
+        if (l == 0xffffffffu)
+            continue;
+        const uint8_t *v = pktreader_bytes(&r, l);
+        if (!v)
+            break;
+        snprintf(vals[i], sizeof(vals[i]), "%.*s", (int)(l < 63 ? l : 63), (const char *)v);
+    }
+    if (r.bad || n < 3)
+        return;
+    pr->role = vals[0][0] == 't' ? ROLE_STANDBY : ROLE_PRIMARY;
+    pr->lsn = backend_parse_lsn(vals[1]);
+    pr->replay_age = strtod(vals[2], NULL);
+    pr->have_row = true;
+}
+
+static void probe_read(struct stream *st)
+{
+    struct probe *pr = st->owner;
+    while (!pr->finished && stream_avail(st) >= 5) {
+        const uint8_t *p = st->buf + st->rpos;
+        uint8_t type = p[0];
+        uint32_t len = pkt_get32(p + 1);
+        if (len < 4 || len + 1 > st->cap) {
+            probe_finish(pr, false, "bad packet from server");
+            return;
+        }
+        if (stream_avail(st) < len + 1)
+            return;
+        st->rpos += len + 1;
+        const uint8_t *body = p + 5;
+        uint32_t blen = len - 4;
+        switch (type) {
+        case 'R':
+            probe_auth(pr, body, blen);
+            break;
+        case 'E':
+            probe_error(pr, body, blen);
+            return;
+        case 'S': {
+            struct pktreader r;
+            pktreader_init(&r, body, blen);
+            const char *k = pktreader_string(&r), *v = pktreader_string(&r);
+            if (k && v && strcmp(k, "in_hot_standby") == 0)
+                pr->role = strcmp(v, "on") == 0 ? ROLE_STANDBY : ROLE_PRIMARY;
+            break;
+        }
+        case 'D':
+            probe_row(pr, body, blen);
+            break;
+        case 'Z':
+            if (!pr->logged_in) {
+                pr->logged_in = true;
+                struct pktbuf b;
+                pktbuf_init(&b);
+                pktbuf_start(&b, 'Q');
+                pktbuf_put_string(&b, PROBE_QUERY);
+                pktbuf_finish(&b);
+                probe_send(pr, &b);
+            } else {
+                probe_finish(pr, true, NULL);
+                return;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void probe_error_cb(struct stream *st, int err)
+{
+    struct probe *pr = st->owner;
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s", err == UV_EOF ? "connection closed" : uv_strerror(err));
+    probe_finish(pr, false, msg);
+}
+
+static void probe_connect(struct stream *st, int status)
+{
+    struct probe *pr = st->owner;
+    if (pr->finished)
+        return;
+    if (status != 0) {
+        probe_finish(pr, false, uv_strerror(status));
+        return;
+    }
+    const struct cf_global *g = &G.cf->g;
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_start(&b, 0);
+    pktbuf_put_int32(&b, 196608);
+    pktbuf_put_string(&b, "user");
+    pktbuf_put_string(&b, probe_user());
+    pktbuf_put_string(&b, "database");
+    pktbuf_put_string(&b, g->health_check_dbname && *g->health_check_dbname
+                              ? g->health_check_dbname
+                              : "postgres");
+    pktbuf_put_string(&b, "application_name");
+    pktbuf_put_string(&b, "pgusher health check");
+    pktbuf_put_byte(&b, 0);
+    pktbuf_finish(&b);
+    if (probe_send(pr, &b))
+        stream_read_start(st);
+}
+
+static void probe_timeout(uv_timer_t *t)
+{
+    probe_finish(t->data, false, "health check timeout");
+}
+
+static const struct stream_ops probe_ops = {
+    .on_read = probe_read,
+    .on_error = probe_error_cb,
+    .on_connect = probe_connect,
+    .on_closed = stream_closed,
+};
+
+static void probe_start(struct backend *be)
+{
+    if (be->probe)
+        return;
+    struct probe *pr = calloc(1, sizeof(*pr));
+    if (!pr)
+        return;
+    pr->be = be;
+    bool is_unix = be->host[0] == '/';
+    int r = is_unix ? stream_init_pipe(&pr->st, G.loop, &probe_ops, pr)
+                    : stream_init_tcp(&pr->st, G.loop, &probe_ops, pr);
+    if (r != 0) {
+        free(pr);
+        return;
+    }
+    uv_timer_init(G.loop, &pr->timeout);
+    pr->timeout.data = pr;
+    be->probe = pr;
+    be->checks++;
+    usec_t to = G.cf->g.health_check_timeout;
+    uv_timer_start(&pr->timeout, probe_timeout, to > 0 ? (uint64_t)(to / 1000) : 1000, 0);
+    if (is_unix) {
+        snprintf(pr->sockpath, sizeof(pr->sockpath), "%s/.s.PGSQL.%d", be->host, be->port);
+        stream_connect_unix(&pr->st, pr->sockpath);
+        return;
+    }
+    struct sockaddr_storage ss;
+    if (uv_ip4_addr(be->host, be->port, (struct sockaddr_in *)&ss) != 0 &&
+        uv_ip6_addr(be->host, be->port, (struct sockaddr_in6 *)&ss) != 0) {
+        /* Host names are resolved by the server connections; a probe checks them with
+         * the system resolver too, but synchronously would block: treat as alive. */
+        probe_finish(pr, true, NULL);
+        return;
+    }
+    r = stream_connect_tcp(&pr->st, (struct sockaddr *)&ss);
+    if (r != 0)
+        probe_finish(pr, false, uv_strerror(r));
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct backend *be = t->data;
+    probe_start(be);
+    health_schedule(be, false);
+}
+
+void health_schedule(struct backend *be, bool probe_now)
+{
+    if (!be->timer_init) {
+        uv_timer_init(G.loop, &be->timer);
+        be->timer.data = be;
+        be->timer_init = true;
+    }
+    usec_t period = G.cf->g.health_check_period;
+    if (period <= 0) {
+        uv_timer_stop(&be->timer);
+        return;
+    }
+    if (probe_now)
+        probe_start(be);
+    uv_timer_start(&be->timer, on_timer, (uint64_t)(period / 1000), 0);
+}
+
+void health_stop(struct backend *be)
+{
+    if (be->probe) {
+        be->probe->be = NULL;
+        be->probe = NULL;
+    }
+    if (be->timer_init)
+        uv_timer_stop(&be->timer);
+}
