@@ -37,6 +37,12 @@ static bool lagging(const struct backend *be, usec_t max_lag, uint64_t primary_l
 int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
                 char *why, size_t whylen)
 {
+    return lb_eligible_ex(bes, n, tsa, max_lag, out, why, whylen, false);
+}
+
+int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
+                   char *why, size_t whylen, bool unknown_first_class)
+{
     uint64_t primary_lsn = 0;
     bool have_primary = false;
     int up = 0, lag_skipped = 0;
@@ -75,6 +81,8 @@ int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int 
             lag_skipped++;
             continue;
         }
+        if (tier == 1 && unknown_first_class)
+            tier = 0;
         tier_of[i] = tier;
         count[tier]++;
     }

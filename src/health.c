@@ -1,8 +1,9 @@
 /*
  * health.c: active health checks. Each backend has a libuv timer; every health_check_period a
  * probe connects, logs in as health_check_user (trust, cleartext, md5 or SCRAM) and asks for
- * role and replay position, all within health_check_timeout. Without credentials the startup
- * handshake alone proves liveness. Results go to backend.c; nothing here touches pools.
+ * role and replay position, all within health_check_timeout. Without a health_check_user an
+ * SSLRequest answered by the postmaster proves liveness (and leaves no line in its log).
+ * Results go to backend.c; nothing here touches pools.
  */
 #include "pgusher/health.h"
 
@@ -74,6 +75,7 @@ struct probe {
     bool logged_in;
     bool have_row;
     bool finished;
+    bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
     int closing_handles;
     enum be_role role;
     uint64_t lsn;
@@ -277,6 +279,12 @@ static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
 static void probe_read(struct stream *st)
 {
     struct probe *pr = st->owner;
+    if (pr->liveness_only) {
+        /* 'S' or 'N': the postmaster answered. Closing now leaves no trace in its log. */
+        st->rpos = st->rlen;
+        probe_finish(pr, true, NULL);
+        return;
+    }
     while (!pr->finished && stream_avail(st) >= 5) {
         const uint8_t *p = st->buf + st->rpos;
         uint8_t type = p[0];
@@ -348,6 +356,16 @@ static void probe_connect(struct stream *st, int status)
     const struct cf_global *g = &G.cf->g;
     struct pktbuf b;
     pktbuf_init(&b);
+    if (!g->health_check_user || !*g->health_check_user) {
+        /* Without credentials a login would only fill the server log with failures. */
+        pr->liveness_only = true;
+        pktbuf_start(&b, 0);
+        pktbuf_put_int32(&b, 80877103);
+        pktbuf_finish(&b);
+        if (probe_send(pr, &b))
+            stream_read_start(st);
+        return;
+    }
     pktbuf_start(&b, 0);
     pktbuf_put_int32(&b, 196608);
     pktbuf_put_string(&b, "user");

@@ -70,8 +70,10 @@ usec_t database_max_lag(const struct database *db)
 
 int database_eligible(const struct database *db, int *out, char *why, size_t whylen)
 {
-    return lb_eligible(db->backends, db->nbackends, database_tsa(db), database_max_lag(db), out,
-                       why, whylen);
+    const char *hc_user = G.cf->g.health_check_user;
+    bool roles_from_logins = !hc_user || !*hc_user || G.cf->g.health_check_period <= 0;
+    return lb_eligible_ex(db->backends, db->nbackends, database_tsa(db), database_max_lag(db),
+                          out, why, whylen, roles_from_logins);
 }
 
 struct database *database_create(const char *name, const char *connstr, bool autodb)

@@ -15,6 +15,10 @@
  * n entries). Returns how many; 0 with a reason in why ("no standby is up") when none. */
 int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
                 char *why, size_t whylen);
+/* The same, where unknown_first_class puts backends of unknown role in the best tier (used
+ * when health checks cannot log in to learn roles: the first login tells). */
+int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
+                   char *why, size_t whylen, bool unknown_first_class);
 /* Would this backend, with this role, be acceptable at all for the target? (Used to check a
  * fresh login and to close servers after a role change.) */
 bool lb_role_acceptable(int tsa, enum be_role role);
