@@ -20,6 +20,14 @@ bool lb_role_acceptable(int tsa, enum be_role role)
     }
 }
 
+/* Up, or not checked yet but listed since startup: those are used at once, as PgBouncer
+ * would, until a check or a failed connection says otherwise. A host added later (reload)
+ * must first pass health_check_rise checks. */
+static bool usable(const struct backend *be)
+{
+    return be->hc.state == BE_UP || (be->hc.state == BE_UNKNOWN && be->hc.fast_start);
+}
+
 /* A standby is lagging when it has not replayed WAL the primary has, for longer than max. */
 static bool lagging(const struct backend *be, usec_t max_lag, uint64_t primary_lsn,
                     bool have_primary)
@@ -47,7 +55,7 @@ int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, i
     bool have_primary = false;
     int up = 0, lag_skipped = 0;
     for (int i = 0; i < n; i++) {
-        if (bes[i]->hc.state == BE_UP) {
+        if (usable(bes[i])) {
             up++;
             if (bes[i]->role == ROLE_PRIMARY && bes[i]->lag_known) {
                 have_primary = true;
@@ -63,7 +71,7 @@ int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, i
     for (int i = 0; i < n && i < 64; i++) {
         tier_of[i] = -1;
         const struct backend *be = bes[i];
-        if (be->hc.state != BE_UP)
+        if (!usable(be))
             continue;
         int tier;
         if (tsa == TSA_ANY) {
