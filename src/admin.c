@@ -1575,11 +1575,12 @@ static void handle_query(struct client *c, const char *query)
 void admin_process(struct client *c)
 {
     struct stream *st = &c->st;
-    while (!st->closing && c->admin_wait == ADMIN_WAIT_NONE && stream_avail(st) >= 5) {
+    while (!st->closing && c->state == CL_ACTIVE && c->admin_wait == ADMIN_WAIT_NONE &&
+           stream_avail(st) >= 5) {
         const uint8_t *p = st->buf + st->rpos;
         uint8_t type = p[0];
         uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len + 1 > st->cap) {
+        if (len < 4 || len >= st->cap) {
             client_error_close(c, "08P01", len < 4 ? "bad packet header"
                                                    : "admin command too long");
             return;

@@ -289,7 +289,7 @@ static void probe_read(struct stream *st)
         const uint8_t *p = st->buf + st->rpos;
         uint8_t type = p[0];
         uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len + 1 > st->cap) {
+        if (len < 4 || len >= st->cap) {
             probe_finish(pr, false, "bad packet from server");
             return;
         }

@@ -429,7 +429,7 @@ static void process_login(struct server *s)
             login_fail(s, "08P01", "bad packet from server during login", false);
             return;
         }
-        if (len + 1 > st->cap) {
+        if (len >= st->cap) {
             login_fail(s, "08P01", "login message from server larger than pkt_buf", false);
             return;
         }
@@ -532,7 +532,7 @@ static void process_internal(struct server *s)
             server_close(s, "bad packet from server");
             return;
         }
-        bool small = len + 1 <= st->cap;
+        bool small = len < st->cap;
         if ((type == 'Z' || type == 'S' || type == 'E') && small) {
             if (stream_avail(st) < len + 1)
                 return;
@@ -595,7 +595,7 @@ static void process_active(struct server *s)
             server_close(s, "bad packet from server");
             return;
         }
-        if ((type == 'Z' || type == 'S') && len + 1 <= st->cap) {
+        if ((type == 'Z' || type == 'S') && len < st->cap) {
             if (stream_avail(st) < len + 1)
                 break;
             st->rpos += len + 1;
@@ -652,7 +652,7 @@ static void process_idle(struct server *s)
         const uint8_t *p = st->buf + st->rpos;
         uint8_t type = p[0];
         uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len + 1 > st->cap) {
+        if (len < 4 || len >= st->cap) {
             server_close(s, "bad packet from idle server");
             return;
         }
