@@ -1010,9 +1010,8 @@ static void show_hosts(struct client *c)
             char lag[32];
             bool standby = be->role == ROLE_STANDBY && be->lag_known;
             snprintf(lag, sizeof(lag), "%.3f", standby ? be->replay_age_sec : 0.0);
-            long long lag_bytes = standby && primary_lsn > be->lsn
-                                      ? (long long)(primary_lsn - be->lsn)
-                                      : 0;
+            uint64_t ahead = primary_lsn ? primary_lsn : be->receive_lsn;
+            long long lag_bytes = standby && ahead > be->lsn ? (long long)(ahead - be->lsn) : 0;
             row_begin(&r);
             row_str(&r, db->name);
             row_str(&r, be->host);

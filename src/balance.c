@@ -28,7 +28,9 @@ static bool usable(const struct backend *be)
     return be->hc.state == BE_UP || (be->hc.state == BE_UNKNOWN && be->hc.fast_start);
 }
 
-/* A standby is lagging when it has not replayed WAL the primary has, for longer than max. */
+/* A standby is lagging when it has not replayed WAL the primary has (or WAL it has itself
+ * received, when the database lists no primary) and its last replayed transaction is older
+ * than max. An old replay timestamp with nothing to replay is an idle primary, not lag. */
 static bool lagging(const struct backend *be, usec_t max_lag, uint64_t primary_lsn,
                     bool have_primary)
 {
@@ -36,10 +38,8 @@ static bool lagging(const struct backend *be, usec_t max_lag, uint64_t primary_l
         return false;
     if (be->replay_age_sec * 1e6 <= (double)max_lag)
         return false;
-    /* Old replay timestamp but nothing to replay: an idle primary, not lag. */
-    if (have_primary)
-        return primary_lsn > be->lsn;
-    return true;
+    uint64_t target = have_primary ? primary_lsn : be->receive_lsn;
+    return target > be->lsn;
 }
 
 int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,

@@ -18,10 +18,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Role; replay (standby) or current (primary) LSN; seconds since the last replayed
+ * transaction (since startup when none was replayed yet); received LSN (standby). */
 #define PROBE_QUERY                                                                                \
     "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "    \
     "ELSE pg_current_wal_lsn() END, COALESCE(EXTRACT(EPOCH FROM now() - "                         \
-    "pg_last_xact_replay_timestamp()), 0)"
+    "COALESCE(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())), 0), "               \
+    "pg_last_wal_receive_lsn()"
 
 bool hc_feed(struct hc_state *h, bool ok, int rise, int fall)
 {
@@ -78,7 +81,7 @@ struct probe {
     bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
     int closing_handles;
     enum be_role role;
-    uint64_t lsn;
+    uint64_t lsn, receive_lsn;
     double replay_age;
     char sockpath[300];
 };
@@ -110,6 +113,7 @@ static void probe_finish(struct probe *pr, bool ok, const char *error)
         if (ok && pr->have_row) {
             be->lag_known = true;
             be->lsn = pr->lsn;
+            be->receive_lsn = pr->receive_lsn;
             be->replay_age_sec = pr->replay_age;
         }
         if (ok && pr->role != ROLE_UNKNOWN)
@@ -258,8 +262,8 @@ static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
     pktreader_init(&r, body, len);
     int n = pkt_get16(body);
     pktreader_bytes(&r, 2);
-    char vals[3][64] = {"", "", ""};
-    for (int i = 0; i < n && i < 3 && !r.bad; i++) {
+    char vals[4][64] = {"", "", "", ""};
+    for (int i = 0; i < n && i < 4 && !r.bad; i++) {
         uint32_t l = pktreader_int32(&r);
         if (l == 0xffffffffu)
             continue;
@@ -273,6 +277,7 @@ static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
     pr->role = vals[0][0] == 't' ? ROLE_STANDBY : ROLE_PRIMARY;
     pr->lsn = backend_parse_lsn(vals[1]);
     pr->replay_age = strtod(vals[2], NULL);
+    pr->receive_lsn = backend_parse_lsn(vals[3]);
     pr->have_row = true;
 }
 

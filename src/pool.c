@@ -211,6 +211,7 @@ struct pool *pool_get(struct database *db, const char *user)
     list_init(&p->sv_tested);
     list_init(&p->sv_login);
     pktbuf_init(&p->welcome);
+    p->launch_hint = -1;
     list_append(&db->pools, &p->node);
     return p;
 }
@@ -375,6 +376,8 @@ static bool needs_check(const struct server *s)
     return now_usec() - s->last_used > (uint64_t)g->server_check_delay;
 }
 
+static bool can_launch(struct pool *p, bool use_reserve);
+
 /* The idle server to hand out next. With several backends, the database's balancing policy
  * picks the backend first, so transactions spread over hosts, not just connections; within
  * one backend, the most recently used server (PgBouncer's LIFO), or the oldest with
@@ -396,17 +399,31 @@ static struct server *take_idle(struct pool *p)
                     cand[i] = s;
             }
         }
-        int elig[64], with_idle[64], conns[64], k = 0;
+        int elig[64], conns[64];
         int n = database_eligible(db, elig, NULL, 0);
-        for (int j = 0; j < n; j++)
-            if (cand[elig[j]])
-                with_idle[k++] = elig[j];
         for (int i = 0; i < db->nbackends; i++)
             conns[i] = db->backends[i]->sv_active;
-        if (k > 0) {
-            int pick = lb_pick(with_idle, k, database_lb_policy(db), &p->rr_idle, conns,
+        if (n > 0) {
+            int pick = lb_pick(elig, n, database_lb_policy(db), &p->rr_idle, conns,
                                (unsigned)rand());
-            return cand[pick];
+            if (cand[pick])
+                return cand[pick];
+            /* The policy's choice has no idle server in this pool (it just came back, or
+             * all of its servers are busy): open one there for the next transactions if the
+             * pool may grow, and serve this one from another host meanwhile. */
+            bool pending = false;
+            struct list *li;
+            list_for_each(li, &p->sv_login)
+            {
+                pending = pending || container_of(li, struct server, node)->be == db->backends[pick];
+            }
+            if (!pending && can_launch(p, false)) {
+                p->launch_hint = pick;
+                server_launch(p);
+            }
+            for (int j = 0; j < n; j++)
+                if (cand[elig[j]])
+                    return cand[elig[j]];
         }
     }
     struct list *l = rr ? p->sv_idle.next : p->sv_idle.prev;

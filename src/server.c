@@ -87,7 +87,13 @@ struct server *server_launch(struct pool *p)
         return NULL; /* nothing can serve now; clients wait, the health checks will tell */
     for (int i = 0; i < db->nbackends; i++)
         conns[i] = db->backends[i]->sv_count;
-    int pick = lb_pick(elig, n, database_lb_policy(db), &db->rr_next, conns, (unsigned)rand());
+    int pick = -1;
+    for (int j = 0; j < n && p->launch_hint >= 0; j++)
+        if (elig[j] == p->launch_hint)
+            pick = p->launch_hint;
+    p->launch_hint = -1;
+    if (pick < 0)
+        pick = lb_pick(elig, n, database_lb_policy(db), &db->rr_next, conns, (unsigned)rand());
     struct backend *be = db->backends[pick];
     struct server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -794,8 +800,11 @@ void server_close(struct server *s, const char *fmt, ...)
     struct client *c = s->link;
     bool was_login = s->state == SV_LOGIN && !s->role_mismatch;
     if (was_login) {
-        /* Set before pool_service runs, so a failing host is not hammered. */
-        p->last_login_failure = now_usec();
+        /* Set before pool_service runs, so a failing host is not hammered: a refusal of
+         * our credentials holds the pool back (server_login_retry); an unavailable host is
+         * marked down instead, so the other hosts keep serving. */
+        if (s->fail_auth || G.cf->g.health_check_period <= 0)
+            p->last_login_failure = now_usec();
         if (!s->fail_sqlstate[0])
             memcpy(s->fail_sqlstate, "08006", 6);
     }

@@ -36,6 +36,7 @@ struct backend {
     bool lag_known;
     double replay_age_sec; /* standby: now() - pg_last_xact_replay_timestamp() */
     uint64_t lsn;          /* primary: pg_current_wal_lsn(); standby: replay LSN */
+    uint64_t receive_lsn;  /* standby: WAL received (replayed or not) */
     uint64_t checks, failures;
     char last_error[256];
     uint64_t last_change; /* usec */

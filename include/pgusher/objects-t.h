@@ -104,6 +104,7 @@ struct pool {
     bool welcome_ok;
     uint64_t last_login_failure; /* usec, 0 = none */
     unsigned rr_idle;            /* round-robin cursor when choosing idle servers */
+    int launch_hint;             /* backend index the next new server should go to, or -1 */
     char last_login_error[256];
     char last_login_sqlstate[6];
     bool last_login_auth; /* the last failure was the server refusing our credentials */

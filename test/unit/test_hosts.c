@@ -214,6 +214,20 @@ START_TEST(lagging_standby_is_skipped_only_with_unreplayed_wal)
 }
 END_TEST
 
+/* A database of standbys only: "behind" means received but not yet replayed WAL. */
+START_TEST(lag_without_primary_uses_received_wal)
+{
+    int out[4];
+    B[1].replay_age_sec = 300; /* idle primary: old timestamp */
+    B[1].lsn = B[1].receive_lsn = 500;
+    B[2].replay_age_sec = 300;
+    B[2].lsn = 500;
+    B[2].receive_lsn = 800; /* replay paused */
+    ck_assert_int_eq(lb_eligible(&P[1], 2, TSA_STANDBY, 10 * 1000000LL, out, NULL, 0), 1);
+    ck_assert_int_eq(out[0], 0);
+}
+END_TEST
+
 START_TEST(role_acceptance)
 {
     ck_assert(lb_role_acceptable(TSA_READ_WRITE, ROLE_PRIMARY));
@@ -296,6 +310,7 @@ int main(void)
     tcase_add_test(t, unknown_role_is_a_fallback_unless_first_class);
     tcase_add_test(t, unchecked_startup_host_is_usable_added_host_is_not);
     tcase_add_test(t, lagging_standby_is_skipped_only_with_unreplayed_wal);
+    tcase_add_test(t, lag_without_primary_uses_received_wal);
     tcase_add_test(t, role_acceptance);
     suite_add_tcase(s, t);
     t = tcase_create("choosing");
