@@ -601,6 +601,15 @@ static void auth_ok(struct client *c)
         client_error_close(c, "53300", "no more connections allowed (max_db_client_connections)");
         return;
     }
+    const struct cf_user *u = config_find_user(G.cf, pool_user);
+    int max_user_clients = u && u->max_user_client_connections != CF_UNSET
+                               ? u->max_user_client_connections
+                               : G.cf->g.max_user_client_connections;
+    if (max_user_clients > 0 && pool_user_client_count(pool_user) >= max_user_clients) {
+        client_error_close(c, "53300",
+                           "no more connections allowed (max_user_client_connections)");
+        return;
+    }
     struct pool *p = pool_get(db, pool_user);
     if (!p) {
         client_error_close(c, "53200", "out of memory");

@@ -277,6 +277,23 @@ static int user_server_total(const char *user)
     return n;
 }
 
+int pool_user_client_count(const char *user)
+{
+    int n = 0;
+    struct list *di, *pi;
+    list_for_each(di, &G.databases)
+    {
+        struct database *db = container_of(di, struct database, node);
+        list_for_each(pi, &db->pools)
+        {
+            struct pool *p = container_of(pi, struct pool, node);
+            if (strcmp(p->user, user) == 0)
+                n += p->n_cl_active + p->n_cl_waiting;
+        }
+    }
+    return n;
+}
+
 /* ---------------------------------------------------------------- state changes */
 
 static int *client_counter(struct client *c)

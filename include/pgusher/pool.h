@@ -30,6 +30,8 @@ int database_pool_mode(const struct database *db, const char *user);
 
 struct pool *pool_get(struct database *db, const char *user);
 int pool_pool_size(const struct pool *p);
+/* Logged-in clients of this (server login) user over all databases. */
+int pool_user_client_count(const char *user);
 int pool_mode(const struct pool *p);
 
 /* State changes: the one function per actor that moves it between lists. */
