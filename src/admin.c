@@ -1574,19 +1574,16 @@ static void handle_query(struct client *c, const char *query)
 void admin_process(struct client *c)
 {
     struct stream *st = &c->st;
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t blen;
+    int r;
     while (!st->closing && c->state == CL_ACTIVE && c->admin_wait == ADMIN_WAIT_NONE &&
-           stream_avail(st) >= 5) {
-        const uint8_t *p = st->buf + st->rpos;
-        uint8_t type = p[0];
-        uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len >= st->cap) {
-            client_error_close(c, "08P01", len < 4 ? "bad packet header"
-                                                   : "admin command too long");
+           (r = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
+        if (r < 0) {
+            client_error_close(c, "08P01", "bad packet header or admin command too long");
             return;
         }
-        if (stream_avail(st) < len + 1)
-            return;
-        st->rpos += len + 1;
         c->request_time = now_usec();
         if (type == 'X') {
             client_close(c, "client close request");
@@ -1603,8 +1600,7 @@ void admin_process(struct client *c)
                 return;
             continue;
         }
-        const uint8_t *body = p + 5;
-        if (len == 4 || body[len - 5] != 0) {
+        if (blen == 0 || body[blen - 1] != 0) {
             send_error(c, "08P01", "malformed query message");
             continue;
         }

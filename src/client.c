@@ -807,9 +807,7 @@ static void process_active(struct client *c)
         uint64_t now = now_usec();
         while (stream_avail(st) > 0) {
             if (c->pkt_remain) {
-                uint32_t n = stream_avail(st) < c->pkt_remain ? stream_avail(st) : c->pkt_remain;
-                st->rpos += n;
-                c->pkt_remain -= n;
+                stream_pass(st, &c->pkt_remain);
                 continue;
             }
             if (stream_avail(st) < 5)

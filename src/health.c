@@ -290,19 +290,15 @@ static void probe_read(struct stream *st)
         probe_finish(pr, true, NULL);
         return;
     }
-    while (!pr->finished && stream_avail(st) >= 5) {
-        const uint8_t *p = st->buf + st->rpos;
-        uint8_t type = p[0];
-        uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len >= st->cap) {
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t blen;
+    int got;
+    while (!pr->finished && (got = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
+        if (got < 0) {
             probe_finish(pr, false, "bad packet from server");
             return;
         }
-        if (stream_avail(st) < len + 1)
-            return;
-        st->rpos += len + 1;
-        const uint8_t *body = p + 5;
-        uint32_t blen = len - 4;
         switch (type) {
         case 'R':
             probe_auth(pr, body, blen);

@@ -427,30 +427,23 @@ static void login_complete(struct server *s)
 static void process_login(struct server *s)
 {
     struct stream *st = &s->st;
-    while (!st->closing && s->state == SV_LOGIN && stream_avail(st) >= 5) {
-        const uint8_t *p = st->buf + st->rpos;
-        uint8_t type = p[0];
-        uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len > MAX_LOGIN_MSG_LEN) {
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t blen;
+    int r;
+    while (!st->closing && s->state == SV_LOGIN &&
+           (r = stream_take_msg(st, MAX_LOGIN_MSG_LEN, &type, &body, &blen)) != 0) {
+        if (r < 0) {
             login_fail(s, "08P01", "bad packet from server during login", false);
             return;
         }
-        if (len >= st->cap) {
-            login_fail(s, "08P01", "login message from server larger than pkt_buf", false);
-            return;
-        }
-        if (stream_avail(st) < len + 1)
-            return;
-        st->rpos += len + 1;
-        const uint8_t *body = p + 5;
-        uint32_t blen = len - 4;
         switch (type) {
         case 'R':
             handle_auth(s, body, blen);
             break;
         case 'S':
             handle_param_status(s, body, blen);
-            pktbuf_put_bytes(&s->login_params, p, len + 1);
+            pktbuf_put_bytes(&s->login_params, body - 5, blen + 5);
             break;
         case 'K':
             if (blen >= 8) {
@@ -524,9 +517,7 @@ static void process_internal(struct server *s)
     struct stream *st = &s->st;
     while (!st->closing && s->iq != IQ_NONE && stream_avail(st) > 0) {
         if (s->pkt_remain) {
-            uint32_t n = stream_avail(st) < s->pkt_remain ? stream_avail(st) : s->pkt_remain;
-            st->rpos += n;
-            s->pkt_remain -= n;
+            stream_pass(st, &s->pkt_remain);
             continue;
         }
         if (stream_avail(st) < 5)
@@ -586,9 +577,7 @@ static void process_active(struct server *s)
     uint32_t from = st->rpos;
     while (stream_avail(st) > 0) {
         if (s->pkt_remain) {
-            uint32_t n = stream_avail(st) < s->pkt_remain ? stream_avail(st) : s->pkt_remain;
-            st->rpos += n;
-            s->pkt_remain -= n;
+            stream_pass(st, &s->pkt_remain);
             continue;
         }
         if (stream_avail(st) < 5)
@@ -654,25 +643,23 @@ static void process_active(struct server *s)
 static void process_idle(struct server *s)
 {
     struct stream *st = &s->st;
-    while (!st->closing && stream_avail(st) >= 5) {
-        const uint8_t *p = st->buf + st->rpos;
-        uint8_t type = p[0];
-        uint32_t len = pkt_get32(p + 1);
-        if (len < 4 || len >= st->cap) {
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t blen;
+    int r;
+    while (!st->closing && (r = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
+        if (r < 0) {
             server_close(s, "bad packet from idle server");
             return;
         }
-        if (stream_avail(st) < len + 1)
-            return;
-        st->rpos += len + 1;
         if (type == 'E') {
             char msg[512], state[6];
-            parse_error(p + 5, len - 4, msg, sizeof(msg), state);
+            parse_error(body, blen, msg, sizeof(msg), state);
             server_close(s, "server sent error while idle: %s", msg);
             return;
         }
         if (type == 'S')
-            handle_param_status(s, p + 5, len - 4);
+            handle_param_status(s, body, blen);
     }
 }
 

@@ -77,6 +77,36 @@ static inline bool stream_full(const struct stream *s)
     return s->buf && s->rpos == 0 && s->rlen == s->cap;
 }
 
+/* Let up to *remain buffered bytes of a message body pass (they stay in the buffer for the
+ * caller to forward): advances rpos and lowers *remain. */
+static inline void stream_pass(struct stream *s, uint32_t *remain)
+{
+    uint32_t n = stream_avail(s) < *remain ? stream_avail(s) : *remain;
+    s->rpos += n;
+    *remain -= n;
+}
+
+/* Take the next whole message (type, length, body) out of the buffer.
+ * Returns 1 and fills the outputs when one is complete, 0 when more bytes are needed, -1
+ * when its length is below 4, above maxlen or larger than the buffer can ever hold. */
+static inline int stream_take_msg(struct stream *s, uint32_t maxlen, uint8_t *type,
+                                  const uint8_t **body, uint32_t *blen)
+{
+    if (stream_avail(s) < 5)
+        return 0;
+    const uint8_t *p = s->buf + s->rpos;
+    uint32_t len = ((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 8) | p[4];
+    if (len < 4 || len > maxlen || len >= s->cap)
+        return -1;
+    if (stream_avail(s) < len + 1)
+        return 0;
+    *type = p[0];
+    *body = p + 5;
+    *blen = len - 4;
+    s->rpos += len + 1;
+    return 1;
+}
+
 /* Send bytes: written at once when the socket takes them, the rest copied and queued.
  * Returns false when the stream is closing or the write failed (on_error follows). */
 bool stream_write(struct stream *s, const void *data, size_t len);
