@@ -94,6 +94,11 @@ static void backend_free_cb(uv_handle_t *h)
     free(h->data);
 }
 
+void backend_ref(struct backend *be)
+{
+    be->refs++;
+}
+
 void backend_unref(struct backend *be)
 {
     if (!be || --be->refs > 0)

@@ -101,6 +101,7 @@ struct server *server_launch(struct pool *p)
     const char *host = be->host;
     int port = be->port;
     s->be = be;
+    backend_ref(be);
     be->sv_count++;
     snprintf(s->host, sizeof(s->host), "%s", host);
     s->port = port;
@@ -109,6 +110,7 @@ struct server *server_launch(struct pool *p)
                     : stream_init_tcp(&s->st, G.loop, &server_ops, s);
     if (r != 0) {
         be->sv_count--;
+        backend_unref(be);
         free(s);
         return NULL;
     }
@@ -760,8 +762,10 @@ static void on_closed(struct stream *st)
 {
     struct server *s = st->owner;
     list_del(&s->node);
-    if (s->be)
+    if (s->be) {
         s->be->sv_count--;
+        backend_unref(s->be);
+    }
     varcache_free(&s->vars);
     pktbuf_free(&s->login_params);
     if (s->scram) {

@@ -51,6 +51,9 @@ struct backend {
 
 /* Find or create the backend for host:port (a new one is probed at once). */
 struct backend *backend_get(const char *host, int port, bool at_startup);
+/* References: every database listing it and every server connection to it holds one, so a
+ * backend dropped by a reload lives until its last server connection is gone. */
+void backend_ref(struct backend *be);
 void backend_unref(struct backend *be);
 
 /* Probe results and passive signals. */
