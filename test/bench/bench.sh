@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# The benchmark (not a test): pgusher vs PgBouncer vs PgBouncer+HAProxy vs direct, same
+# cluster (a primary + 2 standbys on loopback), same pool settings, driven by pgbench in
+# alternation (A B C D A B C D ...) so machine noise hits all alike. Reports tps, average and
+# p99 latency, pooler CPU time per transaction (user+sys from /proc), pooler RSS, and the
+# ratios, as results.md + results.csv + results.png in the output folder.
+#
+# usage: bash test/bench/bench.sh [--rounds N] [--duration SECONDS] [--out DIR] [--quick]
+#   --quick: 1 round of 5 s, no idle-clients run (a smoke run)
+# Everything runs on 127.0.0.0/8. Bounded: rounds x workloads x targets x duration.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0
+while (($#)); do
+	case $1 in
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--duration) DUR=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	--quick) QUICK=1; ROUNDS=1; DUR=5; shift ;;
+	*) echo "unknown option $1" >&2; exit 2 ;;
+	esac
+done
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+WORK=$(mktemp -d /tmp/pgusher-bench.XXXXXX)
+chmod 0755 "$WORK"
+say() { echo "bench: $*" >&2; }
+
+# ---------------------------------------------------------------- setup
+need=()
+for p in build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev postgresql \
+	postgresql-contrib pgbouncer haproxy gnuplot-nox; do
+	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if ((${#need[@]})); then
+	say "installing ${need[*]}"
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
+	DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null
+	rm -f /usr/sbin/policy-rc.d
+fi
+cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
+	cmake --build "$ROOT/build-bench" -j2 --target pgusher >/dev/null || { say "build failed"; exit 1; }
+ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
+
+export PGUSHER_CLUSTER_DIR=/tmp/pgusher-bench-cluster PGUSHER_PGPORT=15610
+"$ROOT/test/integration/cluster.sh" start || { say "cluster failed"; exit 1; }
+PORT=15610 P=127.0.0.1 S1=127.0.0.2 S2=127.0.0.3
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	sleep 1
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	"$ROOT/test/integration/cluster.sh" stop >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+printf '"postgres" ""\n"u_trust" ""\n' >"$WORK/userlist.txt"
+common="pool_mode = transaction
+default_pool_size = 20
+max_client_conn = $((IDLE + 500))
+auth_type = trust
+auth_file = $WORK/userlist.txt
+log_connections = 0
+log_disconnections = 0
+unix_socket_dir =
+listen_addr = 127.0.0.1"
+
+cat >"$WORK/pgusher.ini" <<EOF
+[databases]
+reads = host=$S1,$S2 port=$PORT dbname=testdb target_session_attrs=standby
+writes = host=$P port=$PORT dbname=testdb
+[pgbouncer]
+listen_port = 16610
+logfile = $WORK/pgusher.log
+$common
+health_check_user = postgres
+EOF
+# PgBouncer 1.18 (Debian 12) has no host lists: reads go to one standby.
+cat >"$WORK/pgbouncer.ini" <<EOF
+[databases]
+reads = host=$S1 port=$PORT dbname=testdb
+writes = host=$P port=$PORT dbname=testdb
+[pgbouncer]
+listen_port = 16611
+logfile = $WORK/pgbouncer.log
+$common
+EOF
+cat >"$WORK/pgb-haproxy.ini" <<EOF
+[databases]
+reads = host=127.0.0.1 port=16620 dbname=testdb
+writes = host=$P port=$PORT dbname=testdb
+[pgbouncer]
+listen_port = 16612
+logfile = $WORK/pgb-haproxy.log
+$common
+EOF
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+    maxconn 20000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen standbys
+    bind 127.0.0.1:16620
+    balance roundrobin
+    server s1 $S1:$PORT check inter 1s fall 3 rise 2
+    server s2 $S2:$PORT check inter 1s fall 3 rise 2
+EOF
+chown -R postgres "$WORK"
+start() { # name cmd...
+	"$@" >"$WORK/$1.out" 2>&1 &
+	PIDS+=($!)
+	eval "PID_$1=$!"
+}
+start_as_pg() { # name cmd...
+	local name=$1
+	shift
+	runuser -u postgres -- "$@" >"$WORK/$name.out" 2>&1 &
+	PIDS+=($!)
+	eval "PID_$name=$!"
+}
+start pgusher "$ROOT/build-bench/pgusher" "$WORK/pgusher.ini"
+start_as_pg pgbouncer /usr/sbin/pgbouncer "$WORK/pgbouncer.ini"
+start_as_pg pgbhap /usr/sbin/pgbouncer "$WORK/pgb-haproxy.ini"
+start haproxy /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db
+sleep 3
+for p in 16610 16611 16612; do
+	psql -X -At -h 127.0.0.1 -p $p -U u_trust reads -c 'select 1' >/dev/null ||
+		{ say "pooler on $p not answering"; exit 1; }
+done
+
+# target -> port and the processes whose CPU counts as "the pooler"
+port_of() { case $1 in pgusher) echo 16610 ;; pgbouncer) echo 16611 ;; pgbhap) echo 16612 ;; direct) echo "$PORT" ;; esac; }
+procs_of() { case $1 in pgusher) echo "$PID_pgusher" ;; pgbouncer) echo "$PID_pgbouncer" ;; pgbhap) echo "$PID_pgbhap $PID_haproxy" ;; direct) echo "" ;; esac; }
+host_of() { # direct: reads to a standby, writes to the primary
+	if [[ $1 == direct ]]; then [[ $2 == reads ]] && echo "$S1" || echo "$P"; else echo 127.0.0.1; fi
+}
+dbname_of() { [[ $1 == direct ]] && echo testdb || echo "$2"; }
+cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+rss_kb() { local t=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done; echo $t; }
+HZ=$(getconf CLK_TCK)
+
+# workload: name db clients pgbench-args
+WORKLOADS=(
+	"reads_S reads 50 -S"
+	"writes_N writes 20 -N"
+	"connect_C reads 20 -S -C"
+	"extended_S reads 50 -S -M extended"
+	"many_500 reads 500 -S"
+)
+TARGETS=(pgusher pgbouncer pgbhap direct)
+echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed" >"$OUT/results.csv"
+
+run_one() { # workload target round
+	local name=$1 db=$2 clients=$3 target=$5 round=$6
+	local args=$4
+	[[ $target == direct && $clients -gt 250 ]] && return # the server's max_connections
+	local procs c0 c1 out lat p99 tps failed rss dir
+	procs=$(procs_of "$target")
+	dir=$WORK/log.$name.$target.$round
+	mkdir -p "$dir"
+	c0=$(cpu_ticks "$procs")
+	out=$(cd "$dir" && timeout $((DUR + 60)) pgbench -n $args -T "$DUR" -c "$clients" -j 2 \
+		-l --sampling-rate=0.2 -h "$(host_of "$target" "$db")" -p "$(port_of "$target")" \
+		-U u_trust "$(dbname_of "$target" "$db")" 2>&1)
+	c1=$(cpu_ticks "$procs")
+	rss=$(rss_kb "$procs")
+	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)
+	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
+	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+	p99=$(cat "$dir"/pgbench_log.* 2>/dev/null | awk '{print $3}' | sort -n |
+		awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int(NR*0.99)]/1000; else print ""}')
+	local xacts cpu_per
+	xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+	cpu_per=""
+	[[ -n $procs && -n $xacts && $xacts -gt 0 ]] &&
+		cpu_per=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v x="$xacts" 'BEGIN {printf "%.2f", t * 1e6 / hz / x}')
+	rm -rf "$dir"
+	echo "$name,$target,$round,${tps:-0},${lat:-},${p99:-},${cpu_per:-},${rss:-},${failed:-?}" >>"$OUT/results.csv"
+	say "$name $target round $round: tps=${tps:-?} lat=${lat:-?}ms p99=${p99:-?}ms cpu/xact=${cpu_per:-n/a}us failed=${failed:-?}"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	for w in "${WORKLOADS[@]}"; do
+		read -r name db clients args <<<"$w"
+		for t in "${TARGETS[@]}"; do
+			run_one "$name" "$db" "$clients" "$args" "$t" "$r"
+		done
+	done
+done
+
+# Idle clients: RSS per idle client connection (pooler only).
+if ((!QUICK)); then
+	printf '\\sleep 8 s\n' >"$WORK/idle.sql"
+	for t in pgusher pgbouncer; do
+		procs=$(procs_of "$t")
+		before=$(rss_kb "$procs")
+		pgbench -n -f "$WORK/idle.sql" -t 1 -c "$IDLE" -j 2 -h 127.0.0.1 -p "$(port_of "$t")" \
+			-U u_trust reads >"$WORK/idle.$t.out" 2>&1 &
+		sleep 6
+		during=$(rss_kb "$procs")
+		wait
+		per=$(awk -v a="$before" -v b="$during" -v n="$IDLE" 'BEGIN {printf "%.0f", (b - a) * 1024 / n}')
+		echo "idle_$IDLE,$t,1,,,,,$during,bytes_per_client=$per" >>"$OUT/results.csv"
+		say "idle $t: rss $before -> $during kB, $per bytes per idle client"
+	done
+fi
+
+# ---------------------------------------------------------------- report (medians)
+python3 - "$OUT" <<'PY'
+import csv, statistics, sys, os
+out = sys.argv[1]
+rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+def med(vals):
+    vals = [float(v) for v in vals if v not in ("", None)]
+    return statistics.median(vals) if vals else None
+work = []
+for r in rows:
+    if r["workload"] not in work and not r["workload"].startswith("idle"):
+        work.append(r["workload"])
+targets = ["pgusher", "pgbouncer", "pgbhap", "direct"]
+names = {"pgusher": "pgusher", "pgbouncer": "PgBouncer", "pgbhap": "PgBouncer+HAProxy", "direct": "direct"}
+agg = {}
+for w in work:
+    for t in targets:
+        sel = [r for r in rows if r["workload"] == w and r["target"] == t]
+        if sel:
+            agg[w, t] = {k: med([r[k] for r in sel]) for k in ("tps", "lat_avg_ms", "lat_p99_ms", "cpu_us_per_xact", "rss_kb")}
+            agg[w, t]["failed"] = sum(int(r["failed"]) for r in sel if r["failed"].isdigit())
+def f(v, d=1):
+    return "" if v is None else f"{v:.{d}f}"
+def ratio(w, a, b, k):
+    x, y = agg.get((w, a), {}).get(k), agg.get((w, b), {}).get(k)
+    return f"{x / y:.2f}" if x and y else ""
+lines = ["# pgusher benchmark", "", "Medians over the rounds. CPU = pooler user+sys time per transaction (PgBouncer+HAProxy: both processes).", "",
+         "| workload | target | tps | avg ms | p99 ms | CPU us/xact | RSS kB | failed |", "|---|---|---|---|---|---|---|---|"]
+for w in work:
+    for t in targets:
+        a = agg.get((w, t))
+        if a:
+            lines.append(f"| {w} | {names[t]} | {f(a['tps'])} | {f(a['lat_avg_ms'],3)} | {f(a['lat_p99_ms'],3)} | {f(a['cpu_us_per_xact'],2)} | {f(a['rss_kb'],0)} | {a['failed']} |")
+lines += ["", "| workload | tps pgusher/PgBouncer | tps pgusher/(PgBouncer+HAProxy) | tps pgusher/direct | CPU pgusher/PgBouncer | p99 pgusher/PgBouncer |", "|---|---|---|---|---|---|"]
+for w in work:
+    lines.append(f"| {w} | {ratio(w,'pgusher','pgbouncer','tps')} | {ratio(w,'pgusher','pgbhap','tps')} | {ratio(w,'pgusher','direct','tps')} | {ratio(w,'pgusher','pgbouncer','cpu_us_per_xact')} | {ratio(w,'pgusher','pgbouncer','lat_p99_ms')} |")
+idle = [r for r in rows if r["workload"].startswith("idle")]
+if idle:
+    lines += ["", "| idle clients | target | RSS kB | bytes per idle client |", "|---|---|---|---|"]
+    for r in idle:
+        lines.append(f"| {r['workload']} | {names[r['target']]} | {r['rss_kb']} | {r['failed'].split('=')[-1]} |")
+open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
+with open(os.path.join(out, "tps.dat"), "w") as d:
+    d.write("workload " + " ".join(names[t].replace(" ", "_") for t in targets) + "\n")
+    for w in work:
+        d.write(w + " " + " ".join(f(agg.get((w, t), {}).get("tps")) or "0" for t in targets) + "\n")
+print("\n".join(lines))
+PY
+gnuplot <<EOF 2>/dev/null || say "gnuplot failed (results.md is still there)"
+set terminal pngcairo size 1000,500 noenhanced
+set output "$OUT/results.png"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set ylabel "transactions per second"
+set key top right
+set xtics rotate by -20
+plot for [i=2:5] "$OUT/tps.dat" using i:xtic(1) title columnheader(i)
+EOF
+say "results in $OUT (results.md, results.csv, results.png)"
