@@ -278,9 +278,12 @@ static time_t mono_to_wall(uint64_t mono)
 
 /* ---------------------------------------------------------------- iteration helpers */
 
+/* Databases removed by a reload are kept (connections may still point at them) but are no
+ * longer shown. */
 #define FOR_EACH_DB(db)                                                                            \
     for (struct list *db##_it = G.databases.next; db##_it != &G.databases; db##_it = db##_it->next) \
-        for (struct database *db = container_of(db##_it, struct database, node); db; db = NULL)
+        for (struct database *db = container_of(db##_it, struct database, node);                   \
+             db && !db->removed; db = NULL)
 
 #define FOR_EACH_POOL(db, p)                                                                       \
     FOR_EACH_DB(db)                                                                                \
@@ -1137,27 +1140,42 @@ static bool close_needed_gone(const struct database *only)
     return true;
 }
 
-static void kill_db(struct database *only, struct client *except)
+static void kill_pools(struct database *db, struct client *except, const char *reason)
 {
-    FOR_EACH_POOL(db, p)
+    struct list *pi;
+    list_for_each(pi, &db->pools)
     {
-        if ((only && db != only) || db->admin)
-            continue;
+        struct pool *p = container_of(pi, struct pool, node);
         while (!list_empty(&p->cl_waiting))
             client_error_close(container_of(p->cl_waiting.next, struct client, node), "08P01",
-                               "database removed");
+                               "%s", reason);
         struct list *it, *tmp;
         list_for_each_safe(it, tmp, &p->cl_active)
         {
             struct client *c = container_of(it, struct client, node);
             if (c != except)
-                client_error_close(c, "08P01", "database removed");
+                client_error_close(c, "08P01", "%s", reason);
         }
         struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
                                 &p->sv_login};
         for (int i = 0; i < 5; i++)
             while (!list_empty(lists[i]))
-                server_close(container_of(lists[i]->next, struct server, node), "database killed");
+                server_close(container_of(lists[i]->next, struct server, node), "%s", reason);
+    }
+}
+
+void admin_kill_database(struct database *db, const char *reason)
+{
+    kill_pools(db, NULL, reason);
+}
+
+static void kill_db(struct database *only, struct client *except)
+{
+    FOR_EACH_DB(db)
+    {
+        if ((only && db != only) || db->admin)
+            continue;
+        kill_pools(db, except, "database removed");
     }
 }
 
@@ -1488,6 +1506,10 @@ static void handle_query(struct client *c, const char *query)
         return;
     }
     if (!strcmp(cmd, "pause")) {
+        if (G.paused || G.suspended || (db && db->paused)) {
+            send_error(c, "08P01", "already suspended/paused");
+            return;
+        }
         log_info("PAUSE command issued%s%s", db ? " for " : "", db ? db->name : "");
         admin_pause(db);
         start_wait(c, ADMIN_WAIT_PAUSE, db ? db->name : NULL);

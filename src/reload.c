@@ -4,6 +4,7 @@
  * connected. A broken config leaves the running one untouched.
  */
 #include "pgusher/admin.h"
+#include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
@@ -68,10 +69,12 @@ static void update_databases(const struct config *nc)
         if (!cfd && db->autodb)
             cfd = star;
         if (!cfd) {
-            if (!db->removed)
-                log_info("database %s removed from the config", db->name);
-            db->removed = true;
-            pool_reconnect(db);
+            if (!db->removed) {
+                log_info("database %s removed from the config, closing its connections",
+                         db->name);
+                db->removed = true;
+                admin_kill_database(db, "database removed");
+            }
             continue;
         }
         db->removed = false;

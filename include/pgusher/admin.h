@@ -33,6 +33,8 @@ void admin_janitor(void);
 bool admin_reload(char *err, size_t errlen);
 void admin_pause(struct database *db); /* NULL = all */
 void admin_resume(struct database *db);
+/* Close every client (with reason as the error) and server connection of a database. */
+void admin_kill_database(struct database *db, const char *reason);
 void admin_shutdown(int mode);
 /* Re-apply logfile/syslog/verbose from a config (after RELOAD or SET). */
 void admin_apply_log_settings(const struct config *cf);
