@@ -69,6 +69,11 @@ EOF
 		pgu_try pgu_psql testdb u_trust -c "begin" -c "select 1" -c "commit"
 		assert_fails "BEGIN ... COMMIT in statement mode"
 		assert_contains "$PGU_OUT" "transaction blocks not allowed in statement pooling mode" "error text"
+		# PgBouncer refuses at the ReadyForQuery that reports an open transaction: the
+		# client never sees ReadyForQuery 'T'.
+		pgu_try python3 "$(dirname "$0")/pgwire.py" startup --port "$PGU_PORT" --user u_trust --query "begin"
+		assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=transaction blocks not allowed in statement pooling mode" "a lone BEGIN is refused at once"
+		assert_not_contains "$PGU_OUT" "READY T" "client never sees ReadyForQuery 'T'"
 		out=$(pgu_psql testdb u_trust -c "select 7")
 		assert_eq 7 "$out" "pooler still serves after the refusal"
 	fi
