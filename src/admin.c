@@ -107,20 +107,22 @@ static void fill_welcome(struct pool *p)
     p->welcome_ok = true;
 }
 
+bool admin_peer_is_self(struct client *c)
+{
+    uv_os_fd_t fd;
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    return c->st.is_unix && uv_fileno(&c->st.h.handle, &fd) == 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid();
+}
+
 bool admin_login_allowed(struct client *c)
 {
     const struct cf_global *g = &G.cf->g;
     bool full = in_list(g->admin_users, c->user_name);
     bool stats = in_list(g->stats_users, c->user_name);
-    if (!full && !stats && strcmp(c->user_name, "pgbouncer") == 0 && c->st.is_unix) {
-        /* The "pgbouncer" user over the Unix socket, from our own OS user. */
-        uv_os_fd_t fd;
-        struct ucred cred;
-        socklen_t len = sizeof(cred);
-        if (uv_fileno(&c->st.h.handle, &fd) == 0 &&
-            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid())
-            full = true;
-    }
+    if (!full && !stats && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c))
+        full = true; /* the "pgbouncer" user over the Unix socket, from our own OS user */
     if (!full && !stats) {
         client_error_close(c, "28000", "not allowed");
         return false;
@@ -1205,7 +1207,7 @@ static struct client *find_client_by_id(uint64_t id)
 
 void admin_shutdown(int mode)
 {
-    if (mode == SHUTDOWN_NOW || (G.shutdown_mode != SHUTDOWN_NONE && mode == G.shutdown_mode)) {
+    if (mode == SHUTDOWN_NOW || G.shutdown_mode != SHUTDOWN_NONE) {
         log_info("shutting down immediately");
         G.shutdown_mode = SHUTDOWN_NOW;
         G.shutting_down = true;

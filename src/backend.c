@@ -196,8 +196,8 @@ void backend_passive_failure(struct backend *be, const char *why)
         be->last_change = now_usec();
         log_warning("host %s:%d is down: %s", be->host, be->port, why);
         react_to_change(be);
+        health_schedule(be, true); /* confirm at once; the timer goes on from there */
     }
-    health_schedule(be, true);
 }
 
 void backend_request_probe(struct backend *be)

@@ -430,8 +430,8 @@ static void start_auth(struct client *c)
         auth_ok(c);
         return;
     }
-    if (c->db->admin && c->st.is_unix && strcmp(c->user_name, "pgbouncer") == 0) {
-        /* The console's own user over the Unix socket: admin_login_allowed checks the peer. */
+    if (c->db->admin && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c)) {
+        /* The console's own user, over the Unix socket, from our own OS user. */
         auth_ok(c);
         return;
     }
@@ -845,6 +845,9 @@ static void process_active(struct client *c)
                 break;
             case 'B':
                 c->pool->stats.bind_count++;
+                break;
+            case 'E':
+                c->pool->stats.query_count++;
                 break;
             default:
                 break;

@@ -79,6 +79,7 @@ struct probe {
     bool have_row;
     bool finished;
     bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
+    bool refused;       /* the connect was refused */
     int closing_handles;
     enum be_role role;
     uint64_t lsn, receive_lsn;
@@ -118,7 +119,10 @@ static void probe_finish(struct probe *pr, bool ok, const char *error)
         }
         if (ok && pr->role != ROLE_UNKNOWN)
             backend_set_role(be, pr->role, "health check");
-        backend_probe_result(be, ok, error);
+        if (!ok && pr->refused)
+            backend_passive_failure(be, error); /* nobody listens: down at once */
+        else
+            backend_probe_result(be, ok, error);
     }
     if (!ok && be)
         log_debug("health check of %s:%d failed: %s", be->host, be->port, error);
@@ -351,6 +355,7 @@ static void probe_connect(struct stream *st, int status)
     if (pr->finished)
         return;
     if (status != 0) {
+        pr->refused = status == UV_ECONNREFUSED || status == UV_ENOENT;
         probe_finish(pr, false, uv_strerror(status));
         return;
     }

@@ -405,46 +405,47 @@ static struct server *take_idle(struct pool *p)
         return NULL;
     bool rr = G.cf->g.server_round_robin;
     struct database *db = p->db;
-    if (db->nbackends > 1 && database_lb_policy(db) != LB_DISABLE) {
-        struct server *cand[64] = {0};
-        struct list *it;
-        list_for_each(it, &p->sv_idle)
-        {
-            struct server *s = container_of(it, struct server, node);
-            for (int i = 0; i < db->nbackends; i++) {
-                if (db->backends[i] == s->be && (!cand[i] || !rr))
-                    cand[i] = s;
-            }
-        }
-        int elig[64], conns[64];
-        int n = database_eligible(db, elig, NULL, 0);
-        for (int i = 0; i < db->nbackends; i++)
-            conns[i] = db->backends[i]->sv_active;
-        if (n > 0) {
-            int pick = lb_pick(elig, n, database_lb_policy(db), &p->rr_idle, conns,
-                               (unsigned)rand());
-            if (cand[pick])
-                return cand[pick];
-            /* The policy's choice has no idle server in this pool (it just came back, or
-             * all of its servers are busy): open one there for the next transactions if the
-             * pool may grow, and serve this one from another host meanwhile. */
-            bool pending = false;
-            struct list *li;
-            list_for_each(li, &p->sv_login)
-            {
-                pending = pending || container_of(li, struct server, node)->be == db->backends[pick];
-            }
-            if (!pending && can_launch(p, false)) {
-                p->launch_hint = pick;
-                server_launch(p);
-            }
-            for (int j = 0; j < n; j++)
-                if (cand[elig[j]])
-                    return cand[elig[j]];
+    /* Only servers on hosts that may serve the database now (up, right role, not lagging). */
+    int elig[64], conns[64];
+    int n = database_eligible(db, elig, NULL, 0);
+    if (n == 0)
+        return NULL;
+    struct server *cand[64] = {0};
+    struct list *it;
+    list_for_each(it, &p->sv_idle)
+    {
+        struct server *s = container_of(it, struct server, node);
+        for (int i = 0; i < db->nbackends; i++) {
+            if (db->backends[i] == s->be && (!cand[i] || !rr))
+                cand[i] = s;
         }
     }
-    struct list *l = rr ? p->sv_idle.next : p->sv_idle.prev;
-    return container_of(l, struct server, node);
+    if (db->nbackends > 1 && database_lb_policy(db) != LB_DISABLE) {
+        for (int i = 0; i < db->nbackends; i++)
+            conns[i] = db->backends[i]->sv_active;
+        int pick = lb_pick(elig, n, database_lb_policy(db), &p->rr_idle, conns, (unsigned)rand());
+        if (cand[pick])
+            return cand[pick];
+        /* The policy's choice has no idle server in this pool (it just came back, or all of
+         * its servers are busy): open one there for the next transactions if the pool may
+         * grow, and serve this one from another host meanwhile. (A full pool is rebalanced
+         * by the janitor.) */
+        bool pending = false;
+        struct list *li;
+        list_for_each(li, &p->sv_login)
+        {
+            pending = pending || container_of(li, struct server, node)->be == db->backends[pick];
+        }
+        if (!pending && can_launch(p, false)) {
+            p->launch_hint = pick;
+            server_launch(p);
+        }
+    }
+    /* disable, one host, or the pick had none: the first eligible host in list order. */
+    for (int j = 0; j < n; j++)
+        if (cand[elig[j]])
+            return cand[elig[j]];
+    return NULL;
 }
 
 static void run_check(struct server *s)
@@ -580,7 +581,7 @@ static bool in_login_backoff(const struct pool *p)
 /* May this pool open one more server connection now? */
 static bool can_launch(struct pool *p, bool use_reserve)
 {
-    if (G.shutting_down || in_login_backoff(p))
+    if (G.shutdown_mode == SHUTDOWN_NOW || in_login_backoff(p))
         return false;
     int total = pool_server_total(p);
     int limit = pool_pool_size(p) + (use_reserve ? pool_reserve_size(p) : 0);
@@ -690,6 +691,61 @@ static void victim_add(struct victims *vs, void *obj, bool is_server, const char
     vs->v[vs->n++] = (struct victim){obj, is_server, sqlstate, reason};
 }
 
+/* Idle servers on hosts that may no longer serve the database (lagging, wrong role) free
+ * their slot; and a full pool whose servers all sit on some hosts while another eligible
+ * host has none gives one idle server up, so the next transactions open one there (a host
+ * that came back, or a standby again after prefer-standby fell back to the primary). */
+static void check_balance(struct pool *p, struct victims *vs)
+{
+    struct database *db = p->db;
+    if (db->nbackends < 1 || db->admin)
+        return;
+    int elig[64], n = database_eligible(db, elig, NULL, 0);
+    bool ok[64] = {false};
+    int count[64] = {0};
+    for (int j = 0; j < n; j++)
+        ok[elig[j]] = true;
+    struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested, &p->sv_login};
+    for (int l = 0; l < 5; l++) {
+        struct list *it;
+        list_for_each(it, lists[l])
+        {
+            struct server *s = container_of(it, struct server, node);
+            for (int i = 0; i < db->nbackends; i++)
+                if (db->backends[i] == s->be)
+                    count[i]++;
+        }
+    }
+    struct list *it;
+    struct server *from_busiest = NULL;
+    int busiest = 0;
+    list_for_each(it, &p->sv_idle)
+    {
+        struct server *s = container_of(it, struct server, node);
+        int idx = -1;
+        for (int i = 0; i < db->nbackends; i++)
+            if (db->backends[i] == s->be)
+                idx = i;
+        if (n > 0 && (idx < 0 || !ok[idx])) {
+            victim_add(vs, s, true, NULL, "host no longer eligible for this database");
+            continue;
+        }
+        if (idx >= 0 && count[idx] > busiest) {
+            busiest = count[idx];
+            from_busiest = s;
+        }
+    }
+    if (!from_busiest || database_lb_policy(db) == LB_DISABLE || n < 2 ||
+        pool_server_total(p) < pool_pool_size(p))
+        return;
+    for (int j = 0; j < n; j++) {
+        if (count[elig[j]] == 0 && busiest > 1) {
+            victim_add(vs, from_busiest, true, NULL, "rebalancing onto another host");
+            return;
+        }
+    }
+}
+
 static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
 {
     const struct cf_global *g = &G.cf->g;
@@ -738,6 +794,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
         if (timeout_expired(s->connect_time, now, g->server_connect_timeout))
             victim_add(vs, s, true, NULL, "connect timeout");
     }
+    check_balance(p, vs);
 }
 
 void pool_janitor(void)

@@ -612,7 +612,11 @@ static void process_active(struct server *s)
             int mode = pool_mode(s->pool);
             if (mode != POOL_SESSION && s->expect_rfq == 0) {
                 if (mode == POOL_STATEMENT && s->tx_status != 'I') {
+                    /* Everything before this ReadyForQuery reaches the client; the 'T' or 'E'
+                     * itself does not (PgBouncer's behaviour), the error replaces it. */
+                    st->rpos -= len + 1;
                     flush_to_client(s, from);
+                    st->rpos += len + 1;
                     if (!c->st.closing)
                         client_error_close(c, "08P01",
                                            "transaction blocks not allowed in statement pooling "

@@ -24,6 +24,8 @@ void admin_init(void);
 /* After authentication: may this user use the console? Sets c->admin_readonly.
  * On refusal the client has been sent an error and closed. */
 bool admin_login_allowed(struct client *c);
+/* Is this a Unix-socket client running as our own OS user? */
+bool admin_peer_is_self(struct client *c);
 /* A console client has input: handle every complete message. */
 void admin_process(struct client *c);
 /* Called by the janitor: complete PAUSE/WAIT_CLOSE/SUSPEND waits, shutdown waits. */
