@@ -113,14 +113,16 @@ listen standbys
 EOF
 chown -R postgres "$WORK"
 start() { # name cmd...
-	"$@" >"$WORK/$1.out" 2>&1 &
-	PIDS+=($!)
-	eval "PID_$1=$!"
-}
-start_as_pg() { # name cmd...
 	local name=$1
 	shift
-	runuser -u postgres -- "$@" >"$WORK/$name.out" 2>&1 &
+	"$@" >"$WORK/$name.out" 2>&1 &
+	PIDS+=($!)
+	eval "PID_$name=$!"
+}
+start_as_pg() { # name cmd...: PgBouncer refuses to run as root
+	local name=$1
+	shift
+	runuser -u postgres -- bash -c "ulimit -n $(ulimit -n); exec $*" >"$WORK/$name.out" 2>&1 &
 	PIDS+=($!)
 	eval "PID_$name=$!"
 }
@@ -130,8 +132,11 @@ start_as_pg pgbhap /usr/sbin/pgbouncer "$WORK/pgb-haproxy.ini"
 start haproxy /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db
 sleep 3
 for p in 16610 16611 16612; do
-	psql -X -At -h 127.0.0.1 -p $p -U u_trust reads -c 'select 1' >/dev/null ||
-		{ say "pooler on $p not answering"; exit 1; }
+	psql -X -At -h 127.0.0.1 -p $p -U u_trust reads -c 'select 1' >/dev/null || {
+		say "pooler on $p not answering"
+		tail -n 5 "$WORK"/*.out "$WORK"/*.log >&2
+		exit 1
+	}
 done
 
 # target -> port and the processes whose CPU counts as "the pooler"
