@@ -99,7 +99,7 @@ $common
 EOF
 cat >"$WORK/haproxy.cfg" <<EOF
 global
-    maxconn 20000
+    maxconn 2000
 defaults
     mode tcp
     timeout connect 5s
