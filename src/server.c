@@ -502,6 +502,7 @@ static void internal_done(struct server *s)
             return;
         }
         s->dirty = false;
+        s->last_used = now_usec(); /* checked just now: no new check for server_check_delay */
         pool_server_idle(s);
         return;
     case IQ_SETVARS:
