@@ -131,6 +131,9 @@ start_as_pg pgbouncer /usr/sbin/pgbouncer "$WORK/pgbouncer.ini"
 start_as_pg pgbhap /usr/sbin/pgbouncer "$WORK/pgb-haproxy.ini"
 start haproxy /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db
 sleep 3
+# runuser forks: the PgBouncer process is its child.
+PID_pgbouncer=$(pgrep -P "$PID_pgbouncer" | head -n 1)
+PID_pgbhap=$(pgrep -P "$PID_pgbhap" | head -n 1)
 for p in 16610 16611 16612; do
 	psql -X -At -h 127.0.0.1 -p $p -U u_trust reads -c 'select 1' >/dev/null || {
 		say "pooler on $p not answering"
