@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define PROTO_V3 196608u
 #define CANCEL_REQUEST_CODE 80877102u
@@ -92,17 +93,19 @@ static const struct stream_ops client_ops = {
     .on_closed = on_closed,
 };
 
-void client_accept(uv_stream_t *listener, bool is_unix)
+void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
         log_error("out of memory accepting a client");
+        close(fd);
         return;
     }
     int r = is_unix ? stream_init_pipe(&c->st, G.loop, &client_ops, c)
                     : stream_init_tcp(&c->st, G.loop, &client_ops, c);
     if (r != 0) {
         free(c);
+        close(fd);
         return;
     }
     list_init(&c->node);
@@ -112,15 +115,19 @@ void client_accept(uv_stream_t *listener, bool is_unix)
     c->id = ++G.next_id;
     c->connect_time = c->request_time = now_usec();
     c->connect_wall = time(NULL);
-    if (uv_accept(listener, &c->st.h.stream) != 0) {
+    if (stream_open_fd(&c->st, fd) != 0) {
+        close(fd);
         client_close(c, "accept failed");
         return;
     }
-    stream_peer_addr(&c->st, c->addr, sizeof(c->addr), &c->port);
+    stream_addr_text(addr, c->addr, sizeof(c->addr), &c->port);
     const struct cf_global *g = &G.cf->g;
+    /* TCP options: Linux copies them from the listening socket (listener.c sets them). */
+#ifndef __linux__
     if (!is_unix)
         stream_set_tcp_options(&c->st, g->tcp_keepalive, g->tcp_keepidle, g->tcp_keepintvl,
                                g->tcp_keepcnt);
+#endif
     if (G.shutting_down) {
         c->reject_msg = strdup("pgbouncer is shutting down");
         memcpy(c->reject_state, "57P01", 6);
@@ -284,11 +291,23 @@ static bool param_ignored(const char *name)
     return false;
 }
 
+/* Cancel keys: drawn from OpenSSL's CSPRNG in blocks, since every RAND_bytes call costs
+ * system calls (its fork check) and a new connection needs a key. */
 static uint32_t random_u32(void)
 {
+    static uint8_t pool[1024];
+    static size_t left;
     uint32_t v = 0;
-    if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
-        v = (uint32_t)now_usec() ^ (uint32_t)(uintptr_t)&v;
+    if (left < sizeof(v)) {
+        if (RAND_bytes(pool, sizeof(pool)) != 1) {
+            v = (uint32_t)now_usec() ^ (uint32_t)(uintptr_t)&v ^ (uint32_t)rand();
+            return v;
+        }
+        left = sizeof(pool);
+    }
+    left -= sizeof(v);
+    memcpy(&v, pool + left, sizeof(v));
+    memset(pool + left, 0, sizeof(v));
     return v;
 }
 
@@ -638,7 +657,6 @@ static void auth_ok(struct client *c)
         /* Wait for the pool's first server login to learn the server's parameters. */
         client_set_state(c, CL_WAITING_LOGIN);
         c->wait_start = now_usec();
-        stream_read_stop(&c->st);
         pool_service(p);
     }
 }
@@ -878,10 +896,11 @@ static void on_read(struct stream *st)
         process_login(c);
     else if (c->state == CL_ACTIVE)
         process_active(c);
-    else if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN)
-        stream_read_stop(st);
-    if (!st->closing)
+    if (!st->closing) {
         stream_compact(st);
+        if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN)
+            client_update_reading(c); /* kept until the buffer is full */
+    }
 }
 
 void client_update_reading(struct client *c)
@@ -889,7 +908,7 @@ void client_update_reading(struct client *c)
     if (c->st.closing || c->close_after_flush)
         return;
     bool want = false;
-    if (c->state == CL_LOGIN) {
+    if (c->state == CL_LOGIN || c->state == CL_WAITING || c->state == CL_WAITING_LOGIN) {
         want = true;
     } else if (c->state == CL_ACTIVE && c->pool->db->admin) {
         want = c->admin_wait == 0;

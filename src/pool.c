@@ -491,7 +491,8 @@ bool pool_client_wants_server(struct client *c)
     }
     c->wait_start = now_usec();
     client_set_state(c, CL_WAITING);
-    stream_read_stop(&c->st);
+    /* The client stays readable while it waits (a disconnect is seen at once, and no
+     * epoll_ctl pair per wait); its buffer bounds what it can send ahead. */
     pool_service(p);
     return false;
 }

@@ -102,9 +102,12 @@ static void connect_cb(uv_connect_t *req, int status)
     struct stream *s = req->handle->data;
     if (status == UV_ECANCELED || s->closing)
         return;
-    if (status == 0 && !s->is_unix)
-        uv_tcp_nodelay(&s->h.tcp, 1);
     s->ops->on_connect(s, status);
+}
+
+int stream_open_fd(struct stream *s, int fd)
+{
+    return s->is_unix ? uv_pipe_open(&s->h.pipe, fd) : uv_tcp_open(&s->h.tcp, fd);
 }
 
 int stream_connect_tcp(struct stream *s, const struct sockaddr *addr)
@@ -121,15 +124,24 @@ int stream_connect_unix(struct stream *s, const char *path)
 void stream_set_tcp_options(struct stream *s, int keepalive, int keepidle, int keepintvl,
                             int keepcnt)
 {
-    if (s->is_unix)
+    uv_os_fd_t fd;
+    if (s->is_unix || uv_fileno(&s->h.handle, &fd) != 0)
         return;
-    uv_tcp_nodelay(&s->h.tcp, 1);
+    stream_tune_socket(fd, keepalive, keepidle, keepintvl, keepcnt);
+}
+
+void stream_tune_socket(int fd, int keepalive, int keepidle, int keepintvl, int keepcnt)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (!keepalive)
         return;
-    uv_tcp_keepalive(&s->h.tcp, 1, keepidle > 0 ? (unsigned)keepidle : 7200);
-    uv_os_fd_t fd;
-    if (uv_fileno(&s->h.handle, &fd) != 0)
-        return;
+    /* Zero leaves the system default, as PgBouncer does. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+#ifdef TCP_KEEPIDLE
+    if (keepidle > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepidle, sizeof(keepidle));
+#endif
     if (keepintvl > 0)
         setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepintvl, sizeof(keepintvl));
     if (keepcnt > 0)
@@ -303,8 +315,9 @@ void stream_close(struct stream *s)
         uv_close(&s->h.handle, close_cb);
 }
 
-static void addr_text(const struct sockaddr_storage *ss, char *host, size_t hostlen, int *port)
+void stream_addr_text(const struct sockaddr *sa, char *host, size_t hostlen, int *port)
 {
+    const struct sockaddr_storage *ss = (const struct sockaddr_storage *)sa;
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
         inet_ntop(AF_INET, &in->sin_addr, host, (socklen_t)hostlen);
@@ -326,7 +339,7 @@ void stream_peer_addr(struct stream *s, char *host, size_t hostlen, int *port)
     memset(&ss, 0, sizeof(ss));
     if (s->is_unix || uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNIX;
-    addr_text(&ss, host, hostlen, port);
+    stream_addr_text((struct sockaddr *)&ss, host, hostlen, port);
 }
 
 void stream_local_addr(struct stream *s, char *host, size_t hostlen, int *port)
@@ -336,5 +349,5 @@ void stream_local_addr(struct stream *s, char *host, size_t hostlen, int *port)
     memset(&ss, 0, sizeof(ss));
     if (s->is_unix || uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNIX;
-    addr_text(&ss, host, hostlen, port);
+    stream_addr_text((struct sockaddr *)&ss, host, hostlen, port);
 }

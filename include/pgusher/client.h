@@ -7,10 +7,12 @@
 
 #include "pgusher/objects-t.h"
 
+#include <sys/socket.h>
 #include <uv.h>
 
-/* Accept a pending connection on a listening socket. */
-void client_accept(uv_stream_t *listener, bool is_unix);
+/* A new connection from a listener: fd is non-blocking, addr its peer (AF_UNIX for the Unix
+ * socket). Takes ownership of fd. */
+void client_accept(int fd, bool is_unix, const struct sockaddr *addr);
 /* Close with a reason (logged as PgBouncer does: "closing because: <reason>"). */
 void client_close(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Send an ErrorResponse, then close. */

@@ -57,10 +57,15 @@ uint32_t stream_bufsize(void);
 int stream_init_tcp(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner);
 int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops,
                      void *owner);
+/* Adopt an accepted, connected socket. */
+int stream_open_fd(struct stream *s, int fd);
 int stream_connect_tcp(struct stream *s, const struct sockaddr *addr);
 int stream_connect_unix(struct stream *s, const char *path);
 void stream_set_tcp_options(struct stream *s, int keepalive, int keepidle, int keepintvl,
                             int keepcnt);
+
+/* The same on a bare socket (a listener: Linux copies them to accepted sockets). */
+void stream_tune_socket(int fd, int keepalive, int keepidle, int keepintvl, int keepcnt);
 
 void stream_read_start(struct stream *s);
 void stream_read_stop(struct stream *s);
@@ -114,6 +119,8 @@ bool stream_write_pktbuf(struct stream *s, struct pktbuf *b);
 
 void stream_close(struct stream *s);
 
+/* Address text ("127.0.0.1", port); "unix" and port 0 for anything but IPv4/IPv6. */
+void stream_addr_text(const struct sockaddr *sa, char *host, size_t hostlen, int *port);
 /* Peer / local address text ("127.0.0.1", port) for logs; "unix" for Unix sockets. */
 void stream_peer_addr(struct stream *s, char *host, size_t hostlen, int *port);
 void stream_local_addr(struct stream *s, char *host, size_t hostlen, int *port);
