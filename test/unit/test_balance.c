@@ -3,7 +3,8 @@
  * target_session_attrs (best tier only: known role match, then role unknown, then
  * prefer-standby's primary fallback), which standbys max_replica_lag excludes (old replay
  * age AND WAL left to replay), the "why" text when nothing is eligible, and how each
- * load_balance_hosts policy picks among the eligible. Backends are plain structs in memory.
+ * load_balance_hosts policy picks among the eligible, and lb_role_acceptable(). Backends are
+ * plain structs in memory.
  */
 #include "pgusher/balance.h"
 
@@ -81,6 +82,18 @@ START_TEST(unknown_state_is_eligible_only_with_fast_start)
     set(1, BE_UNKNOWN, ROLE_UNKNOWN);
     be[1].hc.fast_start = true; /* listed since startup: used at once */
     ck_assert_int_eq(eligible(2, TSA_ANY, 0), 1);
+    ck_assert_int_eq(out[0], 1);
+}
+END_TEST
+
+START_TEST(unchecked_startup_host_is_usable_added_host_is_not)
+{
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set(1, BE_UNKNOWN, ROLE_STANDBY);
+    be[1].hc.fast_start = true; /* listed since startup, not checked yet: used at once */
+    set(2, BE_UNKNOWN, ROLE_STANDBY); /* added by a reload: must pass rise checks first */
+    ck_assert_int_eq(eligible(3, TSA_STANDBY, 0), 1);
     ck_assert_int_eq(out[0], 1);
 }
 END_TEST
@@ -235,6 +248,38 @@ START_TEST(unknown_first_class_puts_unknown_role_with_known_matches)
 }
 END_TEST
 
+START_TEST(unknown_role_is_a_fallback_unless_first_class)
+{
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set(1, BE_UP, ROLE_STANDBY);
+    set(2, BE_UP, ROLE_STANDBY);
+    set(3, BE_UP, ROLE_UNKNOWN);
+    ck_assert_int_eq(eligible(4, TSA_STANDBY, 0), 2); /* known standbys win */
+    ck_assert_int_eq(out[0], 1);
+    ck_assert_int_eq(out[1], 2);
+    be[1].hc.state = BE_DOWN;
+    be[2].hc.state = BE_DOWN;
+    ck_assert_int_eq(eligible(4, TSA_STANDBY, 0), 1); /* then the unknown one */
+    ck_assert_int_eq(out[0], 3);
+    be[1].hc.state = BE_UP;
+    ck_assert_int_eq(lb_eligible_ex(bes, 4, TSA_STANDBY, 0, out, why, sizeof(why), true), 2);
+    ck_assert_int_eq(out[0], 1);
+    ck_assert_int_eq(out[1], 3);
+}
+END_TEST
+
+START_TEST(role_acceptance)
+{
+    ck_assert(lb_role_acceptable(TSA_READ_WRITE, ROLE_PRIMARY));
+    ck_assert(!lb_role_acceptable(TSA_READ_WRITE, ROLE_STANDBY));
+    ck_assert(!lb_role_acceptable(TSA_STANDBY, ROLE_PRIMARY));
+    ck_assert(lb_role_acceptable(TSA_STANDBY, ROLE_UNKNOWN));
+    ck_assert(lb_role_acceptable(TSA_ANY, ROLE_STANDBY));
+    ck_assert(lb_role_acceptable(TSA_PREFER_STANDBY, ROLE_PRIMARY));
+}
+END_TEST
+
 /* ---------------------------------------------------------------- max_replica_lag */
 
 START_TEST(standby_behind_primary_with_old_replay_is_lagging)
@@ -337,6 +382,20 @@ START_TEST(without_primary_fully_replayed_standby_is_not_lag)
 }
 END_TEST
 
+/* A database of standbys only: "behind" means received but not yet replayed WAL, each
+ * standby judged against its own received WAL. */
+START_TEST(lag_without_primary_uses_received_wal)
+{
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    set_lag(0, 300, 500, 500); /* idle primary: old timestamp, nothing to replay */
+    set(1, BE_UP, ROLE_STANDBY);
+    set_lag(1, 300, 500, 800); /* replay paused */
+    ck_assert_int_eq(lb_eligible(bes, 2, TSA_STANDBY, 10 * SEC, out, NULL, 0), 1);
+    ck_assert_int_eq(out[0], 0);
+}
+END_TEST
+
 START_TEST(down_primary_does_not_count_as_known_primary_for_lag)
 {
     /* The down primary's lsn is ahead, but only what the standby received counts. */
@@ -401,6 +460,7 @@ START_TEST(pick_with_nothing_eligible_is_minus_one)
     int conns[1] = {0};
     ck_assert_int_eq(lb_pick(NULL, 0, LB_ROUND_ROBIN, &rr, conns, 0), -1);
     ck_assert_int_eq(lb_pick(NULL, 0, LB_DISABLE, &rr, conns, 0), -1);
+    ck_assert_int_eq(lb_pick(NULL, 0, LB_RANDOM, &rr, conns, 7), -1); /* no modulo by zero */
 }
 END_TEST
 
@@ -511,6 +571,7 @@ static Suite *balance_suite(void)
     tcase_add_test(tc, any_takes_every_up_backend_in_order);
     tcase_add_test(tc, down_backends_are_never_eligible);
     tcase_add_test(tc, unknown_state_is_eligible_only_with_fast_start);
+    tcase_add_test(tc, unchecked_startup_host_is_usable_added_host_is_not);
     tcase_add_test(tc, all_down_says_no_server_is_up);
     tcase_add_test(tc, no_backends_at_all_is_empty_with_reason);
     suite_add_tcase(s, tc);
@@ -527,6 +588,8 @@ static Suite *balance_suite(void)
     tcase_add_test(tc, prefer_standby_takes_known_standbys_over_unknown_role);
     tcase_add_test(tc, prefer_standby_falls_back_to_primary_when_no_standby_is_up);
     tcase_add_test(tc, unknown_first_class_puts_unknown_role_with_known_matches);
+    tcase_add_test(tc, unknown_role_is_a_fallback_unless_first_class);
+    tcase_add_test(tc, role_acceptance);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lag");
@@ -538,6 +601,7 @@ static Suite *balance_suite(void)
     tcase_add_test(tc, standby_without_probe_data_is_not_lagging);
     tcase_add_test(tc, without_primary_old_replay_with_unreplayed_wal_is_lag);
     tcase_add_test(tc, without_primary_fully_replayed_standby_is_not_lag);
+    tcase_add_test(tc, lag_without_primary_uses_received_wal);
     tcase_add_test(tc, down_primary_does_not_count_as_known_primary_for_lag);
     tcase_add_test(tc, lag_applies_to_standbys_under_any_and_prefer_standby);
     tcase_add_test(tc, all_standbys_lagging_says_max_replica_lag);
