@@ -1,7 +1,9 @@
 /*
  * health.c: active health checks. Each backend has a libuv timer; every health_check_period a
- * probe connects, logs in as health_check_user (trust, cleartext, md5 or SCRAM) and asks for
- * role and replay position, all within health_check_timeout. Without a health_check_user an
+ * probe asks for role and replay position within health_check_timeout. The probe logs in as
+ * health_check_user (trust, cleartext, md5 or SCRAM) once and keeps its connection for the
+ * next checks: no backend fork and no login per check. A connection the server drops is
+ * replaced at once (a refused reconnect marks the host down). Without a health_check_user an
  * SSLRequest answered by the postmaster proves liveness (and leaves no line in its log).
  * Results go to backend.c; nothing here touches pools.
  */
@@ -76,14 +78,17 @@ struct probe {
     struct scram_client scram;
     bool scram_started;
     bool logged_in;
+    bool busy;   /* a check is in flight (the timeout runs) */
+    bool closed; /* probe_close ran */
     bool have_row;
-    bool finished;
     bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
     bool refused;       /* the connect was refused */
     int closing_handles;
     enum be_role role;
     uint64_t lsn, receive_lsn;
     double replay_age;
+    uint64_t connected_at;
+    char *login; /* "user/dbname" it logged in with: a reload that changes it reconnects */
     char sockpath[300];
 };
 
@@ -94,6 +99,7 @@ static void probe_handle_closed(uv_handle_t *h)
     struct probe *pr = h->data;
     if (--pr->closing_handles == 0) {
         scram_client_reset(&pr->scram);
+        free(pr->login);
         free(pr);
     }
 }
@@ -103,29 +109,41 @@ static void stream_closed(struct stream *st)
     probe_handle_closed((uv_handle_t *)&((struct probe *)st->owner)->timeout);
 }
 
-static void probe_finish(struct probe *pr, bool ok, const char *error)
+/* The check in flight is over: tell the backend, stop the timeout. */
+static void probe_report(struct probe *pr, bool ok, const char *error)
 {
-    if (pr->finished)
+    if (!pr->busy)
         return;
-    pr->finished = true;
+    pr->busy = false;
+    uv_timer_stop(&pr->timeout);
     struct backend *be = pr->be;
-    if (be) {
-        be->probe = NULL;
-        if (ok && pr->have_row) {
-            be->lag_known = true;
-            be->lsn = pr->lsn;
-            be->receive_lsn = pr->receive_lsn;
-            be->replay_age_sec = pr->replay_age;
-        }
-        if (ok && pr->role != ROLE_UNKNOWN)
-            backend_set_role(be, pr->role, "health check");
-        if (!ok && pr->refused)
-            backend_passive_failure(be, error); /* nobody listens: down at once */
-        else
-            backend_probe_result(be, ok, error);
+    if (!be)
+        return;
+    if (ok && pr->have_row) {
+        be->lag_known = true;
+        be->lsn = pr->lsn;
+        be->receive_lsn = pr->receive_lsn;
+        be->replay_age_sec = pr->replay_age;
     }
-    if (!ok && be)
+    if (ok && pr->role != ROLE_UNKNOWN)
+        backend_set_role(be, pr->role, "health check");
+    if (!ok && pr->refused)
+        backend_passive_failure(be, error); /* nobody listens: down at once */
+    else
+        backend_probe_result(be, ok, error);
+    if (!ok)
         log_debug("health check of %s:%d failed: %s", be->host, be->port, error);
+}
+
+/* Drop the connection (saying goodbye when logged in) and forget the backend. */
+static void probe_close(struct probe *pr)
+{
+    if (pr->closed)
+        return;
+    pr->closed = true;
+    if (pr->be && pr->be->probe == pr)
+        pr->be->probe = NULL;
+    pr->be = NULL;
     uv_timer_stop(&pr->timeout);
     pr->closing_handles = 2;
     pr->timeout.data = pr;
@@ -136,6 +154,26 @@ static void probe_finish(struct probe *pr, bool ok, const char *error)
         uv_try_write(&pr->st.h.stream, &b, 1);
     }
     stream_close(&pr->st);
+}
+
+static void probe_finish(struct probe *pr, bool ok, const char *error)
+{
+    probe_report(pr, ok, error);
+    probe_close(pr);
+}
+
+static void probe_start(struct backend *be);
+
+/* The server dropped (or errored on) a connection we were keeping between checks: not a
+ * failed check by itself; replace it now, so a server that went away is seen at once (its
+ * reconnect is refused). At most once per period, in case a server drops every session. */
+static void probe_lost_idle(struct probe *pr)
+{
+    struct backend *be = pr->be;
+    uint64_t age = now_usec() - pr->connected_at;
+    probe_close(pr);
+    if (be && G.cf->g.health_check_period > 0 && age >= (uint64_t)G.cf->g.health_check_period)
+        probe_start(be);
 }
 
 static const char *probe_password(void)
@@ -254,7 +292,9 @@ static void probe_error(struct probe *pr, const uint8_t *body, uint32_t len)
     bool unavailable = !strcmp(state, "57P03") || !strcmp(state, "57P01") ||
                        !strcmp(state, "57P02") || !strcmp(state, "53300") ||
                        !strcmp(state, "08006");
-    if (pr->logged_in || unavailable)
+    if (!pr->busy)
+        probe_lost_idle(pr); /* e.g. 57P01 on the kept connection: the server stops */
+    else if (pr->logged_in || unavailable)
         probe_finish(pr, false, msg);
     else
         probe_finish(pr, true, NULL);
@@ -285,6 +325,18 @@ static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
     pr->have_row = true;
 }
 
+static void probe_send_query(struct probe *pr)
+{
+    pr->have_row = false;
+    pr->role = ROLE_UNKNOWN;
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_start(&b, 'Q');
+    pktbuf_put_string(&b, PROBE_QUERY);
+    pktbuf_finish(&b);
+    probe_send(pr, &b);
+}
+
 static void probe_read(struct stream *st)
 {
     struct probe *pr = st->owner;
@@ -298,7 +350,7 @@ static void probe_read(struct stream *st)
     const uint8_t *body;
     uint32_t blen;
     int got;
-    while (!pr->finished && (got = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
+    while (!pr->closed && (got = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
         if (got < 0) {
             probe_finish(pr, false, "bad packet from server");
             return;
@@ -324,15 +376,14 @@ static void probe_read(struct stream *st)
         case 'Z':
             if (!pr->logged_in) {
                 pr->logged_in = true;
-                struct pktbuf b;
-                pktbuf_init(&b);
-                pktbuf_start(&b, 'Q');
-                pktbuf_put_string(&b, PROBE_QUERY);
-                pktbuf_finish(&b);
-                probe_send(pr, &b);
-            } else {
-                probe_finish(pr, true, NULL);
-                return;
+                probe_send_query(pr);
+            } else if (pr->busy) {
+                probe_report(pr, true, NULL);
+                /* Kept for the next check, unless nobody wants it any more. */
+                if (!pr->be || G.cf->g.health_check_period <= 0) {
+                    probe_close(pr);
+                    return;
+                }
             }
             break;
         default:
@@ -346,14 +397,18 @@ static void probe_error_cb(struct stream *st, int err)
     struct probe *pr = st->owner;
     char msg[128];
     snprintf(msg, sizeof(msg), "%s", err == UV_EOF ? "connection closed" : uv_strerror(err));
-    probe_finish(pr, false, msg);
+    if (!pr->busy)
+        probe_lost_idle(pr);
+    else
+        probe_finish(pr, false, msg);
 }
 
 static void probe_connect(struct stream *st, int status)
 {
     struct probe *pr = st->owner;
-    if (pr->finished)
+    if (pr->closed)
         return;
+    pr->connected_at = now_usec();
     if (status != 0) {
         pr->refused = status == UV_ECONNREFUSED || status == UV_ENOENT;
         probe_finish(pr, false, uv_strerror(status));
@@ -400,11 +455,45 @@ static const struct stream_ops probe_ops = {
     .on_closed = stream_closed,
 };
 
+static char *login_key(void)
+{
+    const struct cf_global *g = &G.cf->g;
+    const char *db = g->health_check_dbname && *g->health_check_dbname ? g->health_check_dbname
+                                                                       : "postgres";
+    size_t n = strlen(probe_user()) + strlen(db) + 2;
+    char *k = malloc(n);
+    if (k)
+        snprintf(k, n, "%s/%s", probe_user(), db);
+    return k;
+}
+
+static void arm_timeout(struct probe *pr)
+{
+    usec_t to = G.cf->g.health_check_timeout;
+    uv_timer_start(&pr->timeout, probe_timeout, to > 0 ? (uint64_t)(to / 1000) : 1000, 0);
+}
+
 static void probe_start(struct backend *be)
 {
-    if (be->probe)
-        return;
-    struct probe *pr = calloc(1, sizeof(*pr));
+    struct probe *pr = be->probe;
+    if (pr && pr->busy)
+        return; /* the last check is still running (its timeout ends it) */
+    if (pr) {
+        /* A kept connection: ask again on it, unless the login settings changed. */
+        char *key = login_key();
+        bool same = key && pr->login && strcmp(key, pr->login) == 0 && pr->logged_in &&
+                    !pr->st.closing && !pr->st.error_reported;
+        free(key);
+        if (same) {
+            be->checks++;
+            pr->busy = true;
+            arm_timeout(pr);
+            probe_send_query(pr);
+            return;
+        }
+        probe_close(pr);
+    }
+    pr = calloc(1, sizeof(*pr));
     if (!pr)
         return;
     pr->be = be;
@@ -415,12 +504,13 @@ static void probe_start(struct backend *be)
         free(pr);
         return;
     }
+    pr->login = login_key();
     uv_timer_init(G.loop, &pr->timeout);
     pr->timeout.data = pr;
     be->probe = pr;
     be->checks++;
-    usec_t to = G.cf->g.health_check_timeout;
-    uv_timer_start(&pr->timeout, probe_timeout, to > 0 ? (uint64_t)(to / 1000) : 1000, 0);
+    pr->busy = true;
+    arm_timeout(pr);
     if (is_unix) {
         snprintf(pr->sockpath, sizeof(pr->sockpath), "%s/.s.PGSQL.%d", be->host, be->port);
         stream_connect_unix(&pr->st, pr->sockpath);
@@ -456,6 +546,8 @@ void health_schedule(struct backend *be, bool probe_now)
     usec_t period = G.cf->g.health_check_period;
     if (period <= 0) {
         uv_timer_stop(&be->timer);
+        if (be->probe && !be->probe->busy)
+            probe_close(be->probe);
         return;
     }
     if (probe_now)
@@ -466,8 +558,11 @@ void health_schedule(struct backend *be, bool probe_now)
 void health_stop(struct backend *be)
 {
     if (be->probe) {
-        be->probe->be = NULL;
+        struct probe *pr = be->probe;
         be->probe = NULL;
+        pr->be = NULL;
+        if (!pr->busy)
+            probe_close(pr); /* a check in flight closes when it ends */
     }
     if (be->timer_init)
         uv_timer_stop(&be->timer);

@@ -66,6 +66,20 @@ assert_eq "primary" "$(host_field writes "$P" 5)" "role of $P"
 assert_eq "standby" "$(host_field writes "$S1" 5)" "role of $S1"
 assert_eq "$P|f" "$(q writes -F'|' -c 'select host(inet_server_addr()), pg_is_in_recovery()')" "writes"
 
+check "health checks keep one session per host (no login per check); a killed one is replaced"
+hc_pids() { direct "$1" "select string_agg(pid::text, ',' order by pid) from pg_stat_activity where application_name = 'pgusher health check'"; }
+pid1=$(hc_pids "$S1")
+[[ $pid1 =~ ^[0-9]+$ ]] || fail "expected one health-check session on $S1, got '$pid1'"
+checks1=$(host_field writes "$S1" 12) fails1=$(host_field writes "$S1" 13)
+sleep 3
+(($(host_field writes "$S1" 12) >= checks1 + 2)) || fail "checks did not go on"
+assert_eq "$pid1" "$(hc_pids "$S1")" "the same session answered the later checks"
+direct "$S1" "select pg_terminate_backend($pid1)" >/dev/null
+new_session() { local p; p=$(hc_pids "$S1"); [[ $p =~ ^[0-9]+$ && $p != "$pid1" ]]; }
+wait_for 5 "a new health-check session on $S1" new_session
+assert_eq "up" "$(host_field writes "$S1" 4)" "$S1 stays up"
+assert_eq "$fails1" "$(host_field writes "$S1" 13)" "a terminated check session is not a failed check"
+
 check "reads spread per transaction over both standbys (35-65% each, by the servers' counters)"
 direct "$S1" 'select pg_stat_reset()' >/dev/null
 direct "$S2" 'select pg_stat_reset()' >/dev/null
