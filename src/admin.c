@@ -1356,6 +1356,7 @@ static void cmd_set(struct client *c, const char *query)
         send_error(c, "08P01", "%s", err);
         return;
     }
+    G.cf_gen++;
     log_info("SET %s = %s", s->name, val);
     if (strcmp(s->name, "verbose") == 0 || strcmp(s->name, "logfile") == 0 ||
         strcmp(s->name, "syslog") == 0) {

@@ -235,6 +235,7 @@ int main(int argc, char **argv)
         return 1;
     }
     G.cf = cf;
+    G.cf_gen++;
     G.log_to_stderr = !quiet && !daemon;
     G.cli_verbose = verbose;
     list_init(&G.databases);

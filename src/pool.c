@@ -171,6 +171,7 @@ void database_redefine(struct database *db, struct cf_database *cf, const char *
     config_free_database(db->cf);
     free(db->cf);
     db->cf = cf;
+    G.cf_gen++;
     attach_backends(db);
     free(db->connstr);
     db->connstr = strdup(connstr);
@@ -216,34 +217,42 @@ struct pool *pool_get(struct database *db, const char *user)
     return p;
 }
 
+/* The user's setting, else the database's, else the global one; resolved once per settings
+ * generation, since the hot path asks on every transaction. */
+static const struct pool *resolve_limits(const struct pool *cp)
+{
+    if (cp->lim_gen == G.cf_gen && cp->lim_gen != 0)
+        return cp;
+    struct pool *p = (struct pool *)cp;
+    const struct cf_user *u = config_find_user(G.cf, p->user);
+    const struct cf_database *d = p->db->cf;
+    const struct cf_global *g = &G.cf->g;
+    p->lim_mode = u && u->pool_mode != CF_UNSET   ? u->pool_mode
+                  : d->pool_mode != CF_UNSET      ? d->pool_mode
+                                                  : g->pool_mode;
+    p->lim_size = u && u->pool_size != CF_UNSET   ? u->pool_size
+                  : d->pool_size != CF_UNSET      ? d->pool_size
+                                                  : g->default_pool_size;
+    p->lim_reserve = u && u->reserve_pool_size != CF_UNSET ? u->reserve_pool_size
+                     : d->reserve_pool_size != CF_UNSET    ? d->reserve_pool_size
+                                                           : g->reserve_pool_size;
+    p->lim_gen = G.cf_gen;
+    return p;
+}
+
 int pool_mode(const struct pool *p)
 {
-    const struct cf_user *u = config_find_user(G.cf, p->user);
-    if (u && u->pool_mode != CF_UNSET)
-        return u->pool_mode;
-    if (p->db->cf->pool_mode != CF_UNSET)
-        return p->db->cf->pool_mode;
-    return G.cf->g.pool_mode;
+    return resolve_limits(p)->lim_mode;
 }
 
 int pool_pool_size(const struct pool *p)
 {
-    const struct cf_user *u = config_find_user(G.cf, p->user);
-    if (u && u->pool_size != CF_UNSET)
-        return u->pool_size;
-    if (p->db->cf->pool_size != CF_UNSET)
-        return p->db->cf->pool_size;
-    return G.cf->g.default_pool_size;
+    return resolve_limits(p)->lim_size;
 }
 
 static int pool_reserve_size(const struct pool *p)
 {
-    const struct cf_user *u = config_find_user(G.cf, p->user);
-    if (u && u->reserve_pool_size != CF_UNSET)
-        return u->reserve_pool_size;
-    if (p->db->cf->reserve_pool_size != CF_UNSET)
-        return p->db->cf->reserve_pool_size;
-    return G.cf->g.reserve_pool_size;
+    return resolve_limits(p)->lim_reserve;
 }
 
 static int pool_min_size(const struct pool *p)
@@ -316,6 +325,10 @@ void client_set_state(struct client *c, enum client_state st)
     int *cnt = client_counter(c);
     if (cnt)
         (*cnt)--;
+    if (c->state == CL_WAITING_LOGIN)
+        c->pool->n_cl_waiting_login--;
+    if (st == CL_WAITING_LOGIN)
+        c->pool->n_cl_waiting_login++;
     list_del(&c->node);
     c->state = st;
     switch (st) {
@@ -618,7 +631,7 @@ void pool_service(struct pool *p)
     if (p->db->admin)
         return;
     /* Clients waiting for the first login get their welcome. */
-    if (p->welcome_ok) {
+    if (p->welcome_ok && p->n_cl_waiting_login > 0) {
         struct client *c;
         while ((c = first_waiting(p, CL_WAITING_LOGIN)) != NULL) {
             client_set_state(c, CL_ACTIVE);

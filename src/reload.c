@@ -117,6 +117,7 @@ bool admin_reload(char *err, size_t errlen)
         log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
                     nc->unimplemented[i]);
     G.cf = nc;
+    G.cf_gen++;
     admin_apply_log_settings(nc);
     update_databases(nc);
     config_free(old);

@@ -29,6 +29,7 @@ struct runtime {
     uint64_t last_stats; /* now_usec() of the last stats period */
     bool log_to_stderr;  /* from the command line (-q, -d) */
     int cli_verbose;     /* -v count */
+    uint64_t cf_gen;     /* bumped whenever settings may have changed (pool caches) */
 };
 
 enum { SHUTDOWN_NONE, SHUTDOWN_WAIT_FOR_SERVERS, SHUTDOWN_WAIT_FOR_CLIENTS, SHUTDOWN_NOW };
