@@ -189,6 +189,7 @@ void client_close(struct client *c, const char *fmt, ...)
     }
     if (counted)
         c->db->client_count--;
+    stream_flush(&c->st); /* batched output joins the queue that must drain first */
     if (c->st.queued > 0 && !c->st.error_reported) {
         /* Let an error message reach the client before the socket goes. */
         c->close_after_flush = true;

@@ -150,8 +150,7 @@ static void probe_close(struct probe *pr)
     uv_close((uv_handle_t *)&pr->timeout, probe_handle_closed);
     if (pr->logged_in && !pr->st.closing && !pr->st.error_reported) {
         static const uint8_t term[5] = {'X', 0, 0, 0, 4};
-        uv_buf_t b = uv_buf_init((char *)term, sizeof(term));
-        uv_try_write(&pr->st.h.stream, &b, 1);
+        stream_write(&pr->st, term, sizeof(term)); /* stream_close pushes it out */
     }
     stream_close(&pr->st);
 }

@@ -271,6 +271,7 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     G.loop = uv_default_loop();
+    stream_batch_init(G.loop);
     stream_set_bufsize(cf->g.pkt_buf > 16384 ? (uint32_t)cf->g.pkt_buf : 16384);
     G.start_time = G.last_stats = now_usec();
     database_init_all();

@@ -816,8 +816,7 @@ void server_close(struct server *s, const char *fmt, ...)
     if (s->ready && !s->st.closing && !s->st.error_reported) {
         /* Say goodbye politely: a Terminate message. */
         static const uint8_t term[5] = {'X', 0, 0, 0, 4};
-        uv_buf_t b = uv_buf_init((char *)term, sizeof(term));
-        uv_try_write(&s->st.h.stream, &b, 1);
+        stream_write(&s->st, term, sizeof(term)); /* stream_close pushes it out */
     }
     if (s->resolving)
         uv_cancel((uv_req_t *)&s->gai); /* gai_cb closes the stream */

@@ -248,7 +248,8 @@ static void write_cb(uv_write_t *req, int status)
         s->ops->on_drain(s);
 }
 
-bool stream_write(struct stream *s, const void *data, size_t len)
+/* Write at once what the kernel takes; copy and queue the rest. */
+static bool write_now(struct stream *s, const void *data, size_t len)
 {
     if (s->closing || s->error_reported)
         return false;
@@ -287,6 +288,101 @@ bool stream_write(struct stream *s, const void *data, size_t len)
     return true;
 }
 
+/* ---------------------------------------------------------------- write batching */
+
+static bool batching;
+static struct stream *dirty_head;
+static uv_check_t flush_check;
+static uv_prepare_t flush_prepare;
+
+bool stream_flush(struct stream *s)
+{
+    if (s->olen == 0)
+        return !s->closing && !s->error_reported;
+    uint8_t *out = s->out;
+    uint32_t n = s->olen;
+    s->out = NULL;
+    s->olen = 0;
+    bool ok = write_now(s, out, n);
+    buf_put(out);
+    return ok;
+}
+
+void stream_flush_all(void)
+{
+    while (dirty_head) {
+        struct stream *s = dirty_head;
+        dirty_head = s->dirty_next;
+        s->dirty = false;
+        s->dirty_next = NULL;
+        stream_flush(s); /* a failure reaches the owner through on_error */
+    }
+}
+
+static void flush_cb_check(uv_check_t *h)
+{
+    (void)h;
+    stream_flush_all();
+}
+
+static void flush_cb_prepare(uv_prepare_t *h)
+{
+    (void)h;
+    stream_flush_all(); /* output from timers and close callbacks, before blocking */
+}
+
+void stream_batch_init(uv_loop_t *loop)
+{
+    uv_check_init(loop, &flush_check);
+    uv_check_start(&flush_check, flush_cb_check);
+    uv_unref((uv_handle_t *)&flush_check);
+    uv_prepare_init(loop, &flush_prepare);
+    uv_prepare_start(&flush_prepare, flush_cb_prepare);
+    uv_unref((uv_handle_t *)&flush_prepare);
+    batching = true;
+}
+
+void stream_batch_stop(void)
+{
+    if (!batching)
+        return;
+    stream_flush_all();
+    uv_close((uv_handle_t *)&flush_check, NULL);
+    uv_close((uv_handle_t *)&flush_prepare, NULL);
+    batching = false;
+}
+
+bool stream_write(struct stream *s, const void *data, size_t len)
+{
+    if (s->closing || s->error_reported)
+        return false;
+    if (len == 0)
+        return true;
+    /* Behind a libuv queue the kernel is not taking more now anyway. */
+    if (!batching || s->queued > 0)
+        return write_now(s, data, len);
+    if ((size_t)s->olen + len > buf_size) {
+        /* More than one buffer in one iteration (bulk data): write it out now. */
+        if (!stream_flush(s))
+            return false;
+        if (len >= buf_size)
+            return write_now(s, data, len);
+    }
+    if (!s->out) {
+        s->out = buf_get();
+        if (!s->out)
+            return write_now(s, data, len);
+    }
+    memcpy(s->out + s->olen, data, len);
+    s->olen += (uint32_t)len;
+    if (!s->dirty) {
+        s->dirty = true;
+        s->dirty_next = dirty_head;
+        dirty_head = s;
+    }
+    return true;
+}
+
 bool stream_write_pktbuf(struct stream *s, struct pktbuf *b)
 {
     if (b->failed)
@@ -309,6 +405,16 @@ void stream_close(struct stream *s)
 {
     if (s->closing)
         return;
+    if (s->olen > 0 && !s->error_reported) {
+        /* Batched output (an error message, say) still goes out: what the kernel takes. */
+        uv_buf_t b = uv_buf_init((char *)s->out, s->olen);
+        uv_try_write(&s->h.stream, &b, 1);
+    }
+    if (s->out) {
+        buf_put(s->out);
+        s->out = NULL;
+        s->olen = 0;
+    }
     s->closing = true;
     stream_read_stop(s);
     if (!uv_is_closing(&s->h.handle))

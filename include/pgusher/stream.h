@@ -44,11 +44,28 @@ struct stream {
     uint8_t *buf;
     uint32_t cap, rpos, rlen;
     size_t queued; /* bytes in write requests libuv has not completed */
+    uint8_t *out;  /* batched output not yet handed to the kernel (see stream_batch_init) */
+    uint32_t olen;
+    struct stream *dirty_next; /* on the list of streams with batched output */
+    bool dirty;
     bool is_unix;
     bool reading;  /* uv_read_start is in effect */
     bool closing;
     bool error_reported;
 };
+
+/* Write batching: from now on stream_write() collects output per stream and the loop
+ * writes it once per iteration, after all ready sockets were read (and before it blocks).
+ * Responses to many connections of one client process then reach it in one burst, so it
+ * is woken once, not once per response; several messages to one socket in one iteration
+ * go out in one write(). Without this call every stream_write() writes at once. */
+void stream_batch_init(uv_loop_t *loop);
+/* Flush everything and write at once from now on (closes the loop handles it added). */
+void stream_batch_stop(void);
+/* Hand a stream's batched output to the kernel now (false: the stream failed). */
+bool stream_flush(struct stream *s);
+/* Flush every stream with batched output. */
+void stream_flush_all(void);
 
 /* Global buffer size for all streams (set once from pkt_buf before any stream exists). */
 void stream_set_bufsize(uint32_t size);

@@ -287,6 +287,84 @@ START_TEST(writes_behind_a_queue_keep_order_and_drain_once)
 }
 END_TEST
 
+/* ---- write batching ---- */
+
+START_TEST(batched_writes_go_out_together_after_the_loop_turn)
+{
+    setup();
+    stream_batch_init(&loop);
+    stream_read_start(&B.st);
+    ck_assert(stream_write(&A.st, "ab", 2));
+    ck_assert(stream_write(&A.st, "cd", 2));
+    ck_assert_uint_eq(A.st.olen, 4); /* held until the loop has read everything ready */
+    ck_assert_uint_eq(A.st.queued, 0);
+    RUN_UNTIL(B.got_len >= 4);
+    ck_assert_int_eq(B.reads, 1); /* one write, so one read */
+    ck_assert_int_eq(memcmp(B.got, "abcd", 4), 0);
+    ck_assert_ptr_null(A.st.out); /* the output buffer went back to the free list */
+    stream_batch_stop();
+    close_all();
+}
+END_TEST
+
+START_TEST(batched_output_reaches_the_peer_before_close)
+{
+    setup();
+    stream_batch_init(&loop);
+    stream_read_start(&B.st);
+    ck_assert(stream_write(&A.st, "bye", 3));
+    stream_close(&A.st);
+    ck_assert_ptr_null(A.st.out);
+    RUN_UNTIL(B.errors > 0);
+    ck_assert_uint_eq(B.got_len, 3);
+    ck_assert_int_eq(memcmp(B.got, "bye", 3), 0);
+    ck_assert_int_eq(B.err, UV_EOF);
+    stream_batch_stop();
+    close_all();
+}
+END_TEST
+
+START_TEST(batched_small_then_bulk_keep_their_order)
+{
+    uint8_t *big = malloc(BIG);
+    ck_assert_ptr_nonnull(big);
+    fill_pattern(big, BIG, 9);
+    setup();
+    stream_batch_init(&loop);
+    stream_read_start(&B.st);
+    ck_assert(stream_write(&A.st, "head", 4));
+    ck_assert(stream_write(&A.st, big, BIG)); /* more than a buffer: flushed at once */
+    ck_assert_uint_eq(A.st.olen, 0);
+    ck_assert(stream_write(&A.st, "tail", 4)); /* behind the queue */
+    RUN_UNTIL(B.got_len >= BIG + 8);
+    ck_assert_int_eq(memcmp(B.got, "head", 4), 0);
+    ck_assert_int_eq(memcmp(B.got + 4, big, BIG), 0);
+    ck_assert_int_eq(memcmp(B.got + 4 + BIG, "tail", 4), 0);
+    stream_batch_stop();
+    close_all();
+    free(big);
+}
+END_TEST
+
+START_TEST(flush_hands_batched_output_to_the_kernel_now)
+{
+    setup();
+    stream_batch_init(&loop);
+    ck_assert(stream_write(&A.st, "now", 3));
+    ck_assert_uint_eq(A.st.olen, 3);
+    ck_assert(stream_flush(&A.st));
+    ck_assert_uint_eq(A.st.olen, 0);
+    char got[8];
+    uv_os_fd_t fd;
+    ck_assert_int_eq(uv_fileno(&B.st.h.handle, &fd), 0);
+    ssize_t n = recv(fd, got, sizeof(got), MSG_DONTWAIT);
+    ck_assert_int_eq((int)n, 3);
+    ck_assert_int_eq(memcmp(got, "now", 3), 0);
+    stream_batch_stop();
+    close_all();
+}
+END_TEST
+
 /* ---- EOF and errors ---- */
 
 START_TEST(peer_close_reports_eof_once)
@@ -614,6 +692,10 @@ static Suite *stream_suite(void)
 
     tc = tcase_create("round_trip");
     tcase_add_test(tc, write_then_read_round_trip);
+    tcase_add_test(tc, batched_writes_go_out_together_after_the_loop_turn);
+    tcase_add_test(tc, batched_output_reaches_the_peer_before_close);
+    tcase_add_test(tc, batched_small_then_bulk_keep_their_order);
+    tcase_add_test(tc, flush_hands_batched_output_to_the_kernel_now);
     tcase_add_test(tc, both_directions);
     tcase_add_test(tc, write_pktbuf_sends_built_message);
     tcase_add_test(tc, write_pktbuf_refuses_failed_buffer);
