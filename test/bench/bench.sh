@@ -7,17 +7,28 @@
 #
 # usage: bash test/bench/bench.sh [--rounds N] [--duration SECONDS] [--out DIR] [--quick]
 #   --quick: 1 round of 5 s, no idle-clients run (a smoke run)
+#   --workloads a,b: only these workloads (reads_S writes_N connect_C extended_S many_500 idle)
+#   --targets a,b: only these targets (pgusher pgbouncer pgbhap direct)
+#   --host-cpu Q: give each PostgreSQL server its own CPU budget of Q CPUs (a cgroup quota), so
+#     that on one machine a standby behaves like a separate host: spreading reads over two
+#     standbys then adds capacity, as it does in production. Default 0.5; 0 = all servers
+#     share the machine's CPUs (then a second standby adds nothing, on the same 2 cores).
+#   --keep: leave the poolers and the cluster running after the report (for perf), until Enter
 # Everything runs on 127.0.0.0/8. Bounded: rounds x workloads x targets x duration.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0
+ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0 ONLY_W="" ONLY_T="" KEEP=0 HOSTCPU=0.5
 while (($#)); do
 	case $1 in
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--duration) DUR=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--quick) QUICK=1; ROUNDS=1; DUR=5; shift ;;
+	--workloads) ONLY_W=",$2,"; shift 2 ;;
+	--targets) ONLY_T=",$2,"; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--host-cpu) HOSTCPU=$2; shift 2 ;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -48,14 +59,47 @@ export PGUSHER_CLUSTER_DIR=/tmp/pgusher-bench-cluster PGUSHER_PGPORT=15610
 "$ROOT/test/integration/cluster.sh" start || { say "cluster failed"; exit 1; }
 PORT=15610 P=127.0.0.1 S1=127.0.0.2 S2=127.0.0.3
 PIDS=()
+CGROUPS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	sleep 1
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	"$ROOT/test/integration/cluster.sh" stop >/dev/null 2>&1
+	for g in "${CGROUPS[@]}"; do rmdir "$g" 2>/dev/null; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# --host-cpu: each server (postmaster and every process it forks) in its own CPU cgroup.
+HOSTCPU_NOTE="all servers share the machine's CPUs"
+cap_servers() {
+	local q=$1 n pm g p quota
+	# A 10 ms period: the quota is spread finely, so throttling adds no 100 ms stalls.
+	quota=$(awk -v q="$q" 'BEGIN {printf "%d", q * 10000}')
+	for n in n0 n1 n2; do
+		pm=$(head -n 1 "$PGUSHER_CLUSTER_DIR/$n/data/postmaster.pid" 2>/dev/null) || return 1
+		if [[ -d /sys/fs/cgroup/cpu && -w /sys/fs/cgroup/cpu ]]; then # cgroup v1
+			g=/sys/fs/cgroup/cpu/pgusher-bench-$n
+			mkdir -p "$g" && echo 10000 >"$g/cpu.cfs_period_us" && echo "$quota" >"$g/cpu.cfs_quota_us" || return 1
+		elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+			echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+			g=/sys/fs/cgroup/pgusher-bench-$n
+			mkdir -p "$g" && echo "$quota 10000" >"$g/cpu.max" || return 1
+		else
+			return 1
+		fi
+		CGROUPS+=("$g")
+		for p in $pm $(pgrep -P "$pm"); do echo "$p" >"$g/cgroup.procs" || return 1; done
+	done
+}
+if [[ $HOSTCPU != 0 ]]; then
+	if cap_servers "$HOSTCPU"; then
+		HOSTCPU_NOTE="each PostgreSQL server limited to $HOSTCPU CPU (--host-cpu), like a separate host"
+	else
+		say "could not set CPU cgroups: running with shared CPUs"
+	fi
+fi
+say "$HOSTCPU_NOTE"
 
 printf '"postgres" ""\n"u_trust" ""\n' >"$WORK/userlist.txt"
 common="pool_mode = transaction
@@ -162,6 +206,7 @@ WORKLOADS=(
 	"many_500 reads 500 -S"
 )
 TARGETS=(pgusher pgbouncer pgbhap direct)
+picked() { [[ -z $1 || $1 == *",$2,"* ]]; } # list name
 echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed" >"$OUT/results.csv"
 
 run_one() { # workload target round
@@ -196,23 +241,35 @@ run_one() { # workload target round
 for ((r = 1; r <= ROUNDS; r++)); do
 	for w in "${WORKLOADS[@]}"; do
 		read -r name db clients args <<<"$w"
+		picked "$ONLY_W" "$name" || continue
 		for t in "${TARGETS[@]}"; do
+			picked "$ONLY_T" "$t" || continue
 			run_one "$name" "$db" "$clients" "$args" "$t" "$r"
 		done
 	done
 done
 
 # Idle clients: RSS per idle client connection (pooler only).
-if ((!QUICK)); then
-	printf '\\sleep 8 s\n' >"$WORK/idle.sql"
+if ((!QUICK)) && picked "$ONLY_W" idle; then
+	printf '\\sleep 40 s\n' >"$WORK/idle.sql"
 	for t in pgusher pgbouncer; do
+		picked "$ONLY_T" "$t" || continue
 		procs=$(procs_of "$t")
 		before=$(rss_kb "$procs")
 		pgbench -n -f "$WORK/idle.sql" -t 1 -c "$IDLE" -j 2 -h 127.0.0.1 -p "$(port_of "$t")" \
 			-U u_trust reads >"$WORK/idle.$t.out" 2>&1 &
-		sleep 6
+		idle_pid=$!
+		# Measure once every client is connected (bounded wait), while they all sleep.
+		for ((i = 0; i < 60; i++)); do
+			n=$(ss -Htn state established "( sport = :$(port_of "$t") )" 2>/dev/null | wc -l)
+			((n >= IDLE)) && break
+			sleep 0.5
+		done
+		sleep 1
 		during=$(rss_kb "$procs")
-		wait
+		say "idle $t: $n client connections established when measured"
+		kill "$idle_pid" 2>/dev/null
+		wait "$idle_pid"
 		per=$(awk -v a="$before" -v b="$during" -v n="$IDLE" 'BEGIN {printf "%.0f", (b - a) * 1024 / n}')
 		echo "idle_$IDLE,$t,1,,,,,$during,bytes_per_client=$per" >>"$OUT/results.csv"
 		say "idle $t: rss $before -> $during kB, $per bytes per idle client"
@@ -220,53 +277,7 @@ if ((!QUICK)); then
 fi
 
 # ---------------------------------------------------------------- report (medians)
-python3 - "$OUT" <<'PY'
-import csv, statistics, sys, os
-out = sys.argv[1]
-rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
-def med(vals):
-    vals = [float(v) for v in vals if v not in ("", None)]
-    return statistics.median(vals) if vals else None
-work = []
-for r in rows:
-    if r["workload"] not in work and not r["workload"].startswith("idle"):
-        work.append(r["workload"])
-targets = ["pgusher", "pgbouncer", "pgbhap", "direct"]
-names = {"pgusher": "pgusher", "pgbouncer": "PgBouncer", "pgbhap": "PgBouncer+HAProxy", "direct": "direct"}
-agg = {}
-for w in work:
-    for t in targets:
-        sel = [r for r in rows if r["workload"] == w and r["target"] == t]
-        if sel:
-            agg[w, t] = {k: med([r[k] for r in sel]) for k in ("tps", "lat_avg_ms", "lat_p99_ms", "cpu_us_per_xact", "rss_kb")}
-            agg[w, t]["failed"] = sum(int(r["failed"]) for r in sel if r["failed"].isdigit())
-def f(v, d=1):
-    return "" if v is None else f"{v:.{d}f}"
-def ratio(w, a, b, k):
-    x, y = agg.get((w, a), {}).get(k), agg.get((w, b), {}).get(k)
-    return f"{x / y:.2f}" if x and y else ""
-lines = ["# pgusher benchmark", "", "Medians over the rounds. CPU = pooler user+sys time per transaction (PgBouncer+HAProxy: both processes).", "",
-         "| workload | target | tps | avg ms | p99 ms | CPU us/xact | RSS kB | failed |", "|---|---|---|---|---|---|---|---|"]
-for w in work:
-    for t in targets:
-        a = agg.get((w, t))
-        if a:
-            lines.append(f"| {w} | {names[t]} | {f(a['tps'])} | {f(a['lat_avg_ms'],3)} | {f(a['lat_p99_ms'],3)} | {f(a['cpu_us_per_xact'],2)} | {f(a['rss_kb'],0)} | {a['failed']} |")
-lines += ["", "| workload | tps pgusher/PgBouncer | tps pgusher/(PgBouncer+HAProxy) | tps pgusher/direct | CPU pgusher/PgBouncer | p99 pgusher/PgBouncer |", "|---|---|---|---|---|---|"]
-for w in work:
-    lines.append(f"| {w} | {ratio(w,'pgusher','pgbouncer','tps')} | {ratio(w,'pgusher','pgbhap','tps')} | {ratio(w,'pgusher','direct','tps')} | {ratio(w,'pgusher','pgbouncer','cpu_us_per_xact')} | {ratio(w,'pgusher','pgbouncer','lat_p99_ms')} |")
-idle = [r for r in rows if r["workload"].startswith("idle")]
-if idle:
-    lines += ["", "| idle clients | target | RSS kB | bytes per idle client |", "|---|---|---|---|"]
-    for r in idle:
-        lines.append(f"| {r['workload']} | {names[r['target']]} | {r['rss_kb']} | {r['failed'].split('=')[-1]} |")
-open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n")
-with open(os.path.join(out, "tps.dat"), "w") as d:
-    d.write("workload " + " ".join(names[t].replace(" ", "_") for t in targets) + "\n")
-    for w in work:
-        d.write(w + " " + " ".join(f(agg.get((w, t), {}).get("tps")) or "0" for t in targets) + "\n")
-print("\n".join(lines))
-PY
+python3 "$ROOT/test/bench/report.py" "$OUT" "$HOSTCPU_NOTE"
 gnuplot <<EOF 2>/dev/null || say "gnuplot failed (results.md is still there)"
 set terminal pngcairo size 1000,500 noenhanced
 set output "$OUT/results.png"
@@ -279,3 +290,7 @@ set xtics rotate by -20
 plot for [i=2:5] "$OUT/tps.dat" using i:xtic(1) title columnheader(i)
 EOF
 say "results in $OUT (results.md, results.csv, results.png)"
+if ((KEEP)); then
+	say "poolers still running: pgusher pid $PID_pgusher (port 16610), PgBouncer pid $PID_pgbouncer (16611); Enter stops them"
+	read -r _ || sleep 3600
+fi
