@@ -1357,6 +1357,8 @@ static void cmd_set(struct client *c, const char *query)
         return;
     }
     G.cf_gen++;
+    if (strncmp(s->name, "tcp_", 4) == 0)
+        listener_retune();
     log_info("SET %s = %s", s->name, val);
     if (strcmp(s->name, "verbose") == 0 || strcmp(s->name, "logfile") == 0 ||
         strcmp(s->name, "syslog") == 0) {

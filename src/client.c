@@ -124,9 +124,11 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
     const struct cf_global *g = &G.cf->g;
     /* TCP options: Linux copies them from the listening socket (listener.c sets them). */
 #ifndef __linux__
-    if (!is_unix)
-        stream_set_tcp_options(&c->st, g->tcp_keepalive, g->tcp_keepidle, g->tcp_keepintvl,
-                               g->tcp_keepcnt);
+    if (!is_unix) {
+        struct tcp_tuning t;
+        runtime_tcp_tuning(&t);
+        stream_set_tcp_options(&c->st, &t);
+    }
 #endif
     if (G.shutting_down) {
         c->reject_msg = strdup("pgbouncer is shutting down");

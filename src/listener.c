@@ -135,7 +135,9 @@ static bool listen_tcp(const char *host, int port)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (ss.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    stream_tune_socket(fd, g->tcp_keepalive, g->tcp_keepidle, g->tcp_keepintvl, g->tcp_keepcnt);
+    struct tcp_tuning t;
+    runtime_tcp_tuning(&t);
+    stream_tune_socket(fd, &t);
 #ifdef TCP_DEFER_ACCEPT
     /* Wake up for a connection only once its first packet is there. */
     if (g->tcp_defer_accept > 0) {
@@ -216,6 +218,15 @@ bool listener_start(void)
         return false;
     }
     return ok;
+}
+
+void listener_retune(void)
+{
+    struct tcp_tuning t;
+    runtime_tcp_tuning(&t);
+    for (int i = 0; i < nlisteners; i++)
+        if (listeners[i].active && !listeners[i].is_unix)
+            stream_tune_socket(listeners[i].fd, &t);
 }
 
 static void poll_closed(uv_handle_t *h)

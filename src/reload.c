@@ -5,6 +5,7 @@
  */
 #include "pgusher/admin.h"
 #include "pgusher/client.h"
+#include "pgusher/listener.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
@@ -119,6 +120,7 @@ bool admin_reload(char *err, size_t errlen)
     G.cf = nc;
     G.cf_gen++;
     admin_apply_log_settings(nc);
+    listener_retune();
     update_databases(nc);
     config_free(old);
     struct list *di, *pi;

@@ -198,9 +198,9 @@ static void on_connect(struct stream *st, int status)
         return;
     }
     if (!st->is_unix) {
-        const struct cf_global *g = &G.cf->g;
-        stream_set_tcp_options(st, g->tcp_keepalive, g->tcp_keepidle, g->tcp_keepintvl,
-                               g->tcp_keepcnt);
+        struct tcp_tuning t;
+        runtime_tcp_tuning(&t);
+        stream_set_tcp_options(st, &t);
     }
     if (G.cf->g.log_connections) {
         char lhost[64];

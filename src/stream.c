@@ -121,31 +121,38 @@ int stream_connect_unix(struct stream *s, const char *path)
     return 0;
 }
 
-void stream_set_tcp_options(struct stream *s, int keepalive, int keepidle, int keepintvl,
-                            int keepcnt)
+void stream_set_tcp_options(struct stream *s, const struct tcp_tuning *t)
 {
     uv_os_fd_t fd;
     if (s->is_unix || uv_fileno(&s->h.handle, &fd) != 0)
         return;
-    stream_tune_socket(fd, keepalive, keepidle, keepintvl, keepcnt);
+    stream_tune_socket(fd, t);
 }
 
-void stream_tune_socket(int fd, int keepalive, int keepidle, int keepintvl, int keepcnt)
+void stream_tune_socket(int fd, const struct tcp_tuning *t)
 {
-    int one = 1;
+    int one = 1, zero = 0;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (!keepalive)
-        return;
-    /* Zero leaves the system default, as PgBouncer does. */
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-#ifdef TCP_KEEPIDLE
-    if (keepidle > 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &keepidle, sizeof(keepidle));
+    if (t->sockbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &t->sockbuf, sizeof(t->sockbuf));
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &t->sockbuf, sizeof(t->sockbuf));
+    }
+#ifdef TCP_USER_TIMEOUT
+    /* Always set, so that a listener re-tuned by a reload also drops an old value. */
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &t->user_timeout_ms, sizeof(t->user_timeout_ms));
 #endif
-    if (keepintvl > 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &keepintvl, sizeof(keepintvl));
-    if (keepcnt > 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &keepcnt, sizeof(keepcnt));
+    /* Zero leaves the system default, as PgBouncer does. */
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, t->keepalive ? &one : &zero, sizeof(one));
+    if (!t->keepalive)
+        return;
+#ifdef TCP_KEEPIDLE
+    if (t->keepidle > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &t->keepidle, sizeof(t->keepidle));
+#endif
+    if (t->keepintvl > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &t->keepintvl, sizeof(t->keepintvl));
+    if (t->keepcnt > 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &t->keepcnt, sizeof(t->keepcnt));
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)

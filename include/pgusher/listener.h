@@ -9,6 +9,9 @@
 
 /* Open every listening socket of the config in force. False (logged) if none could open. */
 bool listener_start(void);
+/* Apply the TCP settings in force to the listeners, from which Linux copies them to each
+ * accepted connection (after a reload). */
+void listener_retune(void);
 /* Stop accepting and remove the Unix socket file. */
 void listener_stop(void);
 

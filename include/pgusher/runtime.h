@@ -36,6 +36,10 @@ enum { SHUTDOWN_NONE, SHUTDOWN_WAIT_FOR_SERVERS, SHUTDOWN_WAIT_FOR_CLIENTS, SHUT
 
 extern struct runtime G;
 
+struct tcp_tuning;
+/* The TCP settings of the configuration in force. */
+void runtime_tcp_tuning(struct tcp_tuning *t);
+
 /* Monotonic clock in microseconds. */
 uint64_t now_usec(void);
 

@@ -78,11 +78,16 @@ int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops 
 int stream_open_fd(struct stream *s, int fd);
 int stream_connect_tcp(struct stream *s, const struct sockaddr *addr);
 int stream_connect_unix(struct stream *s, const char *path);
-void stream_set_tcp_options(struct stream *s, int keepalive, int keepidle, int keepintvl,
-                            int keepcnt);
+/* TCP settings for a socket (zero leaves the system default). */
+struct tcp_tuning {
+    int keepalive, keepidle, keepintvl, keepcnt; /* seconds, counts */
+    int user_timeout_ms;                         /* TCP_USER_TIMEOUT */
+    int sockbuf;                                 /* SO_SNDBUF and SO_RCVBUF */
+};
+void stream_set_tcp_options(struct stream *s, const struct tcp_tuning *t);
 
 /* The same on a bare socket (a listener: Linux copies them to accepted sockets). */
-void stream_tune_socket(int fd, int keepalive, int keepidle, int keepintvl, int keepcnt);
+void stream_tune_socket(int fd, const struct tcp_tuning *t);
 
 void stream_read_start(struct stream *s);
 void stream_read_stop(struct stream *s);
