@@ -224,8 +224,8 @@ static void on_closed(struct stream *st)
     struct client *c = st->owner;
     list_del(&c->node);
     G.client_count--;
-    free(c->user_name);
-    free(c->db_name);
+    str_release(c->user_name);
+    str_release(c->db_name);
     free(c->reject_msg);
     free(c->secret_copy);
     free(c->admin_wait_db);
@@ -360,8 +360,13 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     }
     if (!dbname || !*dbname)
         dbname = user;
-    c->user_name = strdup(user);
-    c->db_name = strdup(dbname);
+    c->user_name = str_intern(user);
+    c->db_name = str_intern(dbname);
+    if (!c->user_name || !c->db_name) {
+        varcache_free(&vars);
+        client_error_close(c, "53200", "out of memory");
+        return;
+    }
     if (!appname)
         appname = fallback_app;
     char appbuf[512];
@@ -643,6 +648,8 @@ static void auth_ok(struct client *c)
         c->scram = NULL;
     }
     c->secret = NULL;
+    free(c->secret_copy); /* authenticated: the secret is not needed any more */
+    c->secret_copy = NULL;
     c->pool = p;
     if (db->admin && !admin_login_allowed(c))
         return;

@@ -97,9 +97,11 @@ static void report_error(struct stream *s, int err)
         s->ops->on_error(s, err);
 }
 
+/* The connect request is allocated per connect: most streams (clients) never connect. */
 static void connect_cb(uv_connect_t *req, int status)
 {
     struct stream *s = req->handle->data;
+    free(req);
     if (status == UV_ECANCELED || s->closing)
         return;
     s->ops->on_connect(s, status);
@@ -112,12 +114,21 @@ int stream_open_fd(struct stream *s, int fd)
 
 int stream_connect_tcp(struct stream *s, const struct sockaddr *addr)
 {
-    return uv_tcp_connect(&s->connect_req, &s->h.tcp, addr, connect_cb);
+    uv_connect_t *req = malloc(sizeof(*req));
+    if (!req)
+        return UV_ENOMEM;
+    int r = uv_tcp_connect(req, &s->h.tcp, addr, connect_cb);
+    if (r != 0)
+        free(req);
+    return r;
 }
 
 int stream_connect_unix(struct stream *s, const char *path)
 {
-    uv_pipe_connect(&s->connect_req, &s->h.pipe, path, connect_cb);
+    uv_connect_t *req = malloc(sizeof(*req));
+    if (!req)
+        return UV_ENOMEM;
+    uv_pipe_connect(req, &s->h.pipe, path, connect_cb); /* connect_cb always runs */
     return 0;
 }
 

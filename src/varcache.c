@@ -4,6 +4,8 @@
  */
 #include "pgusher/varcache.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,97 @@ enum var_id varcache_lookup(const char *name)
     return VAR_COUNT;
 }
 
+/* ---------------------------------------------------------------- interned values
+ * Most connections carry the same few values ("UTF8", "ISO, MDY", "on", ...): each
+ * distinct value is stored once, reference-counted, as PgBouncer's strpool does. */
+
+struct istr {
+    struct istr *next;
+    uint32_t hash;
+    uint32_t refs;
+    char s[];
+};
+
+static struct istr **itab;
+static size_t icap, icount;
+
+static uint32_t str_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void itab_grow(void)
+{
+    size_t ncap = icap ? icap * 2 : 64;
+    struct istr **nt = calloc(ncap, sizeof(*nt));
+    if (!nt)
+        return; /* keep the old table: only longer chains */
+    for (size_t i = 0; i < icap; i++) {
+        struct istr *e = itab[i];
+        while (e) {
+            struct istr *next = e->next;
+            e->next = nt[e->hash & (ncap - 1)];
+            nt[e->hash & (ncap - 1)] = e;
+            e = next;
+        }
+    }
+    free(itab);
+    itab = nt;
+    icap = ncap;
+}
+
+const char *str_intern(const char *v)
+{
+    uint32_t h = str_hash(v);
+    if (icap) {
+        for (struct istr *e = itab[h & (icap - 1)]; e; e = e->next) {
+            if (e->hash == h && strcmp(e->s, v) == 0) {
+                e->refs++;
+                return e->s;
+            }
+        }
+    }
+    if (icount >= icap)
+        itab_grow();
+    if (!icap)
+        return NULL;
+    size_t n = strlen(v) + 1;
+    struct istr *e = malloc(sizeof(*e) + n);
+    if (!e)
+        return NULL;
+    memcpy(e->s, v, n);
+    e->hash = h;
+    e->refs = 1;
+    e->next = itab[h & (icap - 1)];
+    itab[h & (icap - 1)] = e;
+    icount++;
+    return e->s;
+}
+
+void str_release(const char *s)
+{
+    if (!s)
+        return;
+    struct istr *e = (struct istr *)(void *)(s - offsetof(struct istr, s));
+    if (--e->refs > 0)
+        return;
+    struct istr **pp = &itab[e->hash & (icap - 1)];
+    while (*pp && *pp != e)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = e->next;
+    icount--;
+    free(e);
+}
+
+size_t varcache_interned_count(void)
+{
+    return icount;
+}
+
 const char *varcache_name(enum var_id id)
 {
     return id < VAR_COUNT ? var_names[id] : "?";
@@ -33,8 +126,8 @@ void varcache_set(struct varcache *vc, enum var_id id, const char *value)
         return;
     if (vc->val[id] && value && strcmp(vc->val[id], value) == 0)
         return;
-    free(vc->val[id]);
-    vc->val[id] = value ? strdup(value) : NULL;
+    str_release(vc->val[id]);
+    vc->val[id] = value ? str_intern(value) : NULL;
 }
 
 void varcache_copy(struct varcache *dst, const struct varcache *src)
@@ -46,7 +139,7 @@ void varcache_copy(struct varcache *dst, const struct varcache *src)
 void varcache_free(struct varcache *vc)
 {
     for (int i = 0; i < VAR_COUNT; i++) {
-        free(vc->val[i]);
+        str_release(vc->val[i]);
         vc->val[i] = NULL;
     }
 }

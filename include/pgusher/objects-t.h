@@ -28,7 +28,7 @@ enum var_id {
 };
 
 struct varcache {
-    char *val[VAR_COUNT]; /* NULL = unknown */
+    const char *val[VAR_COUNT]; /* NULL = unknown; interned (varcache.c), shared */
 };
 
 enum client_state {
@@ -127,11 +127,11 @@ struct client {
     struct pool *pool;
     struct database *db;
     struct server *link;
-    char *user_name; /* as the client sent it */
-    char *db_name;
+    const char *user_name; /* as the client sent it (interned: str_intern) */
+    const char *db_name;
     struct varcache vars;     /* what the client wants */
     uint32_t cancel_pid, cancel_key;
-    char addr[64];
+    char addr[48]; /* INET6_ADDRSTRLEN, or "unix" */
     int port;
     /* authentication */
     const char *secret; /* = secret_copy, or NULL */

@@ -38,7 +38,6 @@ struct stream {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
     } h;
-    uv_connect_t connect_req;
     const struct stream_ops *ops;
     void *owner;
     uint8_t *buf;

@@ -13,6 +13,13 @@ const char *varcache_name(enum var_id id);
 void varcache_set(struct varcache *vc, enum var_id id, const char *value);
 void varcache_copy(struct varcache *dst, const struct varcache *src);
 void varcache_free(struct varcache *vc);
+/* Shared, reference-counted copies of strings many connections hold alike (parameter
+ * values, user and database names): str_intern returns the one copy (NULL when out of
+ * memory), str_release drops a reference. */
+const char *str_intern(const char *s);
+void str_release(const char *s);
+/* Distinct values stored (each kept once, shared by every varcache holding it). */
+size_t varcache_interned_count(void);
 /* Append "SET name=value;" for each var the client wants that differs on the server.
  * Returns the number of SETs appended. */
 int varcache_diff_sql(const struct varcache *client, const struct varcache *server, char *buf,

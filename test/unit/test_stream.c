@@ -11,6 +11,8 @@
 
 #include <check.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -673,7 +675,29 @@ START_TEST(tcp_loopback_connect_round_trip_and_addresses)
     ck_assert_str_eq(host, "127.0.0.1");
     ck_assert_int_eq(port, lport);
 
-    stream_set_tcp_options(&A.st, 1, 60, 10, 3);
+    struct tcp_tuning t = {.keepalive = 1, .keepidle = 60, .keepintvl = 10, .keepcnt = 3,
+                           .user_timeout_ms = 1234};
+    stream_set_tcp_options(&A.st, &t);
+    uv_os_fd_t afd;
+    ck_assert_int_eq(uv_fileno(&A.st.h.handle, &afd), 0);
+    int v = 0;
+    socklen_t vl = sizeof(v);
+    ck_assert_int_eq(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &v, &vl), 0);
+    ck_assert_int_ne(v, 0);
+    ck_assert_int_eq(getsockopt(afd, SOL_SOCKET, SO_KEEPALIVE, &v, &vl), 0);
+    ck_assert_int_ne(v, 0);
+    ck_assert_int_eq(getsockopt(afd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &vl), 0);
+    ck_assert_int_eq(v, 60);
+    ck_assert_int_eq(getsockopt(afd, IPPROTO_TCP, TCP_KEEPINTVL, &v, &vl), 0);
+    ck_assert_int_eq(v, 10);
+    ck_assert_int_eq(getsockopt(afd, IPPROTO_TCP, TCP_KEEPCNT, &v, &vl), 0);
+    ck_assert_int_eq(v, 3);
+    ck_assert_int_eq(getsockopt(afd, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, &vl), 0);
+    ck_assert_int_eq(v, 1234);
+    t.keepalive = 0;
+    stream_set_tcp_options(&A.st, &t);
+    ck_assert_int_eq(getsockopt(afd, SOL_SOCKET, SO_KEEPALIVE, &v, &vl), 0);
+    ck_assert_int_eq(v, 0);
     stream_read_start(&B.st);
     ck_assert(stream_write(&A.st, "over tcp", 8));
     RUN_UNTIL(B.got_len >= 8);

@@ -6,6 +6,7 @@
 #include "pgusher/varcache.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,9 +90,43 @@ END_TEST
 START_TEST(set_same_value_keeps_pointer)
 {
     varcache_set(&cl, VAR_TIMEZONE, "UTC");
-    char *before = cl.val[VAR_TIMEZONE];
+    const char *before = cl.val[VAR_TIMEZONE];
     varcache_set(&cl, VAR_TIMEZONE, "UTC");
     ck_assert_ptr_eq(cl.val[VAR_TIMEZONE], before);
+}
+END_TEST
+
+START_TEST(equal_values_are_stored_once_and_freed_with_the_last_holder)
+{
+    size_t base = varcache_interned_count();
+    varcache_set(&cl, VAR_CLIENT_ENCODING, "UTF8");
+    varcache_set(&sv, VAR_CLIENT_ENCODING, "UTF8");
+    ck_assert_ptr_eq(cl.val[VAR_CLIENT_ENCODING], sv.val[VAR_CLIENT_ENCODING]);
+    ck_assert_uint_eq(varcache_interned_count(), base + 1);
+    struct varcache third = {0};
+    varcache_copy(&third, &cl);
+    ck_assert_ptr_eq(third.val[VAR_CLIENT_ENCODING], cl.val[VAR_CLIENT_ENCODING]);
+    varcache_set(&cl, VAR_CLIENT_ENCODING, "LATIN1");
+    ck_assert_str_eq(sv.val[VAR_CLIENT_ENCODING], "UTF8"); /* the others keep theirs */
+    ck_assert_uint_eq(varcache_interned_count(), base + 2);
+    varcache_free(&third);
+    varcache_free(&sv);
+    ck_assert_uint_eq(varcache_interned_count(), base + 1); /* UTF8 gone with its last holder */
+    varcache_free(&cl);
+    ck_assert_uint_eq(varcache_interned_count(), base);
+    /* Many distinct values (the table grows) all come back. */
+    struct varcache many[300];
+    memset(many, 0, sizeof(many));
+    for (int i = 0; i < 300; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "app-%d", i % 150);
+        varcache_set(&many[i], VAR_APPLICATION_NAME, v);
+    }
+    ck_assert_uint_eq(varcache_interned_count(), base + 150);
+    ck_assert_ptr_eq(many[7].val[VAR_APPLICATION_NAME], many[157].val[VAR_APPLICATION_NAME]);
+    for (int i = 0; i < 300; i++)
+        varcache_free(&many[i]);
+    ck_assert_uint_eq(varcache_interned_count(), base);
 }
 END_TEST
 
@@ -111,7 +146,7 @@ START_TEST(set_unknown_id_is_ignored)
 }
 END_TEST
 
-START_TEST(copy_duplicates_every_value_and_clears_missing)
+START_TEST(copy_shares_every_value_and_clears_missing)
 {
     varcache_set(&sv, VAR_CLIENT_ENCODING, "UTF8");
     varcache_set(&sv, VAR_APPLICATION_NAME, "psql");
@@ -120,7 +155,7 @@ START_TEST(copy_duplicates_every_value_and_clears_missing)
     ck_assert_str_eq(cl.val[VAR_CLIENT_ENCODING], "UTF8");
     ck_assert_str_eq(cl.val[VAR_APPLICATION_NAME], "psql");
     ck_assert_ptr_null(cl.val[VAR_TIMEZONE]);
-    ck_assert_ptr_ne(cl.val[VAR_CLIENT_ENCODING], sv.val[VAR_CLIENT_ENCODING]);
+    ck_assert_ptr_eq(cl.val[VAR_CLIENT_ENCODING], sv.val[VAR_CLIENT_ENCODING]); /* interned */
     /* Independent: changing the source leaves the copy alone. */
     varcache_set(&sv, VAR_APPLICATION_NAME, "other");
     ck_assert_str_eq(cl.val[VAR_APPLICATION_NAME], "psql");
@@ -349,9 +384,10 @@ static Suite *varcache_suite(void)
     tcase_add_test(tc, set_stores_a_private_copy);
     tcase_add_test(tc, set_replaces_value);
     tcase_add_test(tc, set_same_value_keeps_pointer);
+    tcase_add_test(tc, equal_values_are_stored_once_and_freed_with_the_last_holder);
     tcase_add_test(tc, set_null_clears);
     tcase_add_test(tc, set_unknown_id_is_ignored);
-    tcase_add_test(tc, copy_duplicates_every_value_and_clears_missing);
+    tcase_add_test(tc, copy_shares_every_value_and_clears_missing);
     tcase_add_test(tc, free_clears_all_and_is_repeatable);
     suite_add_tcase(s, tc);
 
