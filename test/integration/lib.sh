@@ -353,6 +353,32 @@ pgu_bg() { # CMD...: background job, killed at exit
 	PGU_BG_PIDS+=("$PGU_BG_PID")
 }
 
+# Sessions held open: each a psql reading from a fifo, idle after its first query until
+# pgu_release_holds closes the fifos.
+PGU_HOLD_FDS=()
+pgu_hold() { # db user
+	local fifo=$PGU_TMP/fifo.$RANDOM fd
+	mkfifo "$fifo"
+	pgu_bg bash -c "psql -X -h 127.0.0.1 -p $PGU_PORT -U $2 $1 <$fifo >/dev/null 2>&1"
+	exec {fd}>"$fifo"
+	echo "select 1;" >&"$fd"
+	PGU_HOLD_FDS+=("$fd")
+}
+pgu_release_holds() {
+	local fd
+	for fd in "${PGU_HOLD_FDS[@]}"; do exec {fd}>&-; done
+	PGU_HOLD_FDS=()
+}
+pgu_wait_clients() { # db n: until SHOW CLIENTS lists at least n clients of db (5 s)
+	local i
+	for ((i = 0; i < 50; i++)); do
+		[[ $(psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'SHOW CLIENTS' |
+			awk -F'|' -v d="$1" '$3==d' | wc -l) -ge $2 ]] && return 0
+		sleep 0.1
+	done
+	fail "expected $2 clients on $1"
+}
+
 pgu__exit() {
 	local rc=$?
 	set +e

@@ -15,40 +15,22 @@ pool_mode = session
 auth_type = trust
 EOF
 
-hold() { # db user: a session that stays open until the fifo closes
-	local fifo=$PGU_TMP/fifo.$RANDOM
-	mkfifo "$fifo"
-	pgu_bg bash -c "psql -X -h 127.0.0.1 -p $PGU_PORT -U $2 $1 <$fifo >/dev/null 2>&1"
-	exec {fd}>"$fifo"
-	echo "select 1;" >&"$fd"
-	HOLD_FDS+=("$fd")
-}
-HOLD_FDS=()
-wait_clients() { # db n
-	local i
-	for ((i = 0; i < 50; i++)); do
-		[[ $(psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'SHOW CLIENTS' |
-			awk -F'|' -v d="$1" '$3==d' | wc -l) -ge $2 ]] && return 0
-		sleep 0.1
-	done
-	fail "expected $2 clients on $1"
-}
 
 check "max_db_client_connections=2: the third client of 'small' is refused"
-hold small u_trust
-hold small u_trust
-wait_clients small 2
+pgu_hold small u_trust
+pgu_hold small u_trust
+pgu_wait_clients small 2
 pgu_try pgu_psql small u_trust -c 'select 1'
 assert_fails "third client"
 assert_contains "$PGU_OUT" "max_db_client_connections" "error text"
 assert_eq "1" "$(pgu_psql testdb u_trust -c 'select 1')" "other databases unaffected"
 
 check "[users] max_user_client_connections=1 for u_md5"
-hold testdb u_md5
-wait_clients testdb 1
+pgu_hold testdb u_md5
+pgu_wait_clients testdb 1
 pgu_try env PGPASSWORD=md5pass psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_md5 testdb -c 'select 1'
 assert_fails "second u_md5 client"
 assert_contains "$PGU_OUT" "max_user_client_connections" "error text"
 assert_eq "1" "$(pgu_psql testdb u_trust -c 'select 1')" "other users unaffected"
-for fd in "${HOLD_FDS[@]}"; do exec {fd}>&-; done
+pgu_release_holds
 pass

@@ -21,15 +21,6 @@ tcp_socket_buffer = 65536
 EOF2
 pgu_start "$PGU_TMP/body.ini"
 
-HOLD_FDS=()
-hold() { # a session on testdb that stays open (idle) until the test ends
-	local fifo=$PGU_TMP/fifo.$RANDOM
-	mkfifo "$fifo"
-	pgu_bg bash -c "psql -X -h 127.0.0.1 -p $PGU_PORT -U u_trust testdb <$fifo >/dev/null 2>&1"
-	exec {fd}>"$fifo"
-	echo "select 1;" >&"$fd"
-	HOLD_FDS+=("$fd")
-}
 # Seconds left on the keepalive timer of the established socket with local port $1
 # ("none" without one). Several sockets: the largest.
 keepalive_left() {
@@ -50,20 +41,16 @@ server_local_port() { # by column name: PgBouncer versions differ in SHOW SERVER
 		awk -F'|' 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "local_port") lp = i; if ($i == "database") d = i } next }
 			$d == "testdb" { print $lp; exit }'
 }
-wait_clients() { # n
-	local i
-	for ((i = 0; i < 50; i++)); do
-		[[ $(psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'SHOW CLIENTS' |
-			awk -F'|' '$3=="testdb"' | wc -l) -ge $1 ]] && return 0
-		sleep 0.1
-	done
-	fail "expected $1 clients on testdb"
+fresh_session() { # close the held sessions, open one new idle session on testdb
+	pgu_release_holds
+	sleep 0.5
+	pgu_hold testdb u_trust
+	pgu_wait_clients testdb 1
+	sleep 1
 }
 
 check "tcp_keepidle=37: client and server connections carry a keepalive timer of at most 37 s"
-hold
-wait_clients 1
-sleep 1
+fresh_session
 left=$(client_keepalive)
 [[ $left != none ]] && ((left >= 25 && left <= 37)) || fail "client socket keepalive timer: '$left' (want 25..37 s)"
 echo "   ok: client socket keepalive timer ${left} s"
@@ -77,26 +64,16 @@ assert_not_contains "$(cat "$PGU_LOG")" "not implemented" "no 'not implemented' 
 check "RELOAD with tcp_keepidle=300: new client connections take it, the pooler keeps serving"
 sed -i 's/^tcp_keepidle = 37/tcp_keepidle = 300/' "$PGU_INI"
 psql -X -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'RELOAD' >/dev/null || fail "RELOAD"
-for fd in "${HOLD_FDS[@]}"; do exec {fd}>&-; done
-HOLD_FDS=()
-sleep 0.5
-hold
-wait_clients 1
-sleep 1
+fresh_session
 left=$(client_keepalive)
 [[ $left != none ]] && ((left > 37 && left <= 300)) || fail "client keepalive after reload: '$left' (want 38..300 s)"
 echo "   ok: new client socket keepalive timer ${left} s"
 
 check "SET tcp_keepalive = 0: new client connections have no keepalive timer"
 psql -X -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'SET tcp_keepalive = 0' >/dev/null || fail "SET"
-for fd in "${HOLD_FDS[@]}"; do exec {fd}>&-; done
-HOLD_FDS=()
-sleep 0.5
-hold
-wait_clients 1
-sleep 1
+fresh_session
 assert_eq "none" "$(client_keepalive)" "keepalive timer on a client socket after SET tcp_keepalive = 0"
 assert_eq "1" "$(psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust testdb -c 'select 1')" "a query still works"
 
-for fd in "${HOLD_FDS[@]}"; do exec {fd}>&-; done
+pgu_release_holds
 pass
