@@ -1,5 +1,6 @@
 /*
- * runtime.c: the process-wide state and the clock. Holds data only; no behaviour.
+ * runtime.c: the process-wide state, the clock, and the settings in force read as plain
+ * values (the TCP tuning). No behaviour.
  */
 #include "pgusher/runtime.h"
 

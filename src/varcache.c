@@ -179,10 +179,8 @@ int varcache_diff_sql(const struct varcache *client, const struct varcache *serv
     for (int i = 0; i < VAR_COUNT; i++) {
         const char *want = client->val[i];
         const char *have = server->val[i];
-        if (!want)
-            continue;
-        if (have && strcmp(want, have) == 0)
-            continue;
+        if (!want || want == have)
+            continue; /* values are interned: equal strings are the same pointer */
         size_t litlen = 2 * strlen(want) + 4;
         char *lit = malloc(litlen);
         if (!lit || quote_literal(lit, litlen, want) == 0) {
