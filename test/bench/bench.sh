@@ -194,6 +194,12 @@ host_of() { # direct: reads to a standby, writes to the primary
 }
 dbname_of() { [[ $1 == direct ]] && echo testdb || echo "$2"; }
 cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+sys_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $15}' "/proc/$p/stat"))); done; echo $t; }
+ctx_switches() { # voluntary + involuntary context switches of the processes
+	local t=0 p
+	for p in $1; do t=$((t + $(awk '/ctxt_switches/{n += $2} END {print n}' "/proc/$p/status"))); done
+	echo $t
+}
 rss_kb() { local t=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done; echo $t; }
 HZ=$(getconf CLK_TCK)
 
@@ -207,7 +213,7 @@ WORKLOADS=(
 )
 TARGETS=(pgusher pgbouncer pgbhap direct)
 picked() { [[ -z $1 || $1 == *",$2,"* ]]; } # list name
-echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed" >"$OUT/results.csv"
+echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed,sys_pct,cs_per_xact" >"$OUT/results.csv"
 
 run_one() { # workload target round
 	local name=$1 db=$2 clients=$3 target=$5 round=$6
@@ -217,25 +223,27 @@ run_one() { # workload target round
 	procs=$(procs_of "$target")
 	dir=$WORK/log.$name.$target.$round
 	mkdir -p "$dir"
-	c0=$(cpu_ticks "$procs")
+	c0=$(cpu_ticks "$procs") s0=$(sys_ticks "$procs") x0=$(ctx_switches "$procs")
 	out=$(cd "$dir" && timeout $((DUR + 60)) pgbench -n $args -T "$DUR" -c "$clients" -j 2 \
 		-l --sampling-rate=0.2 -h "$(host_of "$target" "$db")" -p "$(port_of "$target")" \
 		-U u_trust "$(dbname_of "$target" "$db")" 2>&1)
-	c1=$(cpu_ticks "$procs")
+	c1=$(cpu_ticks "$procs") s1=$(sys_ticks "$procs") x1=$(ctx_switches "$procs")
 	rss=$(rss_kb "$procs")
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
 	p99=$(cat "$dir"/pgbench_log.* 2>/dev/null | awk '{print $3}' | sort -n |
 		awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int(NR*0.99)]/1000; else print ""}')
-	local xacts cpu_per
+	local xacts cpu_per sys_pct="" cs_per=""
 	xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 	cpu_per=""
 	[[ -n $procs && -n $xacts && $xacts -gt 0 ]] &&
-		cpu_per=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v x="$xacts" 'BEGIN {printf "%.2f", t * 1e6 / hz / x}')
+		cpu_per=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v x="$xacts" 'BEGIN {printf "%.2f", t * 1e6 / hz / x}') &&
+		cs_per=$(awk -v n=$((x1 - x0)) -v x="$xacts" 'BEGIN {printf "%.2f", n / x}')
+	[[ -n $procs ]] && ((c1 > c0)) && sys_pct=$(awk -v s=$((s1 - s0)) -v t=$((c1 - c0)) 'BEGIN {printf "%.0f", 100 * s / t}')
 	rm -rf "$dir"
-	echo "$name,$target,$round,${tps:-0},${lat:-},${p99:-},${cpu_per:-},${rss:-},${failed:-?}" >>"$OUT/results.csv"
-	say "$name $target round $round: tps=${tps:-?} lat=${lat:-?}ms p99=${p99:-?}ms cpu/xact=${cpu_per:-n/a}us failed=${failed:-?}"
+	echo "$name,$target,$round,${tps:-0},${lat:-},${p99:-},${cpu_per:-},${rss:-},${failed:-?},$sys_pct,$cs_per" >>"$OUT/results.csv"
+	say "$name $target round $round: tps=${tps:-?} lat=${lat:-?}ms p99=${p99:-?}ms cpu/xact=${cpu_per:-n/a}us (${sys_pct:-?}% kernel, ${cs_per:-?} ctx switches/xact) failed=${failed:-?}"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -271,7 +279,7 @@ if ((!QUICK)) && picked "$ONLY_W" idle; then
 		kill "$idle_pid" 2>/dev/null
 		wait "$idle_pid"
 		per=$(awk -v a="$before" -v b="$during" -v n="$IDLE" 'BEGIN {printf "%.0f", (b - a) * 1024 / n}')
-		echo "idle_$IDLE,$t,1,,,,,$during,bytes_per_client=$per" >>"$OUT/results.csv"
+		echo "idle_$IDLE,$t,1,,,,,$during,bytes_per_client=$per,," >>"$OUT/results.csv"
 		say "idle $t: rss $before -> $during kB, $per bytes per idle client"
 	done
 fi

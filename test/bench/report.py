@@ -7,6 +7,9 @@ import csv, statistics, sys, os
 out = sys.argv[1]
 note = sys.argv[2]
 rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
+for r in rows:  # results.csv files from before the kernel-share and context-switch columns
+    r.setdefault("sys_pct", "")
+    r.setdefault("cs_per_xact", "")
 def med(vals):
     vals = [float(v) for v in vals if v not in ("", None)]
     return statistics.median(vals) if vals else None
@@ -21,7 +24,7 @@ for w in work:
     for t in targets:
         sel = [r for r in rows if r["workload"] == w and r["target"] == t]
         if sel:
-            agg[w, t] = {k: med([r[k] for r in sel]) for k in ("tps", "lat_avg_ms", "lat_p99_ms", "cpu_us_per_xact", "rss_kb")}
+            agg[w, t] = {k: med([r[k] for r in sel]) for k in ("tps", "lat_avg_ms", "lat_p99_ms", "cpu_us_per_xact", "rss_kb", "sys_pct", "cs_per_xact")}
             agg[w, t]["failed"] = sum(int(r["failed"]) for r in sel if r["failed"].isdigit())
 def f(v, d=1):
     return "" if v is None else f"{v:.{d}f}"
@@ -30,12 +33,13 @@ def ratio(w, a, b, k):
     return f"{x / y:.2f}" if x and y else ""
 lines = ["# pgusher benchmark", "", "Medians over the rounds. CPU = pooler user+sys time per transaction (PgBouncer+HAProxy: both processes).",
          "Servers: " + note + ".", "",
-         "| workload | target | tps | avg ms | p99 ms | CPU us/xact | RSS kB | failed |", "|---|---|---|---|---|---|---|---|"]
+         "Kernel % = the kernel's share of that CPU time; ctx sw/xact = the pooler's context switches (voluntary + involuntary) per transaction.", "",
+         "| workload | target | tps | avg ms | p99 ms | CPU us/xact | kernel % | ctx sw/xact | RSS kB | failed |", "|---|---|---|---|---|---|---|---|---|---|"]
 for w in work:
     for t in targets:
         a = agg.get((w, t))
         if a:
-            lines.append(f"| {w} | {names[t]} | {f(a['tps'])} | {f(a['lat_avg_ms'],3)} | {f(a['lat_p99_ms'],3)} | {f(a['cpu_us_per_xact'],2)} | {f(a['rss_kb'],0)} | {a['failed']} |")
+            lines.append(f"| {w} | {names[t]} | {f(a['tps'])} | {f(a['lat_avg_ms'],3)} | {f(a['lat_p99_ms'],3)} | {f(a['cpu_us_per_xact'],2)} | {f(a['sys_pct'],0)} | {f(a['cs_per_xact'],2)} | {f(a['rss_kb'],0)} | {a['failed']} |")
 lines += ["", "| workload | tps pgusher/PgBouncer | tps pgusher/(PgBouncer+HAProxy) | tps pgusher/direct | CPU pgusher/PgBouncer | CPU pgusher/(PgBouncer+HAProxy) | p99 pgusher/PgBouncer | p99 pgusher/(PgBouncer+HAProxy) |", "|---|---|---|---|---|---|---|---|"]
 for w in work:
     lines.append(f"| {w} | {ratio(w,'pgusher','pgbouncer','tps')} | {ratio(w,'pgusher','pgbhap','tps')} | {ratio(w,'pgusher','direct','tps')} | {ratio(w,'pgusher','pgbouncer','cpu_us_per_xact')} | {ratio(w,'pgusher','pgbhap','cpu_us_per_xact')} | {ratio(w,'pgusher','pgbouncer','lat_p99_ms')} | {ratio(w,'pgusher','pgbhap','lat_p99_ms')} |")
