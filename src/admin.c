@@ -767,7 +767,6 @@ static void show_totals(struct client *c)
     struct result r;
     res_begin(&r, cols, 2);
     struct pool_stats all = {0};
-    uint64_t avg[12] = {0};
     FOR_EACH_DB(db)
     {
         struct pool_stats t;
@@ -775,10 +774,14 @@ static void show_totals(struct client *c)
         uint64_t *a = (uint64_t *)&all, *b = (uint64_t *)&t;
         for (size_t i = 0; i < sizeof(all) / sizeof(uint64_t); i++)
             a[i] += b[i];
-        const uint64_t *d = &db->avg.server_assignment_count;
-        for (int i = 0; i < 12; i++)
-            avg[i] += d[i];
     }
+    const struct stats_avg *ta = stats_total_avg();
+    const uint64_t avg[12] = {
+        ta->server_assignment_count, ta->xact_count,  ta->query_count,
+        ta->bytes_received,          ta->bytes_sent,  ta->xact_time,
+        ta->query_time,              ta->wait_time,   ta->client_parse_count,
+        ta->server_parse_count,      ta->bind_count,  ta->client_login_count,
+    };
     const uint64_t tot[12] = {
         all.server_assignment_count, all.xact_count,  all.query_count,
         all.bytes_received,          all.bytes_sent,  all.xact_time,

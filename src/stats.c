@@ -35,25 +35,32 @@ static uint64_t ratio(uint64_t a, uint64_t b)
 }
 
 void stats_compute_avg(const struct pool_stats *prev, const struct pool_stats *cur,
-                       uint64_t elapsed, struct database *db)
+                       uint64_t elapsed, struct stats_avg *avg)
 {
     struct pool_stats d;
     const uint64_t *a = (const uint64_t *)prev, *b = (const uint64_t *)cur;
     uint64_t *o = (uint64_t *)&d;
     for (size_t i = 0; i < sizeof(d) / sizeof(uint64_t); i++)
         o[i] = b[i] >= a[i] ? b[i] - a[i] : 0;
-    db->avg.server_assignment_count = per_sec(d.server_assignment_count, elapsed);
-    db->avg.xact_count = per_sec(d.xact_count, elapsed);
-    db->avg.query_count = per_sec(d.query_count, elapsed);
-    db->avg.bytes_received = per_sec(d.bytes_received, elapsed);
-    db->avg.bytes_sent = per_sec(d.bytes_sent, elapsed);
-    db->avg.xact_time = ratio(d.xact_time, d.xact_count);
-    db->avg.query_time = ratio(d.query_time, d.query_count);
-    db->avg.wait_time = ratio(d.wait_time, d.server_assignment_count);
-    db->avg.client_parse_count = per_sec(d.client_parse_count, elapsed);
-    db->avg.server_parse_count = per_sec(d.server_parse_count, elapsed);
-    db->avg.bind_count = per_sec(d.bind_count, elapsed);
-    db->avg.client_login_count = per_sec(d.client_login_count, elapsed);
+    avg->server_assignment_count = per_sec(d.server_assignment_count, elapsed);
+    avg->xact_count = per_sec(d.xact_count, elapsed);
+    avg->query_count = per_sec(d.query_count, elapsed);
+    avg->bytes_received = per_sec(d.bytes_received, elapsed);
+    avg->bytes_sent = per_sec(d.bytes_sent, elapsed);
+    avg->xact_time = ratio(d.xact_time, d.xact_count);
+    avg->query_time = ratio(d.query_time, d.query_count);
+    avg->wait_time = ratio(d.wait_time, d.server_assignment_count);
+    avg->client_parse_count = per_sec(d.client_parse_count, elapsed);
+    avg->server_parse_count = per_sec(d.server_parse_count, elapsed);
+    avg->bind_count = per_sec(d.bind_count, elapsed);
+    avg->client_login_count = per_sec(d.client_login_count, elapsed);
+}
+
+static struct stats_avg total_avg;
+
+const struct stats_avg *stats_total_avg(void)
+{
+    return &total_avg;
 }
 
 void stats_tick(void)
@@ -71,7 +78,7 @@ void stats_tick(void)
         struct database *db = container_of(it, struct database, node);
         struct pool_stats cur;
         stats_db_totals(db, &cur);
-        stats_compute_avg(&db->prev, &cur, elapsed, db);
+        stats_compute_avg(&db->prev, &cur, elapsed, &db->avg);
         uint64_t *ap = (uint64_t *)&all_prev, *ac = (uint64_t *)&all_cur;
         const uint64_t *dp = (const uint64_t *)&db->prev, *dc = (const uint64_t *)&cur;
         for (size_t i = 0; i < sizeof(cur) / sizeof(uint64_t); i++) {
@@ -80,16 +87,15 @@ void stats_tick(void)
         }
         db->prev = cur;
     }
+    stats_compute_avg(&all_prev, &all_cur, elapsed, &total_avg);
     if (!G.cf->g.log_stats)
         return;
-    struct database sum;
-    memset(&sum, 0, sizeof(sum));
-    stats_compute_avg(&all_prev, &all_cur, elapsed, &sum);
+    const struct stats_avg *a = &total_avg;
     log_info("stats: %" PRIu64 " xacts/s, %" PRIu64 " queries/s, %" PRIu64
              " client parses/s, %" PRIu64 " server parses/s, %" PRIu64 " binds/s, in %" PRIu64
              " B/s, out %" PRIu64 " B/s, xact %" PRIu64 " us, query %" PRIu64 " us, wait %" PRIu64
              " us",
-             sum.avg.xact_count, sum.avg.query_count, sum.avg.client_parse_count,
-             sum.avg.server_parse_count, sum.avg.bind_count, sum.avg.bytes_received,
-             sum.avg.bytes_sent, sum.avg.xact_time, sum.avg.query_time, sum.avg.wait_time);
+             a->xact_count, a->query_count, a->client_parse_count, a->server_parse_count,
+             a->bind_count, a->bytes_received, a->bytes_sent, a->xact_time, a->query_time,
+             a->wait_time);
 }

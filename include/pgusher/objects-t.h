@@ -64,6 +64,13 @@ struct pool_stats {
     uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
 };
 
+/* stats_period averages: counts per second, times in usec per transaction/query/assignment. */
+struct stats_avg {
+    uint64_t server_assignment_count, xact_count, query_count, bytes_received, bytes_sent;
+    uint64_t xact_time, query_time, wait_time;
+    uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
+};
+
 struct database {
     struct list node; /* G.databases */
     char *name;
@@ -82,11 +89,7 @@ struct database {
     bool disabled; /* DISABLE db: no new client logins */
     bool removed;  /* gone from the config on reload: refuses new clients */
     /* stats_period averages (per second), computed by the janitor */
-    struct {
-        uint64_t server_assignment_count, xact_count, query_count, bytes_received, bytes_sent;
-        uint64_t xact_time, query_time, wait_time; /* averages per transaction/query, usec */
-        uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
-    } avg;
+    struct stats_avg avg;
     struct pool_stats prev; /* totals at the start of the current stats period */
 };
 

@@ -280,4 +280,25 @@ grep -qE 'LOG stats: [1-9][0-9]* xacts/s' "$PGU_LOG" || {
 }
 echo "   ok: a stats line reports a non-zero xacts/s"
 
+check "SHOW TOTALS averages: times weighted over all databases, not summed per database"
+# testdb: slow queries (pg_sleep 0.2 s); sessdb: fast ones. In each stats period
+# avg_query_time over both is the weighted mean: below testdb's own, far above sessdb's.
+slow_sql=$(for ((i = 0; i < 20; i++)); do echo 'select pg_sleep(0.2);'; done)
+psql -X -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust testdb -f - <<<"$slow_sql" >/dev/null 2>&1 & # one query each
+slow_pid=$!
+timeout 60 pgbench -n -S -T 4 -c 1 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust sessdb >/dev/null 2>&1 &
+fast_pid=$!
+sleep 2.5 # two whole periods of both loads
+out=$(admin_t -c 'SHOW STATS' -c 'SHOW TOTALS')
+wait "$fast_pid" "$slow_pid" || true # both end after about 4 s
+slow_avg=$(awk -F'|' '$1=="testdb" {print $20}' <<<"$out")
+fast_avg=$(awk -F'|' '$1=="sessdb" {print $20}' <<<"$out")
+tot_avg=$(awk -F'|' '$1=="avg_query_time" {print $2}' <<<"$out")
+[[ $slow_avg =~ ^[0-9]+$ && $fast_avg =~ ^[0-9]+$ && $tot_avg =~ ^[0-9]+$ ]] ||
+	fail "avg_query_time missing: testdb '$slow_avg' sessdb '$fast_avg' total '$tot_avg'"
+((slow_avg >= 150000)) || fail "testdb avg_query_time $slow_avg us; want ~200000 (pg_sleep 0.2)"
+((tot_avg < slow_avg && tot_avg > fast_avg)) ||
+	fail "SHOW TOTALS avg_query_time $tot_avg should lie between sessdb's $fast_avg and testdb's $slow_avg"
+echo "   ok: avg_query_time testdb $slow_avg, sessdb $fast_avg, all databases $tot_avg"
+
 pass
