@@ -107,13 +107,19 @@ static void fill_welcome(struct pool *p)
     p->welcome_ok = true;
 }
 
-bool admin_peer_is_self(struct client *c)
+/* The credentials of a Unix-socket client's process (SO_PEERCRED). */
+static bool peer_cred(struct client *c, struct ucred *cred)
 {
     uv_os_fd_t fd;
+    socklen_t len = sizeof(*cred);
+    return c->st.is_unix && !c->st.closing && uv_fileno(&c->st.h.handle, &fd) == 0 &&
+           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) == 0;
+}
+
+bool admin_peer_is_self(struct client *c)
+{
     struct ucred cred;
-    socklen_t len = sizeof(cred);
-    return c->st.is_unix && uv_fileno(&c->st.h.handle, &fd) == 0 &&
-           getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == geteuid();
+    return peer_cred(c, &cred) && cred.uid == geteuid();
 }
 
 bool admin_login_allowed(struct client *c)
@@ -445,7 +451,8 @@ static void client_row(struct result *r, struct client *c, bool sockets)
     row_int(r, 0);
     row_str(r, ptr);
     row_str(r, link);
-    row_int(r, 0);
+    struct ucred cred;
+    row_int(r, peer_cred(c, &cred) ? cred.pid : 0); /* remote_pid: Unix-socket clients */
     row_str(r, "");
     row_str(r, c->vars.val[VAR_APPLICATION_NAME] ? c->vars.val[VAR_APPLICATION_NAME] : "");
     row_int(r, 0);

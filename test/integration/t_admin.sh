@@ -165,6 +165,18 @@ assert_ok "pgbouncer via the Unix socket may PAUSE/RESUME"
 pgu_try env -u PGPASSWORD psql -X -At -w -h 127.0.0.1 -p "$PGU_PORT" -U pgbouncer -d pgbouncer -c 'SHOW VERSION'
 assert_fails "pgbouncer via TCP (not in admin_users, no auth_file entry)"
 
+check "SHOW CLIENTS: a Unix-socket client's remote_pid is its process id"
+psql -X -q -h "$PGU_TMP" -p "$PGU_PORT" -U u_trust testdb -c 'select pg_sleep(1)' >/dev/null 2>&1 &
+unix_pid=$!
+row=""
+for ((i = 0; i < 30; i++)); do
+	row=$(admin_t -c 'SHOW CLIENTS' | awk -F'|' '$6 == "unix" && $3 == "testdb" {print $17}')
+	[[ -n $row ]] && break
+	sleep 0.1
+done
+wait "$unix_pid" || true
+assert_eq "$unix_pid" "$row" "remote_pid of the Unix-socket client"
+
 # ---------------------------------------------------------------- (e) bad input
 check "unknown command and SHOW without an argument: 'invalid command' errors"
 pgu_try admin -c 'FROBNICATE'
