@@ -149,7 +149,7 @@ const struct cf_setting config_settings[] = {
      .implemented = true,
      .unit_usec = 1000},
     ROW(track_extra_parameters, CF_STRING, "IntervalStyle", false, true),
-    ROW(transaction_timeout, CF_TIME, "0", true, false),
+    ROW(transaction_timeout, CF_TIME, "0", true, true),
     ROW(unix_socket_dir, CF_STRING, "/tmp", false, true),
     ROW(unix_socket_group, CF_STRING, "", false, true),
     ROW(unix_socket_mode, CF_INT, "0777", false, true),

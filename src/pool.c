@@ -236,6 +236,19 @@ static const struct pool *resolve_limits(const struct pool *cp)
     p->lim_reserve = u && u->reserve_pool_size != CF_UNSET ? u->reserve_pool_size
                      : d->reserve_pool_size != CF_UNSET    ? d->reserve_pool_size
                                                            : g->reserve_pool_size;
+    p->lim_query_timeout = u && u->query_timeout != CF_UNSET ? u->query_timeout
+                                                              : g->query_timeout;
+    p->lim_query_wait_timeout = u && u->query_wait_timeout != CF_UNSET ? u->query_wait_timeout
+                                : d->query_wait_timeout != CF_UNSET    ? d->query_wait_timeout
+                                                                       : g->query_wait_timeout;
+    p->lim_idle_xact_timeout = u && u->idle_transaction_timeout != CF_UNSET
+                                   ? u->idle_transaction_timeout
+                                   : g->idle_transaction_timeout;
+    p->lim_xact_timeout = u && u->transaction_timeout != CF_UNSET ? u->transaction_timeout
+                                                                  : g->transaction_timeout;
+    p->lim_client_idle_timeout = u && u->client_idle_timeout != CF_UNSET
+                                     ? u->client_idle_timeout
+                                     : g->client_idle_timeout;
     p->lim_gen = G.cf_gen;
     return p;
 }
@@ -763,26 +776,29 @@ static void check_balance(struct pool *p, struct victims *vs)
 static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
 {
     const struct cf_global *g = &G.cf->g;
+    const struct pool *lim = resolve_limits(p); /* user, else database, else global */
     struct list *it;
     list_for_each(it, &p->cl_waiting)
     {
         struct client *c = container_of(it, struct client, node);
-        if (timeout_expired(c->wait_start, now, g->query_wait_timeout))
+        if (timeout_expired(c->wait_start, now, lim->lim_query_wait_timeout))
             victim_add(vs, c, false, "08P01", NULL);
     }
-    int mode = pool_mode(p);
+    int mode = lim->lim_mode;
     list_for_each(it, &p->cl_active)
     {
         struct client *c = container_of(it, struct client, node);
         struct server *s = c->link;
-        if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
-            if (timeout_expired(c->query_start, now, g->query_timeout))
+        if (s && c->xact_start && timeout_expired(c->xact_start, now, lim->lim_xact_timeout)) {
+            victim_add(vs, c, false, "25P04", "transaction timeout");
+        } else if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
+            if (timeout_expired(c->query_start, now, lim->lim_query_timeout))
                 victim_add(vs, c, false, "57014", "query timeout");
         } else if (s && s->tx_status != 'I' && s->expect_rfq == 0) {
-            if (timeout_expired(c->request_time, now, g->idle_transaction_timeout))
+            if (timeout_expired(c->request_time, now, lim->lim_idle_xact_timeout))
                 victim_add(vs, c, false, "25P03", "idle transaction timeout");
         } else if (!s || mode == POOL_SESSION) {
-            if (timeout_expired(c->request_time, now, g->client_idle_timeout))
+            if (timeout_expired(c->request_time, now, lim->lim_client_idle_timeout))
                 victim_add(vs, c, false, "08P01", "client_idle_timeout");
         }
     }

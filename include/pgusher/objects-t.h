@@ -102,9 +102,12 @@ struct pool {
     struct list sv_active, sv_idle, sv_used, sv_tested, sv_login;
     int n_cl_active, n_cl_waiting;
     int n_cl_waiting_login; /* of n_cl_waiting, those in CL_WAITING_LOGIN */
-    /* pool_mode/size/reserve resolved (user, database, global) for settings G.cf_gen. */
+    /* pool_mode/size/reserve and the client timeouts resolved (user, database, global)
+     * for settings G.cf_gen. */
     uint64_t lim_gen;
     int lim_mode, lim_size, lim_reserve;
+    usec_t lim_query_timeout, lim_query_wait_timeout, lim_idle_xact_timeout, lim_xact_timeout;
+    usec_t lim_client_idle_timeout;
     int n_sv_active, n_sv_idle, n_sv_used, n_sv_tested, n_sv_login;
     struct pktbuf welcome; /* the ParameterStatus messages of the first login */
     struct varcache welcome_vars;
