@@ -103,7 +103,7 @@ const struct cf_setting config_settings[] = {
     ROW(pool_mode, CF_ENUM_POOL_MODE, "session", true, true),
     ROW(pool_idle_timeout, CF_TIME, "0", true, false),
     ROW(query_timeout, CF_TIME, "0", true, true),
-    ROW(query_wait_notify, CF_TIME, "5", true, false),
+    ROW(query_wait_notify, CF_TIME, "5", true, true),
     ROW(query_wait_timeout, CF_TIME, "120", true, true),
     ROW(reserve_pool_size, CF_INT, "0", true, true),
     ROW(reserve_pool_timeout, CF_TIME, "5", true, true),

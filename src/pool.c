@@ -9,6 +9,7 @@
 #include "pgusher/balance.h"
 #include "pgusher/client.h"
 #include "pgusher/log.h"
+#include "pgusher/pktbuf.h"
 #include "pgusher/runtime.h"
 #include "pgusher/server.h"
 #include "pgusher/varcache.h"
@@ -516,6 +517,7 @@ bool pool_client_wants_server(struct client *c)
         return true;
     }
     c->wait_start = now_usec();
+    c->wait_notified = false;
     client_set_state(c, CL_WAITING);
     /* The client stays readable while it waits (a disconnect is seen at once, and no
      * epoll_ctl pair per wait); its buffer bounds what it can send ahead. */
@@ -773,6 +775,19 @@ static void check_balance(struct pool *p, struct victims *vs)
     }
 }
 
+/* query_wait_notify: tell a logged-in client, once per wait, that it is queued. */
+static void notify_waiting(struct client *c)
+{
+    struct pktbuf b;
+    pktbuf_init(&b);
+    pktbuf_notice(&b, "00000", "No server connection available in postgres backend, client "
+                               "being queued");
+    c->wait_notified = true;
+    if (!b.failed)
+        client_send(c, b.data, b.len);
+    pktbuf_free(&b);
+}
+
 static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
 {
     const struct cf_global *g = &G.cf->g;
@@ -783,6 +798,9 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
         struct client *c = container_of(it, struct client, node);
         if (timeout_expired(c->wait_start, now, lim->lim_query_wait_timeout))
             victim_add(vs, c, false, "08P01", NULL);
+        else if (c->state == CL_WAITING && !c->wait_notified &&
+                 timeout_expired(c->wait_start, now, g->query_wait_notify))
+            notify_waiting(c);
     }
     int mode = lim->lim_mode;
     list_for_each(it, &p->cl_active)

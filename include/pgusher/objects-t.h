@@ -149,6 +149,7 @@ struct client {
     uint32_t pkt_remain; /* body bytes of the current message still to pass through */
     bool in_hash;
     bool close_after_flush;
+    bool wait_notified; /* the query_wait_notify notice went out for this wait */
     char *reject_msg; /* set when the client must be refused once its startup is read */
     char *secret_copy; /* the auth file secret, copied so a reload cannot free it */
     /* admin console */

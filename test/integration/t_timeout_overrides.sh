@@ -2,10 +2,10 @@
 # User story: an operator bounds whole transactions with transaction_timeout and gives one
 # application user (a [users] line) or one database (a [databases] line) its own
 # timeouts, as PgBouncer 1.24+ allows: a user's value overrides the database's, which
-# overrides the global one; other users keep the global values.
+# overrides the global one; other users keep the global values. A client queued for a
+# server longer than query_wait_notify is told so once (PgBouncer 1.25's NOTICE).
 #
-# PgBouncer 1.18 (Debian 12) has neither transaction_timeout nor per-user timeouts, so this
-# story runs against pgusher only.
+# PgBouncer 1.18 (Debian 12) has none of these, so this story runs against pgusher only.
 source "$(dirname "$0")/lib.sh"
 
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -122,5 +122,32 @@ assert_contains "$PGU_OUT" "query_wait_timeout" "error text"
 in_range "$(elapsed "$t0")" 0.8 4.5 "time to the error"
 kill -0 "$holder" 2>/dev/null || fail "the session holding the server died"
 echo "   ok: the holding session is unaffected"
+
+# ------------------------------------------------------------------ query_wait_notify
+pgu_start <<EOF
+[databases]
+testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_size=1
+[pgbouncer]
+pool_mode = session
+reserve_pool_size = 0
+query_wait_notify = 1
+EOF
+
+check "query_wait_notify=1: a client queued for over 1 s gets one NOTICE, then its answer"
+pgu_bg pgu_psql testdb u_trust -c "select 1" -c "select pg_sleep(3)" >"$PGU_TMP/holder2.out" 2>&1
+for ((i = 0; i < 50; i++)); do
+	n=$(pg_direct "$PGU_PRIMARY" postgres -c "select count(*) from pg_stat_activity where query = 'select pg_sleep(3)' and state = 'active'")
+	[[ $n == 1 ]] && break
+	sleep 0.1
+done
+[[ $n == 1 ]] || fail "the session holding the server did not start"
+pgu_try pgu_psql testdb u_trust -c "select 'served after the wait'"
+assert_ok "the queued client"
+assert_contains "$PGU_OUT" "served after the wait" "its query ran once the server was free"
+assert_contains "$PGU_OUT" "NOTICE:  No server connection available in postgres backend, client being queued" "the notice"
+[[ $(grep -c "client being queued" <<<"$PGU_OUT") == 1 ]] || fail "expected exactly one notice: $PGU_OUT"
+echo "   ok: exactly one notice"
+pgu_try pgu_psql testdb u_trust -c "select 'no wait'"
+assert_not_contains "$PGU_OUT" "client being queued" "no notice without a wait"
 
 pass
