@@ -1563,8 +1563,12 @@ static void handle_query(struct client *c, const char *query)
         send_tag(c, "RECONNECT");
     } else if (!strcmp(cmd, "kill")) {
         log_info("KILL command issued%s%s", db ? " for " : "", db ? db->name : "");
-        if (db)
-            db->paused = true;
+        /* KILL alone (PgBouncer 1.25) kills every database; all wait for RESUME. */
+        FOR_EACH_DB(d)
+        {
+            if (!d->admin && (!db || d == db))
+                d->paused = true;
+        }
         kill_db(db, c);
         send_tag(c, "KILL");
     } else if (!strcmp(cmd, "kill_client")) {

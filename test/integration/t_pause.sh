@@ -4,8 +4,8 @@
 # connection and holds the clients; RESUME lets them continue and not one transaction fails.
 # PAUSE/RESUME of one database leaves the others serving; SIGUSR1/SIGUSR2 = PAUSE/RESUME.
 # RECONNECT replaces server connections (a new backend pid), WAIT_CLOSE returns once the
-# old servers are gone, KILL drops a database's clients and holds new ones until RESUME,
-# DISABLE refuses new clients until ENABLE.
+# old servers are gone, KILL drops a database's clients (KILL alone: every database's) and
+# holds new ones until RESUME, DISABLE refuses new clients until ENABLE.
 source "$(dirname "$0")/lib.sh"
 
 admin() { psql -X -A -t -F'|' -P footer=off -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer "$@"; }
@@ -235,6 +235,37 @@ wait_pid_gone "$HELD" 15 || fail "client still waiting 15 s after RESUME testdb"
 wait "$HELD" || fail "client after KILL+RESUME failed: $(cat "$PGU_TMP/held3.out")"
 PGU_BG_PIDS=()
 assert_eq "44" "$(cat "$PGU_TMP/held3.out")" "query after KILL + RESUME"
+
+check "KILL without a database (PgBouncer 1.25): every database's clients are dropped; new clients wait until RESUME"
+pgu_bg timeout 40 python3 "$PGU_LIBDIR"/pgwire.py startup --port "$PGU_PORT" --user u_trust --database testdb --query 'select 1' --hold 30 >"$PGU_TMP/killall1.out" 2>&1
+KA1=$PGU_BG_PID
+pgu_bg timeout 40 python3 "$PGU_LIBDIR"/pgwire.py startup --port "$PGU_PORT" --user u_trust --database otherdb --query 'select 1' --hold 30 >"$PGU_TMP/killall2.out" 2>&1
+KA2=$PGU_BG_PID
+for ((i = 0; i < 50; i++)); do
+	grep -q '^ROW 1' "$PGU_TMP/killall1.out" 2>/dev/null && grep -q '^ROW 1' "$PGU_TMP/killall2.out" 2>/dev/null && break
+	sleep 0.1
+done
+grep -q '^ROW 1' "$PGU_TMP/killall2.out" || fail "held otherdb client did not log in: $(cat "$PGU_TMP/killall2.out")"
+pgu_try admin -c 'KILL'
+assert_ok "KILL"
+wait_pid_gone "$KA1" 10 || fail "the testdb client was not dropped within 10 s of KILL"
+wait_pid_gone "$KA2" 10 || fail "the otherdb client was not dropped within 10 s of KILL"
+PGU_BG_PIDS=()
+assert_contains "$(cat "$PGU_TMP/killall2.out")" "ERROR S=" "the dropped otherdb client gets an ErrorResponse"
+assert_eq "1 1" "$(col DATABASES 1 testdb 16) $(col DATABASES 1 otherdb 16)" "both databases paused after KILL"
+assert_eq "VERSION" "$(admin -c 'SHOW VERSION' >/dev/null && echo VERSION)" "the console still answers"
+pgu_bg timeout 30 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d otherdb -c 'select 45' >"$PGU_TMP/held4.out" 2>&1
+HELD=$PGU_BG_PID
+sleep 1.5
+pgu__alive "$HELD" || fail "new otherdb client finished after KILL without RESUME: $(cat "$PGU_TMP/held4.out")"
+echo "   ok: new otherdb client waits"
+pgu_try admin -c 'RESUME'
+assert_ok "RESUME after KILL"
+wait_pid_gone "$HELD" 15 || fail "client still waiting 15 s after RESUME"
+wait "$HELD" || fail "client after KILL+RESUME failed: $(cat "$PGU_TMP/held4.out")"
+PGU_BG_PIDS=()
+assert_eq "45" "$(cat "$PGU_TMP/held4.out")" "query after KILL + RESUME"
+assert_eq "0 0" "$(col DATABASES 1 testdb 16) $(col DATABASES 1 otherdb 16)" "no database paused after RESUME"
 
 # ---------------------------------------------------------------- DISABLE / ENABLE
 check "DISABLE otherdb refuses new clients (the connected one keeps working); ENABLE restores"
