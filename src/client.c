@@ -531,25 +531,16 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
             return;
         }
         bool have_secret = false;
+        int iters = G.cf->g.scram_iterations > 0 ? G.cf->g.scram_iterations : 4096;
         if (c->secret && scram_is_secret(c->secret)) {
             have_secret = scram_parse_secret(c->secret, &c->scram->secret);
         } else if (c->secret && !pg_is_md5_secret(c->secret)) {
-            uint8_t salt[16];
-            RAND_bytes(salt, sizeof(salt));
-            int iters = G.cf->g.scram_iterations > 0 ? G.cf->g.scram_iterations : 4096;
-            have_secret = scram_secret_from_password(c->secret, salt, sizeof(salt), iters,
-                                                     &c->scram->secret);
+            have_secret = scram_secret_for_user(c->user_name, c->secret, iters,
+                                                &c->scram->secret);
         }
         if (!have_secret) {
             /* Unknown user or an md5 secret: run a fake exchange that cannot succeed. */
-            uint8_t salt[16];
-            RAND_bytes(salt, sizeof(salt));
-            uint8_t junk[16];
-            RAND_bytes(junk, sizeof(junk));
-            char junkpw[40];
-            for (size_t i = 0; i < sizeof(junk); i++)
-                snprintf(junkpw + 2 * i, 3, "%02x", junk[i]);
-            scram_secret_from_password(junkpw, salt, sizeof(salt), 4096, &c->scram->secret);
+            scram_mock_secret(c->user_name, iters, &c->scram->secret);
             c->secret = NULL;
         }
         if (!scram_server_first(c->scram, (const char *)data, dlen, &out)) {

@@ -109,7 +109,7 @@ const struct cf_setting config_settings[] = {
     ROW(reserve_pool_timeout, CF_TIME, "5", true, true),
     ROW(resolv_conf, CF_STRING, "", false, false),
     ROW(sbuf_loopcnt, CF_INT, "5", true, true),
-    ROW(scram_iterations, CF_INT, "4096", true, false),
+    ROW(scram_iterations, CF_INT, "4096", true, true),
     ROW(server_check_delay, CF_TIME, "30", true, true),
     ROW(server_check_query, CF_STRING, "<empty>", true, true),
     ROW(server_connect_timeout, CF_TIME, "15", true, true),

@@ -407,6 +407,116 @@ fail:
     return ok;
 }
 
+/* ---------------------------------------------------------------- secrets for plain passwords */
+
+/* One computed secret per user: the same salt at every login, as with a stored secret, so
+ * PBKDF2 runs once per user and password instead of once per login. */
+struct cache_entry {
+    char *user;
+    uint8_t pw_digest[SCRAM_KEY_LEN]; /* SHA-256 of the password it was computed from */
+    struct scram_secret secret;
+};
+static struct cache_entry *cache;
+static size_t cache_cap, cache_used;
+#define CACHE_MAX 65536 /* users; beyond this the cache starts over */
+
+static size_t cache_slot(const char *user)
+{
+    size_t h = 5381;
+    for (const unsigned char *p = (const unsigned char *)user; *p; p++)
+        h = h * 33 + *p;
+    return h & (cache_cap - 1);
+}
+
+void scram_cache_clear(void)
+{
+    for (size_t i = 0; i < cache_cap; i++) {
+        free(cache[i].user);
+        OPENSSL_cleanse(&cache[i], sizeof cache[i]);
+    }
+    free(cache);
+    cache = NULL;
+    cache_cap = cache_used = 0;
+}
+
+static struct cache_entry *cache_find_or_add(const char *user)
+{
+    if (cache_used * 2 >= cache_cap) {
+        if (cache_used >= CACHE_MAX)
+            scram_cache_clear();
+        size_t ncap = cache_cap ? cache_cap * 2 : 64;
+        struct cache_entry *n = calloc(ncap, sizeof(*n));
+        if (!n)
+            return NULL;
+        struct cache_entry *old = cache;
+        size_t ocap = cache_cap;
+        cache = n;
+        cache_cap = ncap;
+        for (size_t i = 0; i < ocap; i++) {
+            if (!old[i].user)
+                continue;
+            size_t j = cache_slot(old[i].user);
+            while (cache[j].user)
+                j = (j + 1) & (cache_cap - 1);
+            cache[j] = old[i];
+        }
+        OPENSSL_cleanse(old, ocap * sizeof(*old));
+        free(old);
+    }
+    size_t j = cache_slot(user);
+    while (cache[j].user) {
+        if (strcmp(cache[j].user, user) == 0)
+            return &cache[j];
+        j = (j + 1) & (cache_cap - 1);
+    }
+    cache[j].user = strdup(user);
+    if (!cache[j].user)
+        return NULL;
+    cache_used++;
+    return &cache[j];
+}
+
+bool scram_secret_for_user(const char *user, const char *password, int iterations,
+                           struct scram_secret *out)
+{
+    uint8_t digest[SCRAM_KEY_LEN];
+    if (!user || !password || iterations <= 0 || !sha256(password, strlen(password), digest))
+        return false;
+    struct cache_entry *e = cache_find_or_add(user);
+    if (e && e->secret.iterations == iterations &&
+        CRYPTO_memcmp(e->pw_digest, digest, sizeof digest) == 0) {
+        *out = e->secret;
+        return true;
+    }
+    uint8_t salt[16];
+    if (RAND_bytes(salt, sizeof salt) != 1 ||
+        !scram_secret_from_password(password, salt, sizeof salt, iterations, out))
+        return false;
+    if (e) {
+        memcpy(e->pw_digest, digest, sizeof digest);
+        e->secret = *out;
+    }
+    OPENSSL_cleanse(digest, sizeof digest);
+    return true;
+}
+
+void scram_mock_secret(const char *user, int iterations, struct scram_secret *out)
+{
+    static uint8_t key[32];
+    static bool have_key;
+    uint8_t mac[SCRAM_KEY_LEN];
+    if (!have_key)
+        have_key = RAND_bytes(key, sizeof key) == 1;
+    memset(out, 0, sizeof(*out));
+    out->iterations = iterations > 0 ? iterations : 4096;
+    out->salt_len = 16;
+    if (!hmac_sha256(key, sizeof key, user ? user : "", user ? strlen(user) : 0, mac))
+        RAND_bytes(mac, sizeof mac);
+    memcpy(out->salt, mac, out->salt_len);
+    RAND_bytes(out->stored_key, sizeof out->stored_key);
+    RAND_bytes(out->server_key, sizeof out->server_key);
+}
+
 bool scram_secret_format(const struct scram_secret *secret, char *out, size_t outlen)
 {
     char salt[((sizeof secret->salt + 2) / 3) * 4 + 1];

@@ -35,6 +35,16 @@ bool scram_parse_secret(const char *text, struct scram_secret *out);
 bool scram_secret_from_password(const char *password, const uint8_t *salt, size_t salt_len,
                                 int iterations, struct scram_secret *out);
 bool scram_is_secret(const char *text);
+/* The secret for a user whose auth-file entry is a plain password: computed with a random
+ * salt the first time, then reused while the password and iteration count stay the same
+ * (one PBKDF2 per user instead of one per login). */
+bool scram_secret_for_user(const char *user, const char *password, int iterations,
+                           struct scram_secret *out);
+/* A secret for an exchange that must fail (unknown user, md5 secret): the salt is fixed per
+ * user name, as a real user's, and the keys are random; no PBKDF2. */
+void scram_mock_secret(const char *user, int iterations, struct scram_secret *out);
+/* Forget every cached secret (tests, shutdown). */
+void scram_cache_clear(void);
 /* True for an md5 secret: "md5" followed by exactly 32 hex digits. */
 bool pg_is_md5_secret(const char *text);
 /* Format a secret back into PostgreSQL's text form; false if out is too small (~200 bytes

@@ -5,6 +5,7 @@
 #include "pgusher/scram.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -511,6 +512,75 @@ START_TEST(client_rejects_bad_server_first)
 }
 END_TEST
 
+START_TEST(plain_password_secret_is_computed_once_per_user_and_password)
+{
+    struct scram_secret a, b, c, d, e, check;
+    ck_assert(scram_secret_for_user("alice", "pw1", 4096, &a));
+    ck_assert(scram_secret_for_user("alice", "pw1", 4096, &b));
+    ck_assert(memcmp(&a, &b, sizeof a) == 0); /* same salt, same keys: cached */
+    /* It is a valid secret for the password. */
+    ck_assert(scram_secret_from_password("pw1", a.salt, a.salt_len, 4096, &check));
+    ck_assert(memcmp(check.stored_key, a.stored_key, SCRAM_KEY_LEN) == 0);
+    ck_assert(memcmp(check.server_key, a.server_key, SCRAM_KEY_LEN) == 0);
+    /* A new password (a reloaded auth file) or iteration count gives a new secret. */
+    ck_assert(scram_secret_for_user("alice", "pw2", 4096, &c));
+    ck_assert(memcmp(c.salt, a.salt, a.salt_len) != 0);
+    ck_assert(scram_secret_from_password("pw2", c.salt, c.salt_len, 4096, &check));
+    ck_assert(memcmp(check.stored_key, c.stored_key, SCRAM_KEY_LEN) == 0);
+    ck_assert(scram_secret_for_user("alice", "pw2", 1000, &d));
+    ck_assert_int_eq(d.iterations, 1000);
+    ck_assert(memcmp(d.salt, c.salt, c.salt_len) != 0);
+    /* Another user with the same password has a salt of its own. */
+    ck_assert(scram_secret_for_user("bob", "pw2", 1000, &e));
+    ck_assert(memcmp(e.salt, d.salt, d.salt_len) != 0);
+    ck_assert(!scram_secret_for_user("carol", "pw", 0, &e));
+    scram_cache_clear();
+}
+END_TEST
+
+START_TEST(plain_password_cache_keeps_many_users_apart)
+{
+    static struct scram_secret first[300];
+    char user[32], pw[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 300; i++) {
+            snprintf(user, sizeof user, "user%d", i);
+            snprintf(pw, sizeof pw, "pass%d", i);
+            struct scram_secret s;
+            ck_assert(scram_secret_for_user(user, pw, 2, &s));
+            if (round == 0)
+                first[i] = s;
+            else
+                ck_assert_msg(memcmp(&s, &first[i], sizeof s) == 0, "user%d changed", i);
+        }
+    }
+    scram_cache_clear();
+}
+END_TEST
+
+START_TEST(mock_secret_salt_is_stable_per_user)
+{
+    struct scram_secret a, b, c;
+    scram_mock_secret("nobody", 4096, &a);
+    scram_mock_secret("nobody", 4096, &b);
+    scram_mock_secret("someone", 4096, &c);
+    ck_assert_int_eq(a.iterations, 4096);
+    ck_assert_uint_eq(a.salt_len, 16);
+    ck_assert(memcmp(a.salt, b.salt, a.salt_len) == 0);      /* as a real user's */
+    ck_assert(memcmp(a.salt, c.salt, a.salt_len) != 0);      /* per user */
+    ck_assert(memcmp(a.stored_key, b.stored_key, SCRAM_KEY_LEN) != 0); /* random keys */
+    /* It can open an exchange (which no proof can complete: the keys are random). */
+    struct scram_server st;
+    memset(&st, 0, sizeof st);
+    st.secret = a;
+    char *out = NULL;
+    const char *first = "n,,n=nobody,r=fyko+d2lbbFgONRv9qkxdawL";
+    ck_assert(scram_server_first(&st, first, strlen(first), &out));
+    free(out);
+    scram_server_reset(&st);
+}
+END_TEST
+
 static Suite *scram_suite(void)
 {
     Suite *s = suite_create("scram");
@@ -528,6 +598,9 @@ static Suite *scram_suite(void)
     TCase *sec = tcase_create("secret");
     tcase_add_test(sec, secret_from_postgres_parses_and_matches_password);
     tcase_add_test(sec, secret_parser_rejects_malformed);
+    tcase_add_test(sec, plain_password_secret_is_computed_once_per_user_and_password);
+    tcase_add_test(sec, plain_password_cache_keeps_many_users_apart);
+    tcase_add_test(sec, mock_secret_salt_is_stable_per_user);
     suite_add_tcase(s, sec);
 
     TCase *ex = tcase_create("exchange");
