@@ -224,6 +224,8 @@ static void on_closed(struct stream *st)
     struct client *c = st->owner;
     list_del(&c->node);
     G.client_count--;
+    if (c->db)
+        c->db->cl_refs--;
     str_release(c->user_name);
     str_release(c->db_name);
     free(c->reject_msg);
@@ -398,6 +400,7 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
         return;
     }
     c->db = db;
+    db->cl_refs++;
     start_auth(c);
 }
 

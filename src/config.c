@@ -50,7 +50,7 @@ const struct cf_setting config_settings[] = {
     ROW(auth_query, CF_STRING, DEFAULT_AUTH_QUERY, true, false),
     ROW(auth_type, CF_ENUM_AUTH_TYPE, "md5", true, true),
     ROW(auth_user, CF_STRING, "", true, false),
-    ROW(autodb_idle_timeout, CF_TIME, "3600", true, false),
+    ROW(autodb_idle_timeout, CF_TIME, "3600", true, true),
     ROW(cancel_wait_timeout, CF_TIME, "10", true, false),
     ROW(client_idle_timeout, CF_TIME, "0", true, true),
     ROW(client_login_timeout, CF_TIME, "60", true, true),

@@ -142,6 +142,69 @@ struct database *database_find(const char *name, bool create_auto)
     return db;
 }
 
+/* Free a database nothing refers to any more, with its pools. */
+static void database_destroy(struct database *db)
+{
+    while (!list_empty(&db->pools)) {
+        struct pool *p = container_of(db->pools.next, struct pool, node);
+        list_del(&p->node);
+        pktbuf_free(&p->welcome);
+        varcache_free(&p->welcome_vars);
+        free(p->user);
+        free(p);
+    }
+    detach_backends(db);
+    config_free_database(db->cf);
+    free(db->cf);
+    free(db->name);
+    free(db->connstr);
+    list_del(&db->node);
+    free(db);
+}
+
+/* autodb_idle_timeout: an auto-created database ("*") that no client has used for that
+ * long closes its servers and, once they are gone, is freed (stats with it, as
+ * PgBouncer). A database removed by a reload is freed as soon as nothing refers to it. */
+static void reap_databases(uint64_t now)
+{
+    usec_t timeout = G.cf->g.autodb_idle_timeout;
+    struct list *it, *next;
+    for (it = G.databases.next; it != &G.databases; it = next) {
+        next = it->next;
+        struct database *db = container_of(it, struct database, node);
+        if (db->admin || (!db->autodb && !db->removed))
+            continue;
+        if (db->cl_refs > 0) {
+            db->idle_since = 0;
+            db->reaping = false;
+            continue;
+        }
+        if (db->idle_since == 0)
+            db->idle_since = now;
+        if (!db->removed && !timeout_expired(db->idle_since, now, timeout))
+            continue;
+        db->reaping = true;
+        if (db->sv_refs > 0) {
+            struct list *pi;
+            list_for_each(pi, &db->pools)
+            {
+                struct pool *p = container_of(pi, struct pool, node);
+                struct list *lists[] = {&p->sv_idle, &p->sv_used, &p->sv_tested, &p->sv_login,
+                                        &p->sv_active};
+                for (int i = 0; i < 5; i++)
+                    while (!list_empty(lists[i]))
+                        server_close(container_of(lists[i]->next, struct server, node),
+                                     db->removed ? "database removed"
+                                                 : "unused auto-database");
+            }
+            continue; /* freed once their close callbacks have run */
+        }
+        if (db->autodb)
+            log_info("freeing unused auto-database: db=%s", db->name);
+        database_destroy(db);
+    }
+}
+
 void pool_reconnect(struct database *only)
 {
     struct list *di, *pi, *it;
@@ -271,6 +334,8 @@ static int pool_reserve_size(const struct pool *p)
 
 static int pool_min_size(const struct pool *p)
 {
+    if (p->db->reaping)
+        return 0;
     int n = p->db->cf->min_pool_size != CF_UNSET ? p->db->cf->min_pool_size
                                                   : G.cf->g.min_pool_size;
     int size = pool_pool_size(p);
@@ -891,6 +956,7 @@ void pool_janitor(void)
         }
     }
     free(vs.v);
+    reap_databases(now);
     list_for_each(it, &G.databases)
     {
         struct database *db = container_of(it, struct database, node);

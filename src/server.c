@@ -125,6 +125,7 @@ struct server *server_launch(struct pool *p)
     list_append(&p->sv_login, &s->node);
     p->n_sv_login++;
     db->server_count++;
+    db->sv_refs++;
     G.server_count++;
 
     if (is_unix) {
@@ -767,6 +768,7 @@ static void on_closed(struct stream *st)
 {
     struct server *s = st->owner;
     list_del(&s->node);
+    s->pool->db->sv_refs--;
     if (s->be) {
         s->be->sv_count--;
         backend_unref(s->be);

@@ -88,6 +88,11 @@ struct database {
     bool paused;   /* PAUSE db / KILL db: no new server assignments */
     bool disabled; /* DISABLE db: no new client logins */
     bool removed;  /* gone from the config on reload: refuses new clients */
+    /* Client and server structs pointing at this database, until their close callbacks
+     * ran: it can be freed (an idle auto-database, a removed one) only at zero. */
+    int cl_refs, sv_refs;
+    uint64_t idle_since; /* janitor: since when no client refers to it; 0 = in use */
+    bool reaping;        /* closing its servers to be freed: min_pool_size does not apply */
     /* stats_period averages (per second), computed by the janitor */
     struct stats_avg avg;
     struct pool_stats prev; /* totals at the start of the current stats period */
