@@ -113,7 +113,7 @@ const struct cf_setting config_settings[] = {
     ROW(server_check_delay, CF_TIME, "30", true, true),
     ROW(server_check_query, CF_STRING, "<empty>", true, true),
     ROW(server_connect_timeout, CF_TIME, "15", true, true),
-    ROW(server_fast_close, CF_BOOL, "0", true, false),
+    ROW(server_fast_close, CF_BOOL, "0", true, true),
     ROW(server_idle_timeout, CF_TIME, "600", true, true),
     ROW(server_lifetime, CF_TIME, "3600", true, true),
     ROW(server_login_retry, CF_TIME, "15", true, true),

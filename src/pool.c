@@ -880,6 +880,13 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
         } else if (s && s->tx_status != 'I' && s->expect_rfq == 0) {
             if (timeout_expired(c->request_time, now, lim->lim_idle_xact_timeout))
                 victim_add(vs, c, false, "25P03", "idle transaction timeout");
+        } else if (s && mode == POOL_SESSION && s->close_needed && g->server_fast_close &&
+                   s->tx_status == 'I' && s->expect_rfq == 0 && s->iq == IQ_NONE) {
+            /* server_fast_close: end the session between transactions instead of keeping
+             * a server that RECONNECT or a changed definition wants replaced. */
+            victim_add(vs, c, false, "57P01",
+                       "server connection closed: database connection settings changed "
+                       "(server_fast_close)");
         } else if (!s || mode == POOL_SESSION) {
             if (timeout_expired(c->request_time, now, lim->lim_client_idle_timeout))
                 victim_add(vs, c, false, "08P01", "client_idle_timeout");
