@@ -817,6 +817,10 @@ static void process_active(struct client *c)
                 client_close(c, "client close request");
                 return;
             }
+            if (c->pkt_remain == 0 && st->buf[st->rpos] == 'Q' && G.cf->g.disable_pqexec) {
+                client_error_close(c, "08P01", "PQexec disallowed");
+                return;
+            }
             if (!pool_client_wants_server(c))
                 return; /* waiting; pool_service resumes us */
             if (st->closing || !c->link)
@@ -849,6 +853,10 @@ static void process_active(struct client *c)
                     return;
                 st->rpos += 5;
                 client_close(c, "client close request");
+                return;
+            }
+            if (type == 'Q' && G.cf->g.disable_pqexec) {
+                client_error_close(c, "08P01", "PQexec disallowed");
                 return;
             }
             switch (type) {

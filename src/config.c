@@ -65,7 +65,7 @@ const struct cf_setting config_settings[] = {
     ROW(client_tls_sslmode, CF_STRING, "disable", true, false),
     ROW(conffile, CF_STRING, "", true, true),
     ROW(default_pool_size, CF_INT, "20", true, true),
-    ROW(disable_pqexec, CF_BOOL, "0", false, false),
+    ROW(disable_pqexec, CF_BOOL, "0", false, true),
     ROW(dns_max_ttl, CF_TIME, "15", true, false),
     ROW(dns_nxdomain_ttl, CF_TIME, "15", true, false),
     ROW(dns_zone_check_period, CF_TIME, "0", true, false),
