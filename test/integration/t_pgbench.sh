@@ -20,7 +20,7 @@ sample_backends() {
 		n=$(pg_direct "$PGU_PRIMARY" postgres -c \
 			"select count(*) from pg_stat_activity where application_name='$APPNAME' and backend_type='client backend'" 2>/dev/null || echo 0)
 		((n > max)) && max=$n
-		echo "$max" >"$outf"
+		echo "$max" >"$outf.tmp" && mv "$outf.tmp" "$outf" # never empty when killed
 		sleep 0.2
 	done
 }
