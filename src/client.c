@@ -138,6 +138,8 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
         memcpy(c->reject_state, "53300", 6);
     }
     stream_read_start(&c->st);
+    if (!is_unix && g->tcp_defer_accept > 0)
+        stream_read_now(&c->st); /* the kernel woke us for data: the startup is there */
 }
 
 bool client_send(struct client *c, const void *data, size_t len)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct write_req {
     uv_write_t req;
@@ -222,6 +223,22 @@ void stream_read_start(struct stream *s)
         return;
     if (uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0)
         s->reading = true;
+}
+
+void stream_read_now(struct stream *s)
+{
+    uv_os_fd_t fd;
+    if (!s->reading || s->closing || uv_fileno(&s->h.handle, &fd) != 0)
+        return;
+    uv_buf_t b;
+    alloc_cb(&s->h.handle, 0, &b);
+    if (b.len == 0)
+        return;
+    ssize_t n = read(fd, b.base, b.len);
+    if (n > 0)
+        read_cb(&s->h.stream, n, &b);
+    else
+        release_if_empty(s); /* nothing yet, end of file or an error: the loop sees it */
 }
 
 void stream_read_stop(struct stream *s)

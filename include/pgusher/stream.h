@@ -89,6 +89,9 @@ void stream_set_tcp_options(struct stream *s, const struct tcp_tuning *t);
 void stream_tune_socket(int fd, const struct tcp_tuning *t);
 
 void stream_read_start(struct stream *s);
+/* After stream_read_start: read at once what the socket already holds (a connection
+ * accepted under TCP_DEFER_ACCEPT has its first message waiting), sparing a poll round. */
+void stream_read_now(struct stream *s);
 void stream_read_stop(struct stream *s);
 /* Unconsumed bytes available. */
 static inline uint32_t stream_avail(const struct stream *s)
