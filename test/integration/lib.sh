@@ -379,6 +379,40 @@ pgu_wait_clients() { # db n: until SHOW CLIENTS lists at least n clients of db (
 	fail "expected $2 clients on $1"
 }
 
+# A psql session held open through fifos: pgu_sess_open NAME [DB] (default testdb, as
+# u_trust); pgu_sess_q NAME SQL prints the first output line (stderr included) within
+# 10 s; pgu_sess_close NAME closes psql's input (psql sends Terminate and exits; killed
+# after 5 s).
+declare -A PGU_SESS_W PGU_SESS_R PGU_SESS_PID
+pgu_sess_open() {
+	local name=$1 db=${2:-testdb} w r
+	mkfifo "$PGU_TMP/$name.in" "$PGU_TMP/$name.out"
+	psql -X -A -t -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d "$db" <"$PGU_TMP/$name.in" >"$PGU_TMP/$name.out" 2>&1 &
+	PGU_SESS_PID[$name]=$!
+	PGU_BG_PIDS+=("$!")
+	exec {w}>"$PGU_TMP/$name.in"
+	exec {r}<"$PGU_TMP/$name.out"
+	PGU_SESS_W[$name]=$w
+	PGU_SESS_R[$name]=$r
+}
+pgu_sess_q() {
+	local line=""
+	echo "$2" >&"${PGU_SESS_W[$1]}"
+	read -r -t 10 -u "${PGU_SESS_R[$1]}" line || line="(no answer within 10 s)"
+	echo "$line"
+}
+pgu_sess_close() {
+	local w=${PGU_SESS_W[$1]} r=${PGU_SESS_R[$1]} i
+	exec {w}>&-
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "${PGU_SESS_PID[$1]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -TERM "${PGU_SESS_PID[$1]}" 2>/dev/null || true
+	wait "${PGU_SESS_PID[$1]}" 2>/dev/null || true
+	exec {r}<&-
+}
+
 pgu__exit() {
 	local rc=$?
 	set +e

@@ -28,33 +28,6 @@ primary_backends() { # application_name: client backends on the primary
 		"select count(*) from pg_stat_activity where application_name = '$1' and backend_type = 'client backend'"
 }
 
-# A psql session held open through fifos: sess_open NAME DB; sess_q NAME SQL prints the
-# first output line (stderr included) within 10 s; sess_close NAME.
-declare -A SESS_W SESS_R SESS_PID
-sess_open() {
-	local name=$1 db=$2 w r
-	mkfifo "$PGU_TMP/$name.in" "$PGU_TMP/$name.out"
-	psql -X -A -t -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d "$db" <"$PGU_TMP/$name.in" >"$PGU_TMP/$name.out" 2>&1 &
-	SESS_PID[$name]=$!
-	PGU_BG_PIDS+=("$!")
-	exec {w}>"$PGU_TMP/$name.in"
-	exec {r}<"$PGU_TMP/$name.out"
-	SESS_W[$name]=$w
-	SESS_R[$name]=$r
-}
-sess_q() {
-	local line=""
-	echo "$2" >&"${SESS_W[$1]}"
-	read -r -t 10 -u "${SESS_R[$1]}" line || line="(no answer within 10 s)"
-	echo "$line"
-}
-sess_close() {
-	local w=${SESS_W[$1]} r=${SESS_R[$1]}
-	exec {w}>&- {r}<&-
-	kill -TERM "${SESS_PID[$1]}" 2>/dev/null || true
-	wait "${SESS_PID[$1]}" 2>/dev/null || true
-}
-
 pgu_start <<EOF
 [databases]
 testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
@@ -181,8 +154,8 @@ done
 assert_eq "0" "$gone" "old backend $pid1 gone from the primary"
 
 check "RECONNECT with a server in a transaction; WAIT_CLOSE returns only after it is released"
-sess_open tx onedb
-r=$(sess_q tx "begin; select pg_backend_pid();")
+pgu_sess_open tx onedb
+r=$(pgu_sess_q tx "begin; select pg_backend_pid();")
 [[ $r =~ ^[0-9]+$ ]] || fail "session in a transaction: got '$r'"
 txpid=$r
 pgu_try admin -c 'RECONNECT onedb'
@@ -194,16 +167,16 @@ WC=$PGU_BG_PID
 sleep 1.5
 pgu__alive "$WC" || fail "WAIT_CLOSE returned while the old server was still in a transaction: $(cat "$PGU_TMP/wc.out")"
 echo "   ok: WAIT_CLOSE waits"
-assert_eq "$txpid" "$(sess_q tx 'select pg_backend_pid();')" "the transaction keeps its backend after RECONNECT"
-r=$(sess_q tx "commit; select 'committed';")
+assert_eq "$txpid" "$(pgu_sess_q tx 'select pg_backend_pid();')" "the transaction keeps its backend after RECONNECT"
+r=$(pgu_sess_q tx "commit; select 'committed';")
 assert_eq "committed" "$r" "COMMIT"
 wait_pid_gone "$WC" 15 || fail "WAIT_CLOSE still waiting 15 s after the old server was released"
 wait "$WC" || fail "WAIT_CLOSE failed: $(cat "$PGU_TMP/wc.out")"
 echo "   ok: WAIT_CLOSE returned after the release"
-r=$(sess_q tx "select pg_backend_pid();")
+r=$(pgu_sess_q tx "select pg_backend_pid();")
 [[ $r =~ ^[0-9]+$ && $r != "$txpid" ]] || fail "backend after WAIT_CLOSE should be new: $txpid -> $r"
 echo "   ok: next transaction on a new backend ($txpid -> $r)"
-sess_close tx
+pgu_sess_close tx
 PGU_BG_PIDS=()
 
 # ---------------------------------------------------------------- KILL
@@ -269,21 +242,21 @@ assert_eq "0 0" "$(col DATABASES 1 testdb 16) $(col DATABASES 1 otherdb 16)" "no
 
 # ---------------------------------------------------------------- DISABLE / ENABLE
 check "DISABLE otherdb refuses new clients (the connected one keeps working); ENABLE restores"
-sess_open dis otherdb
-assert_eq "5" "$(sess_q dis 'select 5;')" "session on otherdb before DISABLE"
+pgu_sess_open dis otherdb
+assert_eq "5" "$(pgu_sess_q dis 'select 5;')" "session on otherdb before DISABLE"
 pgu_try admin -c 'DISABLE otherdb'
 assert_ok "DISABLE otherdb"
 assert_eq "1" "$(col DATABASES 1 otherdb 17)" "SHOW DATABASES disabled for otherdb"
 pgu_try timeout 15 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d otherdb -c 'select 1'
 assert_fails "new connection to a disabled database"
 ((PGU_RC != 124)) || fail "connection to a disabled database hung instead of being refused"
-assert_eq "6" "$(sess_q dis 'select 6;')" "connected session still works while disabled"
+assert_eq "6" "$(pgu_sess_q dis 'select 6;')" "connected session still works while disabled"
 assert_eq "7" "$(q testdb 'select 7')" "other databases unaffected"
 pgu_try admin -c 'ENABLE otherdb'
 assert_ok "ENABLE otherdb"
 assert_eq "0" "$(col DATABASES 1 otherdb 17)" "SHOW DATABASES disabled after ENABLE"
 assert_eq "8" "$(q otherdb 'select 8')" "new connection after ENABLE"
-sess_close dis
+pgu_sess_close dis
 PGU_BG_PIDS=()
 pgu_try admin -c 'DISABLE'
 assert_fails "DISABLE without a database"

@@ -39,37 +39,6 @@ assert_running() { # msg
 	echo "   ok: pooler still running ($1)"
 }
 
-# A psql session held open through fifos (see t_pause.sh).
-declare -A SESS_W SESS_R SESS_PID
-sess_open() {
-	local name=$1 w r
-	mkfifo "$PGU_TMP/$name.in" "$PGU_TMP/$name.out"
-	psql -X -A -t -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d testdb <"$PGU_TMP/$name.in" >"$PGU_TMP/$name.out" 2>&1 &
-	SESS_PID[$name]=$!
-	PGU_BG_PIDS+=("$!")
-	exec {w}>"$PGU_TMP/$name.in"
-	exec {r}<"$PGU_TMP/$name.out"
-	SESS_W[$name]=$w
-	SESS_R[$name]=$r
-}
-sess_q() {
-	local line=""
-	echo "$2" >&"${SESS_W[$1]}"
-	read -r -t 10 -u "${SESS_R[$1]}" line || line="(no answer within 10 s)"
-	echo "$line"
-}
-sess_close() { # close psql's stdin: psql sends Terminate and exits
-	local w=${SESS_W[$1]} r=${SESS_R[$1]} i
-	exec {w}>&-
-	for ((i = 0; i < 50; i++)); do
-		kill -0 "${SESS_PID[$1]}" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -TERM "${SESS_PID[$1]}" 2>/dev/null || true
-	wait "${SESS_PID[$1]}" 2>/dev/null || true
-	exec {r}<&-
-}
-
 # ---------------------------------------------------------------- pidfile
 check "the pidfile holds the pooler's pid; a second pooler on the same pidfile refuses to start"
 start_pooler
@@ -86,9 +55,9 @@ assert_eq "1" "$(q 'select 1')" "first pooler still serves"
 
 # ---------------------------------------------------------------- SIGTERM
 check "SIGTERM with a connected client: new connections refused, the client keeps working"
-sess_open s1
-assert_eq "11" "$(sess_q s1 'select 11;')" "session before SIGTERM"
-assert_eq "12" "$(sess_q s1 'begin; select 12;')" "session opens a transaction"
+pgu_sess_open s1
+assert_eq "11" "$(pgu_sess_q s1 'select 11;')" "session before SIGTERM"
+assert_eq "12" "$(pgu_sess_q s1 'begin; select 12;')" "session opens a transaction"
 kill -TERM "$PGU_PID"
 assert_log_contains "got SIGTERM" 5
 sleep 1
@@ -96,14 +65,14 @@ assert_running "1 s after SIGTERM with a client connected"
 pgu_try timeout 15 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d testdb -c 'select 1'
 assert_fails "a new connection after SIGTERM"
 ((PGU_RC != 124)) || fail "a new connection after SIGTERM hung instead of being refused"
-assert_eq "13" "$(sess_q s1 'select 13;')" "the connected client's transaction continues after SIGTERM"
-assert_eq "14" "$(sess_q s1 'commit; select 14;')" "and it can commit and start new transactions"
+assert_eq "13" "$(pgu_sess_q s1 'select 13;')" "the connected client's transaction continues after SIGTERM"
+assert_eq "14" "$(pgu_sess_q s1 'commit; select 14;')" "and it can commit and start new transactions"
 sleep 1
 assert_running "while the client is still connected"
 [[ -e $PGU_PIDFILE ]] || fail "pidfile removed while the pooler still runs"
 
 check "the last client leaves: the pooler exits (status 0) and removes its pidfile"
-sess_close s1
+pgu_sess_close s1
 wait_exit 10 || fail "pooler still running 10 s after the last client left (SIGTERM)"
 assert_eq "0" "$EXIT_RC" "exit status after SIGTERM"
 [[ ! -e $PGU_PIDFILE ]] || fail "pidfile $PGU_PIDFILE left behind after SIGTERM shutdown"
@@ -112,8 +81,8 @@ PGU_BG_PIDS=()
 
 check "a second SIGTERM exits immediately"
 start_pooler
-sess_open s2
-assert_eq "21" "$(sess_q s2 'select 21;')" "session before SIGTERM"
+pgu_sess_open s2
+assert_eq "21" "$(pgu_sess_q s2 'select 21;')" "session before SIGTERM"
 kill -TERM "$PGU_PID"
 sleep 1
 assert_running "after the first SIGTERM"
@@ -121,10 +90,10 @@ kill -TERM "$PGU_PID"
 wait_exit 5 || fail "pooler still running 5 s after the second SIGTERM"
 echo "   ok: exited after the second SIGTERM (status $EXIT_RC)"
 [[ ! -e $PGU_PIDFILE ]] || fail "pidfile left behind after the second SIGTERM"
-r=$(sess_q s2 'select 22;')
+r=$(pgu_sess_q s2 'select 22;')
 [[ $r != 22 ]] || fail "the session still got an answer after the pooler exited"
 echo "   ok: the held session lost its connection ($r)"
-sess_close s2
+pgu_sess_close s2
 PGU_BG_PIDS=()
 
 # ---------------------------------------------------------------- SIGINT
@@ -165,14 +134,14 @@ echo "   ok: exited after the query finished (status $EXIT_RC)"
 # ---------------------------------------------------------------- SIGQUIT
 check "SIGQUIT exits at once, even with a client in a transaction"
 start_pooler
-sess_open s3
-assert_eq "41" "$(sess_q s3 'begin; select 41;')" "session in a transaction"
+pgu_sess_open s3
+assert_eq "41" "$(pgu_sess_q s3 'begin; select 41;')" "session in a transaction"
 kill -QUIT "$PGU_PID"
 wait_exit 5 || fail "pooler still running 5 s after SIGQUIT"
 echo "   ok: exited after SIGQUIT (status $EXIT_RC)"
 [[ ! -e $PGU_PIDFILE ]] || fail "pidfile left behind after SIGQUIT"
 assert_log_contains "got SIGQUIT" 1
-sess_close s3
+pgu_sess_close s3
 PGU_BG_PIDS=()
 
 # ---------------------------------------------------------------- stale pidfile
