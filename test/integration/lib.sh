@@ -413,6 +413,18 @@ pgu_sess_close() {
 	exec {r}<&-
 }
 
+# Wait (5 s at most) until the primary runs the query text $1 (an active backend), e.g. the
+# session that holds a pool's only server.
+pgu_wait_active_query() {
+	local i n
+	for ((i = 0; i < 50; i++)); do
+		n=$(pg_direct "$PGU_PRIMARY" postgres -c "select count(*) from pg_stat_activity where query = '$1' and state = 'active'")
+		((n >= 1)) && return 0
+		sleep 0.1
+	done
+	fail "no active '$1' on the primary within 5 s"
+}
+
 pgu__exit() {
 	local rc=$?
 	set +e

@@ -109,12 +109,7 @@ EOF
 check "[databases] testdb query_wait_timeout=1 (global 120): a client waiting for the only server gives up after ~1 s"
 pgu_bg pgu_psql testdb u_trust -c "select 1" -c "select pg_sleep(8)" >"$PGU_TMP/holder.out" 2>&1
 holder=$PGU_BG_PID
-for ((i = 0; i < 50; i++)); do
-	n=$(pg_direct "$PGU_PRIMARY" postgres -c "select count(*) from pg_stat_activity where query = 'select pg_sleep(8)' and state = 'active'")
-	[[ $n == 1 ]] && break
-	sleep 0.1
-done
-[[ $n == 1 ]] || fail "the session holding the server did not start"
+pgu_wait_active_query "select pg_sleep(8)"
 t0=$(date +%s.%N)
 pgu_try pgu_psql testdb u_trust -c "select 'second'"
 assert_fails "the second client"
@@ -135,12 +130,7 @@ EOF
 
 check "query_wait_notify=1: a client queued for over 1 s gets one NOTICE, then its answer"
 pgu_bg pgu_psql testdb u_trust -c "select 1" -c "select pg_sleep(3)" >"$PGU_TMP/holder2.out" 2>&1
-for ((i = 0; i < 50; i++)); do
-	n=$(pg_direct "$PGU_PRIMARY" postgres -c "select count(*) from pg_stat_activity where query = 'select pg_sleep(3)' and state = 'active'")
-	[[ $n == 1 ]] && break
-	sleep 0.1
-done
-[[ $n == 1 ]] || fail "the session holding the server did not start"
+pgu_wait_active_query "select pg_sleep(3)"
 pgu_try pgu_psql testdb u_trust -c "select 'served after the wait'"
 assert_ok "the queued client"
 assert_contains "$PGU_OUT" "served after the wait" "its query ran once the server was free"

@@ -75,12 +75,7 @@ conf "query_wait_timeout = 2" "pool_mode = session" "default_pool_size = 1" "res
 check "query_wait_timeout=2: with the only server held by a session, a second client gets 'query_wait_timeout'"
 pgu_bg pgu_psql testdb u_trust -c "select 1" -c "select pg_sleep(12)" >"$PGU_TMP/holder.out" 2>&1
 holder=$PGU_BG_PID
-for ((i = 0; i < 50; i++)); do
-	n=$(pg_direct "$PGU_PRIMARY" postgres -c "select count(*) from pg_stat_activity where query = 'select pg_sleep(12)' and state = 'active'")
-	[[ $n == 1 ]] && break
-	sleep 0.1
-done
-[[ $n == 1 ]] || fail "the session holding the server did not start"
+pgu_wait_active_query "select pg_sleep(12)"
 t0=$(date +%s.%N)
 pgu_try pgu_psql testdb u_trust -c "select 'second'"
 t1=$(date +%s.%N)
