@@ -43,7 +43,7 @@ bool scram_secret_for_user(const char *user, const char *password, int iteration
 /* A secret for an exchange that must fail (unknown user, md5 secret): the salt is fixed per
  * user name, as a real user's, and the keys are random; no PBKDF2. */
 void scram_mock_secret(const char *user, int iterations, struct scram_secret *out);
-/* Forget every cached secret (tests, shutdown). */
+/* Forget every cached secret (used by the unit tests). */
 void scram_cache_clear(void);
 /* True for an md5 secret: "md5" followed by exactly 32 hex digits. */
 bool pg_is_md5_secret(const char *text);
