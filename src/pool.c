@@ -291,28 +291,23 @@ static const struct pool *resolve_limits(const struct pool *cp)
     const struct cf_user *u = config_find_user(G.cf, p->user);
     const struct cf_database *d = p->db->cf;
     const struct cf_global *g = &G.cf->g;
-    p->lim_mode = u && u->pool_mode != CF_UNSET   ? u->pool_mode
-                  : d->pool_mode != CF_UNSET      ? d->pool_mode
-                                                  : g->pool_mode;
-    p->lim_size = u && u->pool_size != CF_UNSET   ? u->pool_size
-                  : d->pool_size != CF_UNSET      ? d->pool_size
-                                                  : g->default_pool_size;
-    p->lim_reserve = u && u->reserve_pool_size != CF_UNSET ? u->reserve_pool_size
-                     : d->reserve_pool_size != CF_UNSET    ? d->reserve_pool_size
-                                                           : g->reserve_pool_size;
-    p->lim_query_timeout = u && u->query_timeout != CF_UNSET ? u->query_timeout
-                                                              : g->query_timeout;
-    p->lim_query_wait_timeout = u && u->query_wait_timeout != CF_UNSET ? u->query_wait_timeout
-                                : d->query_wait_timeout != CF_UNSET    ? d->query_wait_timeout
-                                                                       : g->query_wait_timeout;
-    p->lim_idle_xact_timeout = u && u->idle_transaction_timeout != CF_UNSET
-                                   ? u->idle_transaction_timeout
-                                   : g->idle_transaction_timeout;
-    p->lim_xact_timeout = u && u->transaction_timeout != CF_UNSET ? u->transaction_timeout
-                                                                  : g->transaction_timeout;
-    p->lim_client_idle_timeout = u && u->client_idle_timeout != CF_UNSET
-                                     ? u->client_idle_timeout
-                                     : g->client_idle_timeout;
+    /* An unset value ([users]/[databases] key absent, or no [users] line) falls through. */
+#define PICK(user, db, global)                                                                  \
+    ((user) != CF_UNSET ? (user) : (db) != CF_UNSET ? (db) : (global))
+#define U(field) (u ? u->field : CF_UNSET)
+    p->lim_mode = PICK(U(pool_mode), d->pool_mode, g->pool_mode);
+    p->lim_size = PICK(U(pool_size), d->pool_size, g->default_pool_size);
+    p->lim_reserve = PICK(U(reserve_pool_size), d->reserve_pool_size, g->reserve_pool_size);
+    p->lim_query_wait_timeout =
+        PICK(U(query_wait_timeout), d->query_wait_timeout, g->query_wait_timeout);
+    /* These exist per user and globally only. */
+    p->lim_query_timeout = PICK(U(query_timeout), CF_UNSET, g->query_timeout);
+    p->lim_idle_xact_timeout =
+        PICK(U(idle_transaction_timeout), CF_UNSET, g->idle_transaction_timeout);
+    p->lim_xact_timeout = PICK(U(transaction_timeout), CF_UNSET, g->transaction_timeout);
+    p->lim_client_idle_timeout = PICK(U(client_idle_timeout), CF_UNSET, g->client_idle_timeout);
+#undef U
+#undef PICK
     p->lim_gen = G.cf_gen;
     return p;
 }
