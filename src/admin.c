@@ -702,20 +702,24 @@ static void put_totals(struct result *r, const struct pool_stats *t)
     row_int(r, (long long)t->client_login_count);
 }
 
+/* The averages in SHOW STATS column order (stat_names). */
+static void avg_values(const struct stats_avg *a, uint64_t v[12])
+{
+    const uint64_t vals[12] = {
+        a->server_assignment_count, a->xact_count,  a->query_count,
+        a->bytes_received,          a->bytes_sent,  a->xact_time,
+        a->query_time,              a->wait_time,   a->client_parse_count,
+        a->server_parse_count,      a->bind_count,  a->client_login_count,
+    };
+    memcpy(v, vals, sizeof(vals));
+}
+
 static void put_avgs(struct result *r, const struct database *db)
 {
-    row_int(r, (long long)db->avg.server_assignment_count);
-    row_int(r, (long long)db->avg.xact_count);
-    row_int(r, (long long)db->avg.query_count);
-    row_int(r, (long long)db->avg.bytes_received);
-    row_int(r, (long long)db->avg.bytes_sent);
-    row_int(r, (long long)db->avg.xact_time);
-    row_int(r, (long long)db->avg.query_time);
-    row_int(r, (long long)db->avg.wait_time);
-    row_int(r, (long long)db->avg.client_parse_count);
-    row_int(r, (long long)db->avg.server_parse_count);
-    row_int(r, (long long)db->avg.bind_count);
-    row_int(r, (long long)db->avg.client_login_count);
+    uint64_t v[12];
+    avg_values(&db->avg, v);
+    for (int i = 0; i < 12; i++)
+        row_int(r, (long long)v[i]);
 }
 
 static const char *const stat_names[12] = {
@@ -782,13 +786,8 @@ static void show_totals(struct client *c)
         for (size_t i = 0; i < sizeof(all) / sizeof(uint64_t); i++)
             a[i] += b[i];
     }
-    const struct stats_avg *ta = stats_total_avg();
-    const uint64_t avg[12] = {
-        ta->server_assignment_count, ta->xact_count,  ta->query_count,
-        ta->bytes_received,          ta->bytes_sent,  ta->xact_time,
-        ta->query_time,              ta->wait_time,   ta->client_parse_count,
-        ta->server_parse_count,      ta->bind_count,  ta->client_login_count,
-    };
+    uint64_t avg[12];
+    avg_values(stats_total_avg(), avg);
     const uint64_t tot[12] = {
         all.server_assignment_count, all.xact_count,  all.query_count,
         all.bytes_received,          all.bytes_sent,  all.xact_time,
