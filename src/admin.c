@@ -298,11 +298,6 @@ static time_t mono_to_wall(uint64_t mono)
     for (struct list *p##_it = db->pools.next; p##_it != &db->pools; p##_it = p##_it->next)       \
         for (struct pool *p = container_of(p##_it, struct pool, node); p; p = NULL)
 
-static int pool_total_servers(const struct pool *p)
-{
-    return p->n_sv_active + p->n_sv_idle + p->n_sv_used + p->n_sv_tested + p->n_sv_login;
-}
-
 static const char *db_pool_mode_name(const struct database *db)
 {
     return db->cf->pool_mode != CF_UNSET ? config_pool_mode_name(db->cf->pool_mode) : NULL;
@@ -344,11 +339,11 @@ static void show_pools(struct client *c)
         row_str(&r, p->user);
         row_int(&r, p->n_cl_active);
         row_int(&r, p->n_cl_waiting);
-        row_int(&r, 0);
-        row_int(&r, 0);
+        row_int(&r, p->n_cl_active_cancel_req);
+        row_int(&r, 0); /* a cancel request is forwarded at once: none waits */
         row_int(&r, p->n_sv_active);
-        row_int(&r, 0);
-        row_int(&r, 0);
+        row_int(&r, p->n_sv_active_cancel);
+        row_int(&r, p->n_sv_being_canceled);
         row_int(&r, p->n_sv_idle);
         row_int(&r, p->n_sv_used);
         row_int(&r, p->n_sv_tested);
@@ -388,6 +383,8 @@ static const char *client_state_name(const struct client *c)
         return "waiting";
     case CL_ACTIVE:
         return c->link ? "active" : "idle";
+    case CL_CANCEL:
+        return "active_cancel_req";
     default:
         return "justfree";
     }
@@ -406,6 +403,8 @@ static const char *server_state_name(const struct server *s)
         return "used";
     case SV_TESTED:
         return "tested";
+    case SV_BEING_CANCELED:
+        return "being_canceled";
     default:
         return "justfree";
     }
@@ -511,8 +510,8 @@ static void add_clients(struct result *r, bool sockets, bool active_only)
     }
     FOR_EACH_POOL(db, p)
     {
-        struct list *lists[] = {&p->cl_active, &p->cl_waiting};
-        for (int i = 0; i < 2; i++) {
+        struct list *lists[] = {&p->cl_active, &p->cl_waiting, &p->cl_active_cancel_req};
+        for (int i = 0; i < 3; i++) {
             list_for_each(it, lists[i])
             {
                 struct client *c = container_of(it, struct client, node);
@@ -528,9 +527,9 @@ static void add_servers(struct result *r, bool sockets, bool active_only)
     struct list *it;
     FOR_EACH_POOL(db, p)
     {
-        struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
-                                &p->sv_login};
-        for (int i = 0; i < 5; i++) {
+        struct list *lists[POOL_SV_NLISTS];
+        pool_server_lists(p, lists);
+        for (int i = 0; i < POOL_SV_NLISTS; i++) {
             list_for_each(it, lists[i])
             {
                 struct server *s = container_of(it, struct server, node);
@@ -664,7 +663,7 @@ static void show_users(struct client *c)
         FOR_EACH_POOL(db, p)
         {
             if (strcmp(p->user, names[i]) == 0) {
-                servers += pool_total_servers(p);
+                servers += pool_server_total(p);
                 clients += p->n_cl_active + p->n_cl_waiting;
             }
         }
@@ -834,7 +833,7 @@ static void show_lists(struct client *c)
     {
         npools++;
         used_clients += p->n_cl_active + p->n_cl_waiting;
-        used_servers += pool_total_servers(p);
+        used_servers += pool_server_total(p);
     }
     int login = (int)list_count(&G.login_clients);
     list_row(&r, "databases", ndb);
@@ -990,7 +989,7 @@ static void show_hosts(struct client *c)
     {
         if (db->admin)
             continue;
-        int elig[64];
+        int elig[CF_MAX_HOSTS];
         int ne = database_eligible(db, elig, NULL, 0);
         uint64_t primary_lsn = 0;
         for (int i = 0; i < db->nbackends; i++)
@@ -1125,7 +1124,7 @@ static bool servers_gone(const struct database *only)
             continue;
         if (db->admin)
             continue;
-        if (pool_total_servers(p) > 0)
+        if (pool_server_total(p) > 0)
             return false;
     }
     return true;
@@ -1137,9 +1136,9 @@ static bool close_needed_gone(const struct database *only)
     {
         if (only && db != only)
             continue;
-        struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
-                                &p->sv_login};
-        for (int i = 0; i < 5; i++) {
+        struct list *lists[POOL_SV_NLISTS];
+        pool_server_lists(p, lists);
+        for (int i = 0; i < POOL_SV_NLISTS; i++) {
             struct list *it;
             list_for_each(it, lists[i])
             {
@@ -1167,9 +1166,9 @@ static void kill_pools(struct database *db, struct client *except, const char *r
             if (c != except)
                 client_error_close(c, "08P01", "%s", reason);
         }
-        struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested,
-                                &p->sv_login};
-        for (int i = 0; i < 5; i++)
+        struct list *lists[POOL_SV_NLISTS];
+        pool_server_lists(p, lists);
+        for (int i = 0; i < POOL_SV_NLISTS; i++)
             while (!list_empty(lists[i]))
                 server_close(container_of(lists[i]->next, struct server, node), "%s", reason);
     }

@@ -139,8 +139,9 @@ static void react_to_change(struct backend *be)
                         server_close(s, "host %s:%d is %s", be->host, be->port,
                                      be->hc.state != BE_UP ? "down" : backend_role_name(be->role));
                 }
-                struct list *lists[] = {&p->sv_active, &p->sv_used, &p->sv_tested};
-                for (int i = 0; i < 3; i++) {
+                struct list *lists[POOL_SV_NLISTS];
+                pool_server_lists(p, lists);
+                for (int i = 0; i < POOL_SV_NLISTS; i++) {
                     list_for_each(si, lists[i])
                     {
                         struct server *s = container_of(si, struct server, node);

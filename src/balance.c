@@ -67,8 +67,8 @@ int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, i
     /* Tiers: 0 = known role that matches; 1 = role unknown yet (the login checks it);
      * 2 = prefer-standby's fallback to the primary. */
     int count[3] = {0, 0, 0};
-    int tier_of[64];
-    for (int i = 0; i < n && i < 64; i++) {
+    int tier_of[CF_MAX_HOSTS];
+    for (int i = 0; i < n && i < CF_MAX_HOSTS; i++) {
         tier_of[i] = -1;
         const struct backend *be = bes[i];
         if (!usable(be))
@@ -96,7 +96,7 @@ int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, i
     }
     int best = count[0] ? 0 : count[1] ? 1 : count[2] ? 2 : -1;
     int k = 0;
-    for (int i = 0; i < n && i < 64 && best >= 0; i++)
+    for (int i = 0; i < n && i < CF_MAX_HOSTS && best >= 0; i++)
         if (tier_of[i] == best)
             out[k++] = i;
     if (k == 0 && why && whylen) {

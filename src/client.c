@@ -184,13 +184,12 @@ void client_close(struct client *c, const char *fmt, ...)
     cancel_hash_del(c);
     struct server *s = c->link;
     struct pool *p = c->pool;
-    bool counted = c->state != CL_LOGIN && c->db;
+    bool counted = c->state != CL_LOGIN && c->state != CL_CANCEL && c->db;
+    if (c->state == CL_CANCEL)
+        server_cancel_requester_gone(c);
     client_set_state(c, CL_CLOSING);
-    if (s) {
-        s->link = NULL;
-        c->link = NULL;
-        pool_release_server(s);
-    }
+    if (s)
+        pool_unlink(c);
     if (counted)
         c->db->client_count--;
     stream_flush(&c->st); /* batched output joins the queue that must drain first */
@@ -268,10 +267,17 @@ static void handle_cancel(struct client *c, const uint8_t *pkt)
 {
     uint32_t pid = pkt_get32(pkt + 8), key = pkt_get32(pkt + 12);
     struct client *target = cancel_hash_find(pid, key);
-    if (target && target->link && target->link->ready)
-        server_send_cancel(target->link);
-    else
+    if (target && target->link && target->link->ready) {
+        /* Held open until the cancel is done (SHOW POOLS: cl_active_cancel_req). */
+        c->pool = target->pool;
+        c->db = target->db;
+        c->db->cl_refs++;
+        client_set_state(c, CL_CANCEL);
+        if (server_send_cancel(target->link, c))
+            return;
+    } else {
         log_debug("cancel request for unknown or idle client");
+    }
     /* PostgreSQL answers a cancel request by closing the connection. */
     client_close(c, "cancel request");
 }
@@ -870,16 +876,24 @@ static void process_active(struct client *c)
                 if (s->expect_rfq == 0)
                     c->query_start = now;
                 s->expect_rfq++;
+                s->open_batch = false;
                 break;
             case 'P':
                 c->pool->stats.client_parse_count++;
                 c->pool->stats.server_parse_count++;
+                s->open_batch = true;
                 break;
             case 'B':
                 c->pool->stats.bind_count++;
+                s->open_batch = true;
                 break;
             case 'E':
                 c->pool->stats.query_count++;
+                s->open_batch = true;
+                break;
+            case 'D':
+            case 'C':
+                s->open_batch = true;
                 break;
             default:
                 break;

@@ -51,7 +51,7 @@ const struct cf_setting config_settings[] = {
     ROW(auth_type, CF_ENUM_AUTH_TYPE, "md5", true, true),
     ROW(auth_user, CF_STRING, "", true, false),
     ROW(autodb_idle_timeout, CF_TIME, "3600", true, true),
-    ROW(cancel_wait_timeout, CF_TIME, "10", true, false),
+    ROW(cancel_wait_timeout, CF_TIME, "10", true, true),
     ROW(client_idle_timeout, CF_TIME, "0", true, true),
     ROW(client_login_timeout, CF_TIME, "60", true, true),
     ROW(client_tls13_ciphers, CF_STRING, "", true, false),
@@ -755,6 +755,11 @@ static bool finish_hosts(struct db_parse *dp, char *err, size_t errlen)
     if (dp->host_list) {
         if (!split_list(dp->host_list, &db->hosts, &db->nhosts, "host", err, errlen))
             goto done;
+        if (db->nhosts > CF_MAX_HOSTS) {
+            put_err(err, errlen, "host list has %d entries, at most %d are supported",
+                    db->nhosts, CF_MAX_HOSTS);
+            goto done;
+        }
     }
     if (nports > 1 && nports != db->nhosts) {
         if (db->nhosts == 0)

@@ -24,8 +24,6 @@ static void attach_backends(struct database *db)
 {
     const struct cf_database *cf = db->cf;
     int n = cf->nhosts > 0 ? cf->nhosts : 1;
-    if (n > 64)
-        n = 64;
     db->backends = calloc((size_t)n, sizeof(*db->backends));
     if (!db->backends)
         return;
@@ -189,9 +187,9 @@ static void reap_databases(uint64_t now)
             list_for_each(pi, &db->pools)
             {
                 struct pool *p = container_of(pi, struct pool, node);
-                struct list *lists[] = {&p->sv_idle, &p->sv_used, &p->sv_tested, &p->sv_login,
-                                        &p->sv_active};
-                for (int i = 0; i < 5; i++)
+                struct list *lists[POOL_SV_NLISTS];
+                pool_server_lists(p, lists);
+                for (int i = 0; i < POOL_SV_NLISTS; i++)
                     while (!list_empty(lists[i]))
                         server_close(container_of(lists[i]->next, struct server, node),
                                      db->removed ? "database removed"
@@ -216,8 +214,9 @@ void pool_reconnect(struct database *only)
         list_for_each(pi, &db->pools)
         {
             struct pool *p = container_of(pi, struct pool, node);
-            struct list *lists[] = {&p->sv_active, &p->sv_used, &p->sv_tested, &p->sv_login};
-            for (int i = 0; i < 4; i++) {
+            struct list *lists[POOL_SV_NLISTS];
+            pool_server_lists(p, lists);
+            for (int i = 0; i < POOL_SV_NLISTS; i++) {
                 list_for_each(it, lists[i])
                 {
                     container_of(it, struct server, node)->close_needed = true;
@@ -275,6 +274,8 @@ struct pool *pool_get(struct database *db, const char *user)
     list_init(&p->sv_used);
     list_init(&p->sv_tested);
     list_init(&p->sv_login);
+    list_init(&p->sv_being_canceled);
+    list_init(&p->cl_active_cancel_req);
     pktbuf_init(&p->welcome);
     p->launch_hint = -1;
     list_append(&db->pools, &p->node);
@@ -337,9 +338,20 @@ static int pool_min_size(const struct pool *p)
     return n > size ? size : n;
 }
 
-static int pool_server_total(const struct pool *p)
+int pool_server_total(const struct pool *p)
 {
-    return p->n_sv_active + p->n_sv_idle + p->n_sv_used + p->n_sv_tested + p->n_sv_login;
+    return p->n_sv_active + p->n_sv_idle + p->n_sv_used + p->n_sv_tested + p->n_sv_login +
+           p->n_sv_being_canceled;
+}
+
+void pool_server_lists(struct pool *p, struct list *out[POOL_SV_NLISTS])
+{
+    out[0] = &p->sv_active;
+    out[1] = &p->sv_idle;
+    out[2] = &p->sv_used;
+    out[3] = &p->sv_tested;
+    out[4] = &p->sv_login;
+    out[5] = &p->sv_being_canceled;
 }
 
 /* Servers of this user across all databases (max_user_connections). */
@@ -387,6 +399,8 @@ static int *client_counter(struct client *c)
         return &c->pool->n_cl_waiting;
     case CL_ACTIVE:
         return &c->pool->n_cl_active;
+    case CL_CANCEL:
+        return &c->pool->n_cl_active_cancel_req;
     default:
         return NULL;
     }
@@ -416,6 +430,9 @@ void client_set_state(struct client *c, enum client_state st)
     case CL_ACTIVE:
         list_append(&c->pool->cl_active, &c->node);
         break;
+    case CL_CANCEL:
+        list_append(&c->pool->cl_active_cancel_req, &c->node);
+        break;
     case CL_CLOSING:
         break;
     }
@@ -443,6 +460,9 @@ static struct list *server_list(struct server *s, int **cnt)
     case SV_TESTED:
         *cnt = &p->n_sv_tested;
         return &p->sv_tested;
+    case SV_BEING_CANCELED:
+        *cnt = &p->n_sv_being_canceled;
+        return &p->sv_being_canceled;
     case SV_CLOSING:
         break;
     }
@@ -493,11 +513,11 @@ static struct server *take_idle(struct pool *p)
     bool rr = G.cf->g.server_round_robin;
     struct database *db = p->db;
     /* Only servers on hosts that may serve the database now (up, right role, not lagging). */
-    int elig[64], conns[64];
+    int elig[CF_MAX_HOSTS], conns[CF_MAX_HOSTS];
     int n = database_eligible(db, elig, NULL, 0);
     if (n == 0)
         return NULL;
-    struct server *cand[64] = {0};
+    struct server *cand[CF_MAX_HOSTS] = {0};
     struct list *it;
     list_for_each(it, &p->sv_idle)
     {
@@ -585,15 +605,38 @@ bool pool_client_wants_server(struct client *c)
     return false;
 }
 
+bool pool_server_done(const struct server *s, const struct client *c)
+{
+    return s->ready && s->expect_rfq == 0 && !s->open_batch && s->pkt_remain == 0 &&
+           s->tx_status == 'I' && s->iq == IQ_NONE && (!c || c->pkt_remain == 0);
+}
+
+void pool_unlink(struct client *c)
+{
+    struct server *s = c->link;
+    if (!s)
+        return;
+    if (c->pkt_remain > 0)
+        s->open_batch = true; /* it holds part of a message: nobody else can use it */
+    s->link = NULL;
+    c->link = NULL;
+    pool_release_server(s);
+}
+
 void pool_release_server(struct server *s)
 {
     if (s->state == SV_CLOSING)
         return;
     struct pool *p = s->pool;
     const struct cf_global *g = &G.cf->g;
-    if (!s->ready || s->expect_rfq > 0 || s->pkt_remain > 0 || s->tx_status != 'I' ||
-        s->iq != IQ_NONE) {
+    if (!pool_server_done(s, NULL)) {
         server_close(s, "client disconnect while server was not ready");
+        return;
+    }
+    if (s->cancels) {
+        /* A cancel for its last client is still on its way: whoever got the server next
+         * would have their query cancelled. server.c releases it again when it is done. */
+        server_set_state(s, SV_BEING_CANCELED);
         return;
     }
     if (s->close_needed) {
@@ -789,13 +832,14 @@ static void check_balance(struct pool *p, struct victims *vs)
     struct database *db = p->db;
     if (db->nbackends < 1 || db->admin)
         return;
-    int elig[64], n = database_eligible(db, elig, NULL, 0);
-    bool ok[64] = {false};
-    int count[64] = {0};
+    int elig[CF_MAX_HOSTS], n = database_eligible(db, elig, NULL, 0);
+    bool ok[CF_MAX_HOSTS] = {false};
+    int count[CF_MAX_HOSTS] = {0};
     for (int j = 0; j < n; j++)
         ok[elig[j]] = true;
-    struct list *lists[] = {&p->sv_active, &p->sv_idle, &p->sv_used, &p->sv_tested, &p->sv_login};
-    for (int l = 0; l < 5; l++) {
+    struct list *lists[POOL_SV_NLISTS];
+    pool_server_lists(p, lists);
+    for (int l = 0; l < POOL_SV_NLISTS; l++) {
         struct list *it;
         list_for_each(it, lists[l])
         {
@@ -948,7 +992,7 @@ void pool_janitor(void)
                 continue;
             }
             /* query_wait_timeout: say why no server could be had, when we know. */
-            int elig[64];
+            int elig[CF_MAX_HOSTS];
             char why[160];
             if (c->pool && database_eligible(c->pool->db, elig, why, sizeof(why)) == 0)
                 client_error_close(c, v->sqlstate, "query_wait_timeout: no server available for "
@@ -958,6 +1002,7 @@ void pool_janitor(void)
         }
     }
     free(vs.v);
+    server_cancel_janitor(now);
     reap_databases(now);
     list_for_each(it, &G.databases)
     {

@@ -48,6 +48,9 @@ typedef enum {
     TSA_PREFER_STANDBY,
 } tsa_t;
 
+/* The longest host list a [databases] entry may have (a longer one is a config error). */
+#define CF_MAX_HOSTS 128
+
 /* One [databases] entry. Integer overrides are CF_UNSET when not given. */
 struct cf_database {
     char *name;   /* key in [databases]; "*" is the fallback entry */

@@ -27,6 +27,8 @@ enum var_id {
     VAR_COUNT
 };
 
+struct canceller; /* server.c: one cancel request on its way to a server */
+
 struct varcache {
     const char *val[VAR_COUNT]; /* NULL = unknown; interned (varcache.c), shared */
 };
@@ -36,6 +38,8 @@ enum client_state {
     CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
     CL_WAITING,       /* pool->cl_waiting: wants a server */
     CL_ACTIVE,        /* pool->cl_active: logged in; linked to a server or idle */
+    CL_CANCEL,        /* pool->cl_active_cancel_req: a cancel request being forwarded; closed
+                       * when the cancel connection to the server is done */
     CL_CLOSING,       /* G.closing_clients: handle closing, freed in its close callback */
 };
 
@@ -45,6 +49,8 @@ enum server_state {
     SV_ACTIVE,  /* pool->sv_active: linked to a client */
     SV_USED,    /* pool->sv_used: released, must be checked before reuse */
     SV_TESTED,  /* pool->sv_tested: running the reset or check query */
+    SV_BEING_CANCELED, /* pool->sv_being_canceled: released by its client, a cancel request
+                        * for it still on its way: nobody else may have it yet */
     SV_CLOSING, /* G.closing_servers: handle closing */
 };
 
@@ -104,8 +110,10 @@ struct pool {
     struct database *db;
     char *user; /* server login user */
     struct list cl_active, cl_waiting;
-    struct list sv_active, sv_idle, sv_used, sv_tested, sv_login;
-    int n_cl_active, n_cl_waiting;
+    struct list sv_active, sv_idle, sv_used, sv_tested, sv_login, sv_being_canceled;
+    struct list cl_active_cancel_req;
+    int n_cl_active, n_cl_waiting, n_cl_active_cancel_req;
+    int n_sv_active_cancel; /* cancel connections to the servers of this pool, in flight */
     int n_cl_waiting_login; /* of n_cl_waiting, those in CL_WAITING_LOGIN */
     /* pool_mode/size/reserve and the client timeouts resolved (user, database, global)
      * for settings G.cf_gen. */
@@ -113,7 +121,7 @@ struct pool {
     int lim_mode, lim_size, lim_reserve;
     usec_t lim_query_timeout, lim_query_wait_timeout, lim_idle_xact_timeout, lim_xact_timeout;
     usec_t lim_client_idle_timeout;
-    int n_sv_active, n_sv_idle, n_sv_used, n_sv_tested, n_sv_login;
+    int n_sv_active, n_sv_idle, n_sv_used, n_sv_tested, n_sv_login, n_sv_being_canceled;
     struct pktbuf welcome; /* the ParameterStatus messages of the first login */
     struct varcache welcome_vars;
     bool welcome_ok;
@@ -182,6 +190,11 @@ struct server {
     int port;
     enum internal_query iq;
     int expect_rfq;  /* ReadyForQuery messages still owed for forwarded work */
+    /* The client forwarded extended-protocol messages (Parse, Bind, Execute, Describe,
+     * Close) that no Sync, Query or FunctionCall has closed yet: the server holds the
+     * client's unsynced work and must stay with it, whatever ReadyForQuery says. */
+    bool open_batch;
+    struct canceller *cancels; /* cancel requests for this server still on their way */
     char tx_status;  /* from the last ReadyForQuery: 'I', 'T' or 'E' */
     uint32_t pkt_remain;
     bool login_done;

@@ -33,6 +33,11 @@ int pool_pool_size(const struct pool *p);
 /* Logged-in clients of this (server login) user over all databases. */
 int pool_user_client_count(const char *user);
 int pool_mode(const struct pool *p);
+/* Servers of the pool in any state, and every server-state list (for code that visits all
+ * of its servers). */
+int pool_server_total(const struct pool *p);
+#define POOL_SV_NLISTS 6
+void pool_server_lists(struct pool *p, struct list *out[POOL_SV_NLISTS]);
 
 /* State changes: the one function per actor that moves it between lists. */
 void client_set_state(struct client *c, enum client_state st);
@@ -43,7 +48,15 @@ void server_set_state(struct server *s, enum server_state st);
 bool pool_client_wants_server(struct client *c);
 /* Link a ready server to a client and start the client's work. */
 void pool_link(struct client *c, struct server *s);
-/* The client is done with its server (end of transaction, or the client left). */
+/* Has the client nothing in flight on the server (c may be NULL: the server's side only)?
+ * Every message it forwarded is closed by a Sync/Query/FunctionCall whose ReadyForQuery came
+ * back, none is half forwarded, the transaction is over. Only then may another client have
+ * the server. */
+bool pool_server_done(const struct server *s, const struct client *c);
+/* Unlink a client from its server and release the server (end of transaction, or the client
+ * left): a server that is not done is closed, never handed to anyone else. */
+void pool_unlink(struct client *c);
+/* The server's client is gone (already unlinked): idle, reset, wait for a cancel, or close. */
 void pool_release_server(struct server *s);
 /* A server finished logging in or finished an internal query and is free. */
 void pool_server_idle(struct server *s);

@@ -889,6 +889,25 @@ START_TEST(parse_database_can_be_called_directly)
 }
 END_TEST
 
+START_TEST(host_list_up_to_the_limit_is_accepted_and_a_longer_one_refused)
+{
+    struct cf_database db;
+    char e[256], connstr[CF_MAX_HOSTS * 16 + 64];
+    size_t n = (size_t)snprintf(connstr, sizeof(connstr), "port=5432 host=");
+    for (int i = 0; i < CF_MAX_HOSTS; i++)
+        n += (size_t)snprintf(connstr + n, sizeof(connstr) - n, "%s127.0.%d.%d", i ? "," : "",
+                              i / 200, i % 200 + 1);
+    ck_assert_msg(config_parse_database("many", connstr, &db, e, sizeof(e)), "%s", e);
+    ck_assert_int_eq(db.nhosts, CF_MAX_HOSTS);
+    config_free_database(&db);
+
+    snprintf(connstr + n, sizeof(connstr) - n, ",127.0.9.9");
+    ck_assert(!config_parse_database("many", connstr, &db, e, sizeof(e)));
+    ck_assert_str_eq(e, "host list has 129 entries, at most 128 are supported");
+    config_free_database(&db);
+}
+END_TEST
+
 /* ---- [users] and [peers] ----------------------------------------------------------- */
 
 START_TEST(user_entry_is_parsed)
@@ -1157,6 +1176,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, target_session_attrs_and_lag_are_parsed);
     tcase_add_test(tc, bad_target_session_attrs_is_error);
     tcase_add_test(tc, parse_database_can_be_called_directly);
+    tcase_add_test(tc, host_list_up_to_the_limit_is_accepted_and_a_longer_one_refused);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("users_peers_auth_include");
