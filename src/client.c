@@ -6,6 +6,7 @@
 #include "pgusher/client.h"
 
 #include "pgusher/admin.h"
+#include "pgusher/cancel.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
@@ -186,7 +187,7 @@ void client_close(struct client *c, const char *fmt, ...)
     struct pool *p = c->pool;
     bool counted = c->state != CL_LOGIN && c->state != CL_CANCEL && c->db;
     if (c->state == CL_CANCEL)
-        server_cancel_requester_gone(c);
+        cancel_requester_gone(c);
     client_set_state(c, CL_CLOSING);
     if (s)
         pool_unlink(c);
@@ -273,7 +274,7 @@ static void handle_cancel(struct client *c, const uint8_t *pkt)
         c->db = target->db;
         c->db->cl_refs++;
         client_set_state(c, CL_CANCEL);
-        if (server_send_cancel(target->link, c))
+        if (cancel_send(target->link, c))
             return;
     } else {
         log_debug("cancel request for unknown or idle client");

@@ -7,6 +7,7 @@
 
 #include "pgusher/admin.h"
 #include "pgusher/balance.h"
+#include "pgusher/cancel.h"
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/pktbuf.h"
@@ -1002,7 +1003,7 @@ void pool_janitor(void)
         }
     }
     free(vs.v);
-    server_cancel_janitor(now);
+    cancel_janitor(now);
     reap_databases(now);
     list_for_each(it, &G.databases)
     {

@@ -15,14 +15,6 @@ void server_close(struct server *s, const char *fmt, ...) __attribute__((format(
 bool server_run_internal(struct server *s, enum internal_query iq, const char *sql);
 void server_update_reading(struct server *s);
 void server_resume(struct server *s);
-/* Forward a CancelRequest for this server's current query over a new connection; the
- * requester (the client connection that sent it, may be NULL) is closed when it is done. Until
- * then the server goes to nobody else. False when no connection could be made. */
-bool server_send_cancel(struct server *s, struct client *requester);
-/* The requester of a cancel closed first. */
-void server_cancel_requester_gone(struct client *c);
-/* Cancel requests older than cancel_wait_timeout give up (their servers are released). */
-void server_cancel_janitor(uint64_t now);
 void server_log(struct server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
