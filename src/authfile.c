@@ -1,8 +1,11 @@
 /*
  * authfile.c: reads PgBouncer's auth_file ("user" "secret" per line) into callbacks.
- * Owns the file text while reading; never validates secret formats or keeps any state.
+ * Owns the file text while reading and wipes it afterwards; never validates secret formats or
+ * keeps any state.
  */
 #include "pgusher/authfile.h"
+
+#include "pgusher/secret.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -125,7 +128,8 @@ static bool parse_text(char *text, const char *name, authfile_entry_fn fn, void 
 bool authfile_parse_string(const char *text, const char *name, authfile_entry_fn fn, void *arg,
                            char *err, size_t errlen)
 {
-    char *copy = strdup(text);
+    size_t size = strlen(text) + 1;
+    char *copy = malloc(size);
     bool ok;
 
     if (err && errlen)
@@ -134,52 +138,27 @@ bool authfile_parse_string(const char *text, const char *name, authfile_entry_fn
         set_error(err, errlen, name, 0, "out of memory");
         return false;
     }
+    memcpy(copy, text, size);
     ok = parse_text(copy, name, fn, arg, err, errlen);
-    free(copy);
+    secret_free(copy, size); /* parse_text cut it into lines: wipe all of it, not to a NUL */
     return ok;
 }
 
 bool authfile_parse_file(const char *path, authfile_entry_fn fn, void *arg, char *err,
                          size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t len;
+    char *buf;
     bool ok;
 
     if (err && errlen)
         err[0] = '\0';
-    if (!f) {
+    buf = secret_read_file(path, &len);
+    if (!buf) {
         set_error(err, errlen, path, 0, "cannot read auth file: %s", strerror(errno));
         return false;
     }
-    for (;;) {
-        if (cap - len < 4096) {
-            size_t ncap = cap ? cap * 2 : 8192;
-            char *nbuf = realloc(buf, ncap);
-            if (!nbuf) {
-                free(buf);
-                fclose(f);
-                set_error(err, errlen, path, 0, "out of memory");
-                return false;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        set_error(err, errlen, path, 0, "cannot read auth file: %s", strerror(errno ? errno : EIO));
-        free(buf);
-        fclose(f);
-        return false;
-    }
-    fclose(f);
-    buf[len] = '\0';
     ok = parse_text(buf, path, fn, arg, err, errlen);
-    free(buf);
+    secret_free(buf, len + 1);
     return ok;
 }

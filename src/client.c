@@ -10,6 +10,7 @@
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
+#include "pgusher/secret.h"
 #include "pgusher/server.h"
 #include "pgusher/varcache.h"
 
@@ -231,7 +232,7 @@ static void on_closed(struct stream *st)
     str_release(c->user_name);
     str_release(c->db_name);
     free(c->reject_msg);
-    free(c->secret_copy);
+    secret_free_str(c->secret_copy);
     free(c->admin_wait_db);
     varcache_free(&c->vars);
     if (c->scram) {
@@ -415,12 +416,10 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 
 /* ---------------------------------------------------------------- authentication */
 
+/* a is what the client sent, b the stored secret: see secret_equal. */
 static bool constant_eq(const char *a, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la != lb)
-        return false;
-    return CRYPTO_memcmp(a, b, la) == 0;
+    return secret_equal(a, b);
 }
 
 static void auth_failed(struct client *c)
@@ -651,7 +650,7 @@ static void auth_ok(struct client *c)
         c->scram = NULL;
     }
     c->secret = NULL;
-    free(c->secret_copy); /* authenticated: the secret is not needed any more */
+    secret_free_str(c->secret_copy); /* authenticated: the secret is not needed any more */
     c->secret_copy = NULL;
     c->pool = p;
     if (db->admin && !admin_login_allowed(c))

@@ -13,6 +13,7 @@
 #include "pgusher/authfile.h"
 #include "pgusher/connstr.h"
 #include "pgusher/ini.h"
+#include "pgusher/secret.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +38,12 @@
         .name = #key, .type = (kind), .offset = offsetof(struct cf_global, key),                   \
         .default_str = (def), .reloadable = (reload), .implemented = (impl)                        \
     }
+/* A setting that is (or may hold) a password: masked wherever it is shown, wiped when freed. */
+#define SECRET_ROW(key, def, reload, impl)                                                         \
+    {                                                                                              \
+        .name = #key, .type = CF_STRING, .offset = offsetof(struct cf_global, key),                \
+        .default_str = (def), .reloadable = (reload), .implemented = (impl), .secret = true        \
+    }
 
 /* One row per key of PgBouncer 1.25's SHOW CONFIG, in its order. */
 const struct cf_setting config_settings[] = {
@@ -46,7 +53,7 @@ const struct cf_setting config_settings[] = {
     ROW(auth_file, CF_STRING, "", true, true),
     ROW(auth_hba_file, CF_STRING, "", true, false),
     ROW(auth_ident_file, CF_STRING, "", true, false),
-    ROW(auth_ldap_options, CF_STRING, "", true, false),
+    SECRET_ROW(auth_ldap_options, "", true, false), /* may hold ldapbindpasswd= */
     ROW(auth_query, CF_STRING, DEFAULT_AUTH_QUERY, true, false),
     ROW(auth_type, CF_ENUM_AUTH_TYPE, "md5", true, true),
     ROW(auth_user, CF_STRING, "", true, false),
@@ -72,7 +79,7 @@ const struct cf_setting config_settings[] = {
     /* pgusher's own: backend health checks (not in PgBouncer) */
     ROW(health_check_dbname, CF_STRING, "postgres", true, true),
     ROW(health_check_fall, CF_INT, "3", true, true),
-    ROW(health_check_password, CF_STRING, "", true, true),
+    SECRET_ROW(health_check_password, "", true, true),
     ROW(health_check_period, CF_TIME, "1", true, true),
     ROW(health_check_rise, CF_INT, "2", true, true),
     ROW(health_check_timeout, CF_TIME, "1", true, true),
@@ -175,7 +182,8 @@ static void put_err(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* Replaces *dst with a copy of value; an empty value becomes NULL ("not set"). */
+/* Replaces *dst with a copy of value; an empty value becomes NULL ("not set"). The old value
+ * is wiped: it may have been a password (health_check_password, a password= in [databases]). */
 static bool set_str(char **dst, const char *value)
 {
     char *copy = NULL;
@@ -185,7 +193,7 @@ static bool set_str(char **dst, const char *value)
         if (!copy)
             return false;
     }
-    free(*dst);
+    secret_free_str(*dst);
     *dst = copy;
     return true;
 }
@@ -498,6 +506,15 @@ bool config_setting_set(struct config *cf, const struct cf_setting *s, const cha
     return setting_set(&cf->g, s, value, false, err, errlen);
 }
 
+const char *config_setting_shown(const struct config *cf, const struct cf_setting *s, char *buf,
+                                 size_t buflen)
+{
+    if (!s->secret)
+        return config_setting_value(cf, s, buf, buflen);
+    const char *v = *(char *const *)((const char *)&cf->g + s->offset);
+    return v && *v ? CONFIG_SECRET_MASK : "";
+}
+
 const char *config_setting_value(const struct config *cf, const struct cf_setting *s, char *buf,
                                  size_t buflen)
 {
@@ -554,7 +571,10 @@ static void free_global(struct cf_global *g)
     for (size_t i = 0; i < config_nsettings; i++) {
         if (config_settings[i].type == CF_STRING) {
             char **p = (char **)((char *)g + config_settings[i].offset);
-            free(*p);
+            if (config_settings[i].secret)
+                secret_free_str(*p);
+            else
+                free(*p);
             *p = NULL;
         }
     }
@@ -798,7 +818,7 @@ void config_free_database(struct cf_database *db)
     free(db->hosts);
     free(db->ports);
     free(db->user);
-    free(db->password);
+    secret_free_str(db->password);
     free(db->auth_user);
     free(db->auth_dbname);
     free(db->auth_query);
@@ -807,7 +827,7 @@ void config_free_database(struct cf_database *db)
     free(db->datestyle);
     free(db->timezone);
     free(db->application_name);
-    free(db->connstr);
+    secret_free_str(db->connstr); /* it holds the password= too */
     memset(db, 0, sizeof(*db));
 }
 
@@ -1217,7 +1237,7 @@ static bool auth_entry(void *arg, const char *file, int line, const char *user, 
     grown[cf->nauthusers].secret = strdup(secret);
     if (!grown[cf->nauthusers].name || !grown[cf->nauthusers].secret) {
         free(grown[cf->nauthusers].name);
-        free(grown[cf->nauthusers].secret);
+        secret_free_str(grown[cf->nauthusers].secret);
         put_err(err, errlen, "out of memory");
         return false;
     }
@@ -1271,7 +1291,7 @@ static bool load_authfile(struct loader *ld, char *err, size_t errlen)
     for (int i = 0; i < cf->nauthusers; i++) {
         if (i + 1 < cf->nauthusers && strcmp(t[i].u.name, t[i + 1].u.name) == 0) {
             free(t[i].u.name);
-            free(t[i].u.secret);
+            secret_free_str(t[i].u.secret);
             continue;
         }
         cf->authusers[kept++] = t[i].u;
@@ -1386,7 +1406,7 @@ void config_free(struct config *cf)
     free(cf->peers);
     for (int i = 0; i < cf->nauthusers; i++) {
         free(cf->authusers[i].name);
-        free(cf->authusers[i].secret);
+        secret_free_str(cf->authusers[i].secret);
     }
     free(cf->authusers);
     for (int i = 0; i < cf->nunimplemented; i++)

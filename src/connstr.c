@@ -4,6 +4,8 @@
  */
 #include "pgusher/connstr.h"
 
+#include "pgusher/secret.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +111,7 @@ bool connstr_parse(const char *s, connstr_pair_fn fn, void *arg, char *err, size
     }
     ok = true;
 done:
-    free(key);
-    free(val);
+    secret_free(key, n + 1); /* a value may be a password= */
+    secret_free(val, n + 1);
     return ok;
 }

@@ -10,6 +10,8 @@
  */
 #include "pgusher/ini.h"
 
+#include "pgusher/secret.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,45 +64,6 @@ static bool is_key_char(unsigned char c)
            c == '.' || c == '-' || c == '*' || c >= 0x80;
 }
 
-/* Reads a whole file into a NUL-terminated buffer. Returns NULL with errno set. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-
-    if (!f)
-        return NULL;
-    for (;;) {
-        if (cap - len < 4096) {
-            size_t ncap = cap ? cap * 2 : 8192;
-            char *nbuf = realloc(buf, ncap);
-            if (!nbuf) {
-                free(buf);
-                fclose(f);
-                errno = ENOMEM;
-                return NULL;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        int saved = errno ? errno : EIO;
-        free(buf);
-        fclose(f);
-        errno = saved;
-        return NULL;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
-}
-
 static bool parse_text(struct ini_reader *r, char *text, const char *name, int depth);
 
 static bool include_file(struct ini_reader *r, const char *from, int line, const char *path,
@@ -125,7 +88,8 @@ static bool include_file(struct ini_reader *r, const char *from, int line, const
             return false;
         }
     }
-    text = slurp(path);
+    size_t len;
+    text = secret_read_file(path, &len); /* [databases] lines may hold password= */
     if (!text) {
         set_error(r, from, line, "cannot open include file \"%s\": %s", path, strerror(errno));
         return false;
@@ -135,7 +99,7 @@ static bool include_file(struct ini_reader *r, const char *from, int line, const
     r->nopen++;
     ok = parse_text(r, text, path, depth + 1);
     r->nopen--;
-    free(text);
+    secret_free(text, len + 1);
     return ok;
 }
 
@@ -320,7 +284,8 @@ static bool run(const char *text_in, const char *name, const struct stat *st, in
                 void *arg, char *err, size_t errlen)
 {
     struct ini_reader r = {.fn = fn, .arg = arg, .err = err, .errlen = errlen};
-    char *text = strdup(text_in);
+    size_t size = strlen(text_in) + 1;
+    char *text = malloc(size);
     bool ok;
 
     if (err && errlen)
@@ -329,13 +294,14 @@ static bool run(const char *text_in, const char *name, const struct stat *st, in
         set_error(&r, name, 0, "out of memory");
         return false;
     }
+    memcpy(text, text_in, size);
     if (st) {
         r.open_files[0].dev = st->st_dev;
         r.open_files[0].ino = st->st_ino;
         r.nopen = 1;
     }
     ok = parse_text(&r, text, name, 0);
-    free(text);
+    secret_free(text, size); /* cut into lines by parse_text: wipe all of it */
     free(r.section);
     return ok;
 }
@@ -344,15 +310,16 @@ bool ini_parse_file(const char *path, ini_handler_fn fn, void *arg, char *err, s
 {
     struct stat st;
     char *text;
+    size_t len;
     bool ok;
 
-    if (stat(path, &st) != 0 || !(text = slurp(path))) {
+    if (stat(path, &st) != 0 || !(text = secret_read_file(path, &len))) {
         if (err && errlen)
             snprintf(err, errlen, "%s: cannot read configuration file: %s", path, strerror(errno));
         return false;
     }
     ok = run(text, path, &st, fn, arg, err, errlen);
-    free(text);
+    secret_free(text, len + 1);
     return ok;
 }
 

@@ -28,7 +28,8 @@ static void keep_restart_only(struct config *nc, const struct config *old)
             continue;
         log_warning("setting \"%s\" changed from \"%s\" to \"%s\": it needs a restart, keeping "
                     "the running value",
-                    s->name, ov, nv);
+                    s->name, config_setting_shown(old, s, a, sizeof(a)),
+                    config_setting_shown(nc, s, b, sizeof(b)));
         char *ofield = (char *)&old->g + s->offset;
         char *nfield = (char *)&nc->g + s->offset;
         if (s->type == CF_STRING) {

@@ -240,6 +240,7 @@ struct cf_setting {
     bool reloadable;         /* PgBouncer's "changeable" column */
     bool implemented;        /* false: accepted, a warning is logged when set */
     usec_t unit_usec;        /* CF_TIME: microseconds per unit written; 0 = seconds */
+    bool secret;             /* a password (or holds one): never shown, wiped when freed */
 };
 extern const struct cf_setting config_settings[];
 extern const size_t config_nsettings;
@@ -252,8 +253,14 @@ const struct cf_setting *config_find_setting(const char *name);
 bool config_setting_set(struct config *cf, const struct cf_setting *s, const char *value, char *err,
                         size_t errlen);
 
-/* Render a setting's current value as SHOW CONFIG prints it (into buf). */
+/* Render a setting's current value (into buf), the real one: for comparing snapshots. */
 const char *config_setting_value(const struct config *cf, const struct cf_setting *s, char *buf,
+                                 size_t buflen);
+
+/* What SHOW CONFIG, SET's reply and the log print: the value, except that a secret setting
+ * prints CONFIG_SECRET_MASK when set and "" when not. */
+#define CONFIG_SECRET_MASK "********"
+const char *config_setting_shown(const struct config *cf, const struct cf_setting *s, char *buf,
                                  size_t buflen);
 
 #endif
