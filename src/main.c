@@ -152,7 +152,10 @@ static void on_signal(uv_signal_t *h, int signum)
         break;
     case SIGHUP:
         log_info("got SIGHUP, re-reading config");
-        admin_reload(err, sizeof(err));
+        /* A good config reopens the logfile as part of the reload; after a bad one, reopen it
+         * anyway so log rotation works. */
+        if (!admin_reload(err, sizeof(err)))
+            log_reopen();
         break;
     case SIGUSR1:
         log_info("got SIGUSR1, pausing all activity");
@@ -241,6 +244,8 @@ int main(int argc, char **argv)
     list_init(&G.databases);
     list_init(&G.login_clients);
 
+    const char *user = run_as ? run_as : (cf->g.user && *cf->g.user ? cf->g.user : NULL);
+    bool drop_root = user && geteuid() == 0;
     struct log_settings ls = {
         .logfile = cf->g.logfile,
         .to_stderr = !quiet && !daemon,
@@ -249,21 +254,32 @@ int main(int argc, char **argv)
         .syslog_ident = cf->g.syslog_ident,
         .syslog_facility = cf->g.syslog_facility,
     };
-    if (!log_configure(&ls))
+    if (drop_root) {
+        /* The logfile is opened as the user we run as, never as root: root appending to a
+         * path in a directory that user can write would append to any file it links to.
+         * Until then (pidfile check, the switch itself) messages go to stderr. */
+        struct log_settings early = ls;
+        early.logfile = NULL;
+        early.to_stderr = true;
+        log_configure(&early);
+    } else if (!log_configure(&ls)) {
         return 1;
-    if (reboot)
-        log_warning("online restart (-R) is not supported; starting normally");
-    for (int i = 0; i < cf->nunimplemented; i++)
-        log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
-                    cf->unimplemented[i]);
+    }
     if (daemon && !(cf->g.logfile && *cf->g.logfile) && !cf->g.syslog)
         log_fatal("in daemon mode, a logfile or syslog must be configured");
 
     if (cf->g.pidfile && *cf->g.pidfile)
         check_pidfile(cf->g.pidfile);
-    const char *user = run_as ? run_as : (cf->g.user && *cf->g.user ? cf->g.user : NULL);
-    if (user && geteuid() == 0)
+    if (drop_root) {
         change_user(user);
+        if (!log_configure(&ls))
+            return 1;
+    }
+    if (reboot)
+        log_warning("online restart (-R) is not supported; starting normally");
+    for (int i = 0; i < cf->nunimplemented; i++)
+        log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
+                    cf->unimplemented[i]);
     if (daemon)
         daemonize();
     if (cf->g.pidfile && *cf->g.pidfile)

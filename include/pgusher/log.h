@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level { LOG_LVL_FATAL, LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LOG_LVL_DEBUG,
                  LOG_LVL_NOISE };
@@ -20,9 +21,15 @@ struct log_settings {
     const char *syslog_facility;
 };
 
-/* Apply settings; reopens the logfile. Returns false (and logs to stderr) if it cannot open. */
+/* Apply settings; (re)opens the logfile (a symbolic link is refused). If it cannot be opened,
+ * returns false after logging why, and the previous logfile, if any, stays in use. */
 bool log_configure(const struct log_settings *s);
-void log_reopen(void);
+/* Reopen the logfile at the same path (after log rotation). False if that failed. */
+bool log_reopen(void);
+/* Copy in[0..len) to out (cap bytes, always NUL-terminated) with control characters
+ * escaped: "\n", "\r", "\xNN" (C0 but tab, DEL, UTF-8 C1); stops before a character that
+ * does not fit. Returns the length written. */
+size_t log_escape(const char *in, size_t len, char *out, size_t cap);
 bool log_enabled(enum log_level lvl);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
