@@ -2,7 +2,8 @@
  * admin.c: the admin console. SHOW commands print PgBouncer 1.25's exact columns (names,
  * order, types) from the real lists and clocks; control commands (PAUSE, RESUME, RELOAD,
  * KILL, SHUTDOWN, SET...) act through pool.c. Simple query protocol only; bad input gets an
- * ErrorResponse and the console stays usable.
+ * ErrorResponse and the console stays usable. Commands are rows of one table, read by the
+ * pure admin_parse_command (no client, no loop: fuzzable); secrets are never shown.
  */
 #include "pgusher/admin.h"
 
@@ -12,6 +13,7 @@
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
+#include "pgusher/secret.h"
 #include "pgusher/server.h"
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
@@ -864,7 +866,7 @@ static void show_config(struct client *c)
         const struct cf_setting *s = &config_settings[i];
         row_begin(&r);
         row_str(&r, s->name);
-        row_str(&r, config_setting_value(G.cf, s, buf, sizeof(buf)));
+        row_str(&r, config_setting_shown(G.cf, s, buf, sizeof(buf)));
         row_str(&r, s->default_str);
         row_str(&r, s->reloadable ? "yes" : "no");
         row_end(&r);
@@ -1293,7 +1295,7 @@ void admin_janitor(void)
 
 /* ---------------------------------------------------------------- command parsing */
 
-/* Split "word1 word2 rest" (case-folded words, trimmed, ';' dropped). */
+/* Split "word1 word2 rest" at blanks, in place, into at most max words. */
 static int split_words(char *q, char **w, int max)
 {
     int n = 0;
@@ -1321,38 +1323,283 @@ static void strip_quotes(char *s)
     }
 }
 
-static void cmd_set(struct client *c, const char *query)
+/* What a command takes after its name. */
+enum admin_args {
+    ARGS_NONE,      /* nothing; one extra word is ignored (as it always was), two are an error */
+    ARGS_OPT_DB,    /* an optional database name */
+    ARGS_DB,        /* a database name */
+    ARGS_CLIENT_ID, /* a client id (SHOW CLIENTS' id column) */
+    ARGS_SHOW,      /* exactly one word naming a SHOW_TABLE row */
+    ARGS_SET,       /* key = value, the value optionally quoted */
+    ARGS_SHUTDOWN,  /* nothing, WAIT_FOR_SERVERS or WAIT_FOR_CLIENTS */
+};
+
+static void cmd_show(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_set(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_pause(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_resume(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_suspend(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_disable(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_enable(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_reconnect(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_kill(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_kill_client(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_wait_close(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_reload(struct client *c, const struct admin_cmd *cmd, struct database *db);
+static void cmd_shutdown(struct client *c, const struct admin_cmd *cmd, struct database *db);
+
+/* The console's commands. db is the database named by an ARGS_(OPT_)DB argument, looked up
+ * by the dispatch (NULL when none was given). */
+static const struct {
+    const char *name;
+    enum admin_args args;
+    bool readonly_ok; /* a stats_users user may run it */
+    void (*run)(struct client *c, const struct admin_cmd *cmd, struct database *db);
+} COMMANDS[] = {
+    {"show", ARGS_SHOW, true, cmd_show},
+    {"set", ARGS_SET, false, cmd_set},
+    {"pause", ARGS_OPT_DB, false, cmd_pause},
+    {"resume", ARGS_OPT_DB, false, cmd_resume},
+    {"suspend", ARGS_NONE, false, cmd_suspend},
+    {"disable", ARGS_DB, false, cmd_disable},
+    {"enable", ARGS_DB, false, cmd_enable},
+    {"reconnect", ARGS_OPT_DB, false, cmd_reconnect},
+    {"kill", ARGS_OPT_DB, false, cmd_kill},
+    {"kill_client", ARGS_CLIENT_ID, false, cmd_kill_client},
+    {"wait_close", ARGS_OPT_DB, false, cmd_wait_close},
+    {"reload", ARGS_NONE, false, cmd_reload},
+    {"shutdown", ARGS_SHUTDOWN, false, cmd_shutdown},
+};
+
+static void show_stats_plain(struct client *c)
 {
-    /* SET key = value  (value may be quoted) */
-    const char *p = query + 3;
+    show_stats(c, 0);
+}
+static void show_stats_totals(struct client *c)
+{
+    show_stats(c, 1);
+}
+static void show_stats_averages(struct client *c)
+{
+    show_stats(c, 2);
+}
+static void show_all_sockets(struct client *c)
+{
+    show_sockets(c, false);
+}
+static void show_active_sockets(struct client *c)
+{
+    show_sockets(c, true);
+}
+static void show_peer_pools(struct client *c)
+{
+    static const struct col cols[] = {{"peer_id", 'I'},
+                                      {"cl_active_cancel_req", 'I'},
+                                      {"cl_waiting_cancel_req", 'I'},
+                                      {"sv_active_cancel", 'I'},
+                                      {"sv_login", 'I'}};
+    show_empty(c, cols, 5);
+}
+static void show_dns_hosts(struct client *c)
+{
+    static const struct col cols[] = {{"hostname", 'T'}, {"ttl", 'L'}, {"addrs", 'T'}};
+    show_empty(c, cols, 3);
+}
+static void show_dns_zones(struct client *c)
+{
+    static const struct col cols[] = {{"zonename", 'T'}, {"serial", 'L'}, {"count", 'I'}};
+    show_empty(c, cols, 3);
+}
+
+/* What SHOW can show. */
+static const struct {
+    const char *name;
+    void (*run)(struct client *c);
+} SHOW_TABLE[] = {
+    {"pools", show_pools},
+    {"clients", show_clients},
+    {"servers", show_servers},
+    {"databases", show_databases},
+    {"users", show_users},
+    {"stats", show_stats_plain},
+    {"stats_totals", show_stats_totals},
+    {"stats_averages", show_stats_averages},
+    {"totals", show_totals},
+    {"lists", show_lists},
+    {"config", show_config},
+    {"version", show_version},
+    {"state", show_state},
+    {"mem", show_mem},
+    {"fds", show_fds},
+    {"sockets", show_all_sockets},
+    {"active_sockets", show_active_sockets},
+    {"peers", show_peers},
+    {"peer_pools", show_peer_pools},
+    {"dns_hosts", show_dns_hosts},
+    {"dns_zones", show_dns_zones},
+    {"help", show_help},
+    {"hosts", show_hosts},
+};
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+static bool parse_error(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool parse_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return false;
+}
+
+static bool invalid_command(const struct admin_cmd *out, char *err, size_t errlen)
+{
+    return parse_error(err, errlen, "invalid command '%s', use SHOW HELP;", out->text);
+}
+
+/* SET key = value: the text after "SET"; the key is checked against the settings table by
+ * the dispatch, not here. */
+static bool parse_set(struct admin_cmd *out, char *err, size_t errlen)
+{
+    const char *p = out->text + 3;
     while (isspace((unsigned char)*p))
         p++;
     const char *eq = strchr(p, '=');
-    if (!eq) {
-        send_error(c, "08P01", "SET: expected key = value");
-        return;
-    }
-    char key[128], val[1024];
+    if (!eq)
+        return parse_error(err, errlen, "SET: expected key = value");
     size_t kl = (size_t)(eq - p);
     while (kl > 0 && isspace((unsigned char)p[kl - 1]))
         kl--;
-    if (kl == 0 || kl >= sizeof(key)) {
-        send_error(c, "08P01", "SET: bad key");
-        return;
-    }
-    memcpy(key, p, kl);
-    key[kl] = 0;
+    if (kl == 0 || kl >= sizeof(out->key))
+        return parse_error(err, errlen, "SET: bad key");
+    memcpy(out->key, p, kl);
+    out->key[kl] = 0;
     const char *v = eq + 1;
     while (isspace((unsigned char)*v))
         v++;
-    snprintf(val, sizeof(val), "%s", v);
-    size_t vl = strlen(val);
-    while (vl > 0 && (isspace((unsigned char)val[vl - 1]) || val[vl - 1] == ';'))
-        val[--vl] = 0;
-    strip_quotes(val);
-    const struct cf_setting *s = config_find_setting(key);
+    snprintf(out->value, sizeof(out->value), "%s", v);
+    size_t vl = strlen(out->value);
+    while (vl > 0 && (isspace((unsigned char)out->value[vl - 1]) || out->value[vl - 1] == ';'))
+        out->value[--vl] = 0;
+    strip_quotes(out->value);
+    return true;
+}
+
+bool admin_parse_command(const char *query, struct admin_cmd *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    out->index = out->show_index = -1;
+    out->shutdown_mode = SHUTDOWN_NOW;
+    if (err && errlen)
+        err[0] = 0;
+
+    /* The text: at most ADMIN_QUERY_MAX - 1 bytes of the query, trimmed of blanks (and of
+     * trailing ';') on both ends. */
+    char buf[ADMIN_QUERY_MAX];
+    snprintf(buf, sizeof(buf), "%s", query);
+    size_t n = strlen(buf);
+    while (n > 0 && (isspace((unsigned char)buf[n - 1]) || buf[n - 1] == ';'))
+        buf[--n] = 0;
+    const char *start = buf;
+    while (isspace((unsigned char)*start))
+        start++;
+    if (!*start) {
+        out->empty = true;
+        return true;
+    }
+    snprintf(out->text, sizeof(out->text), "%s", start);
+
+    /* Up to four words; the first two compared case-insensitively. */
+    char words[ADMIN_QUERY_MAX], *w[4] = {0};
+    snprintf(words, sizeof(words), "%s", out->text);
+    int nw = split_words(words, w, 4);
+    snprintf(out->arg, sizeof(out->arg), "%s", nw > 1 ? w[1] : "");
+    for (int i = 0; i < nw && i < 2; i++)
+        for (char *p = w[i]; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    for (size_t i = 0; i < N_ELEMS(COMMANDS); i++) {
+        if (strcmp(w[0], COMMANDS[i].name) == 0) {
+            out->index = (int)i;
+            out->name = COMMANDS[i].name;
+            out->readonly_ok = COMMANDS[i].readonly_ok;
+            break;
+        }
+    }
+    if (!out->name)
+        return invalid_command(out, err, errlen);
+
+    switch (COMMANDS[out->index].args) {
+    case ARGS_SHOW:
+        if (nw != 2)
+            return invalid_command(out, err, errlen);
+        for (size_t i = 0; i < N_ELEMS(SHOW_TABLE); i++) {
+            if (strcmp(w[1], SHOW_TABLE[i].name) == 0) {
+                out->show_index = (int)i;
+                out->show = SHOW_TABLE[i].name;
+                return true;
+            }
+        }
+        return invalid_command(out, err, errlen);
+    case ARGS_SET:
+        return parse_set(out, err, errlen);
+    case ARGS_SHUTDOWN:
+        if (nw == 2 && strcmp(w[1], "wait_for_servers") == 0)
+            out->shutdown_mode = SHUTDOWN_WAIT_FOR_SERVERS;
+        else if (nw == 2 && strcmp(w[1], "wait_for_clients") == 0)
+            out->shutdown_mode = SHUTDOWN_WAIT_FOR_CLIENTS;
+        else if (nw != 1)
+            return invalid_command(out, err, errlen);
+        return true;
+    case ARGS_DB:
+        if (nw > 2)
+            return invalid_command(out, err, errlen);
+        if (!out->arg[0])
+            return parse_error(err, errlen, "%s requires a database name", out->name);
+        return true;
+    case ARGS_CLIENT_ID:
+        if (nw > 2)
+            return invalid_command(out, err, errlen);
+        if (out->arg[0]) {
+            char *end = NULL;
+            out->client_id = strtoull(out->arg, &end, 10);
+            out->client_id_ok = end && !*end;
+        }
+        return true;
+    case ARGS_NONE:
+    case ARGS_OPT_DB:
+        if (nw > 2)
+            return invalid_command(out, err, errlen);
+        return true;
+    }
+    return invalid_command(out, err, errlen);
+}
+
+/* ---------------------------------------------------------------- command handlers */
+
+static void cmd_show(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    SHOW_TABLE[cmd->show_index].run(c);
+}
+
+static bool is_log_setting(const char *name)
+{
+    static const char *const names[] = {"verbose", "logfile", "syslog", "syslog_ident",
+                                        "syslog_facility"};
+    for (size_t i = 0; i < N_ELEMS(names); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+static void cmd_set(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    const struct cf_setting *s = config_find_setting(cmd->key);
     if (!s) {
-        send_error(c, "08P01", "unknown parameter: %s", key);
+        send_error(c, "08P01", "unknown parameter: %s", cmd->key);
         return;
     }
     if (!s->reloadable) {
@@ -1360,21 +1607,24 @@ static void cmd_set(struct client *c, const char *query)
         return;
     }
     char err[512];
-    if (!config_setting_set(G.cf, s, val, err, sizeof(err))) {
+    if (!config_setting_set(G.cf, s, cmd->value, err, sizeof(err))) {
         send_error(c, "08P01", "%s", err);
         return;
     }
     G.cf_gen++;
     if (strncmp(s->name, "tcp_", 4) == 0)
         listener_retune();
-    log_info("SET %s = %s", s->name, val);
-    if (strcmp(s->name, "verbose") == 0 || strcmp(s->name, "logfile") == 0 ||
-        strcmp(s->name, "syslog") == 0) {
+    /* A secret setting is shown masked: in the log and in the reply. */
+    char buf[512];
+    const char *shown = config_setting_shown(G.cf, s, buf, sizeof(buf));
+    log_info("SET %s = %s", s->name, s->secret ? shown : cmd->value);
+    if (is_log_setting(s->name))
         admin_apply_log_settings(G.cf);
-    }
-    char tag[256], buf[512];
-    snprintf(tag, sizeof(tag), "SET %s=%s", s->name, config_setting_value(G.cf, s, buf, sizeof(buf)));
+    char tag[256];
+    snprintf(tag, sizeof(tag), "SET %s=%s", s->name, shown);
     send_tag(c, tag);
+    secret_wipe(buf, sizeof(buf));
+    secret_wipe(tag, sizeof(tag));
 }
 
 static void start_wait(struct client *c, int what, const char *db)
@@ -1385,17 +1635,122 @@ static void start_wait(struct client *c, int what, const char *db)
     admin_janitor();
 }
 
+static void cmd_pause(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    if (G.paused || G.suspended || (db && db->paused)) {
+        send_error(c, "08P01", "already suspended/paused");
+        return;
+    }
+    log_info("PAUSE command issued%s%s", db ? " for " : "", db ? db->name : "");
+    admin_pause(db);
+    start_wait(c, ADMIN_WAIT_PAUSE, db ? db->name : NULL);
+}
+
+static void cmd_resume(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    if (!db && !G.paused && !G.suspended) {
+        bool any = false;
+        FOR_EACH_DB(d)
+        {
+            any = any || d->paused;
+        }
+        if (!any) {
+            send_error(c, "08P01", "pooler is not paused/suspended");
+            return;
+        }
+    } else if (db && !db->paused) {
+        send_error(c, "08P01", "database %s is not paused", db->name);
+        return;
+    }
+    log_info("RESUME command issued%s%s", db ? " for " : "", db ? db->name : "");
+    admin_resume(db);
+    send_tag(c, "RESUME");
+}
+
+static void cmd_suspend(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    log_info("SUSPEND command issued");
+    G.suspended = true;
+    admin_pause(NULL);
+    start_wait(c, ADMIN_WAIT_SUSPEND, NULL);
+}
+
+static void cmd_disable(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    db->disabled = true;
+    send_tag(c, "DISABLE");
+}
+
+static void cmd_enable(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    db->disabled = false;
+    send_tag(c, "ENABLE");
+}
+
+static void cmd_reconnect(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    log_info("RECONNECT command issued%s%s", db ? " for " : "", db ? db->name : "");
+    pool_reconnect(db);
+    send_tag(c, "RECONNECT");
+}
+
+static void cmd_kill(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    log_info("KILL command issued%s%s", db ? " for " : "", db ? db->name : "");
+    /* KILL alone (PgBouncer 1.25) kills every database; all wait for RESUME. */
+    FOR_EACH_DB(d)
+    {
+        if (!d->admin && (!db || d == db))
+            d->paused = true;
+    }
+    kill_db(db, c);
+    send_tag(c, "KILL");
+}
+
+static void cmd_kill_client(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    struct client *victim = cmd->client_id_ok ? find_client_by_id(cmd->client_id) : NULL;
+    if (!victim) {
+        send_error(c, "08P01", "client %s not found", cmd->arg[0] ? cmd->arg : "(none)");
+        return;
+    }
+    if (victim == c) {
+        send_error(c, "08P01", "cannot kill the current connection");
+        return;
+    }
+    client_error_close(victim, "08P01", "client killed by admin");
+    send_tag(c, "KILL_CLIENT");
+}
+
+static void cmd_wait_close(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    start_wait(c, ADMIN_WAIT_CLOSE, db ? db->name : NULL);
+}
+
+static void cmd_reload(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    char err[1024];
+    if (!admin_reload(err, sizeof(err))) {
+        send_error(c, "F0000", "%s", err);
+        return;
+    }
+    send_tag(c, "RELOAD");
+}
+
+static void cmd_shutdown(struct client *c, const struct admin_cmd *cmd, struct database *db)
+{
+    log_info("SHUTDOWN command issued");
+    send_tag(c, "SHUTDOWN");
+    admin_shutdown(cmd->shutdown_mode);
+}
+
+/* Parse, check access, look the database argument up, run. */
 static void handle_query(struct client *c, const char *query)
 {
-    char buf[1024];
-    snprintf(buf, sizeof(buf), "%s", query);
-    size_t n = strlen(buf);
-    while (n > 0 && (isspace((unsigned char)buf[n - 1]) || buf[n - 1] == ';'))
-        buf[--n] = 0;
-    char *start = buf;
-    while (isspace((unsigned char)*start))
-        start++;
-    if (!*start) {
+    struct admin_cmd cmd;
+    char err[512];
+    bool ok = admin_parse_command(query, &cmd, err, sizeof(err));
+    if (cmd.empty) {
         /* An empty query: EmptyQueryResponse, as PostgreSQL does. */
         struct pktbuf b;
         pktbuf_init(&b);
@@ -1405,209 +1760,26 @@ static void handle_query(struct client *c, const char *query)
         if (!b.failed)
             client_send(c, b.data, b.len);
         pktbuf_free(&b);
-        return;
-    }
-    char orig[1024];
-    snprintf(orig, sizeof(orig), "%s", start);
-    char *w[4] = {0};
-    char words[1024];
-    snprintf(words, sizeof(words), "%s", start);
-    int nw = split_words(words, w, 4);
-    for (int i = 0; i < nw && i < 2; i++)
-        for (char *p = w[i]; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-    const char *cmd = w[0];
-    const char *arg = nw > 1 ? w[1] : NULL;
-
-    if (strcmp(cmd, "show") == 0) {
-        if (nw != 2) {
-            send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
-            return;
-        }
-        static const struct col peer_pool_cols[] = {
-            {"peer_id", 'I'},          {"cl_active_cancel_req", 'I'}, {"cl_waiting_cancel_req", 'I'},
-            {"sv_active_cancel", 'I'}, {"sv_login", 'I'}};
-        static const struct col dns_host_cols[] = {
-            {"hostname", 'T'}, {"ttl", 'L'}, {"addrs", 'T'}};
-        static const struct col dns_zone_cols[] = {
-            {"zonename", 'T'}, {"serial", 'L'}, {"count", 'I'}};
-        if (!strcmp(arg, "pools"))
-            show_pools(c);
-        else if (!strcmp(arg, "clients"))
-            show_clients(c);
-        else if (!strcmp(arg, "servers"))
-            show_servers(c);
-        else if (!strcmp(arg, "databases"))
-            show_databases(c);
-        else if (!strcmp(arg, "users"))
-            show_users(c);
-        else if (!strcmp(arg, "stats"))
-            show_stats(c, 0);
-        else if (!strcmp(arg, "stats_totals"))
-            show_stats(c, 1);
-        else if (!strcmp(arg, "stats_averages"))
-            show_stats(c, 2);
-        else if (!strcmp(arg, "totals"))
-            show_totals(c);
-        else if (!strcmp(arg, "lists"))
-            show_lists(c);
-        else if (!strcmp(arg, "config"))
-            show_config(c);
-        else if (!strcmp(arg, "version"))
-            show_version(c);
-        else if (!strcmp(arg, "state"))
-            show_state(c);
-        else if (!strcmp(arg, "mem"))
-            show_mem(c);
-        else if (!strcmp(arg, "fds"))
-            show_fds(c);
-        else if (!strcmp(arg, "sockets"))
-            show_sockets(c, false);
-        else if (!strcmp(arg, "active_sockets"))
-            show_sockets(c, true);
-        else if (!strcmp(arg, "peers"))
-            show_peers(c);
-        else if (!strcmp(arg, "peer_pools"))
-            show_empty(c, peer_pool_cols, 5);
-        else if (!strcmp(arg, "dns_hosts"))
-            show_empty(c, dns_host_cols, 3);
-        else if (!strcmp(arg, "dns_zones"))
-            show_empty(c, dns_zone_cols, 3);
-        else if (!strcmp(arg, "help"))
-            show_help(c);
-        else if (!strcmp(arg, "hosts"))
-            show_hosts(c);
-        else
-            send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
-        return;
-    }
-    if (c->admin_readonly) {
+    } else if (c->admin_readonly && !cmd.readonly_ok) {
         send_error(c, "42501", "admin access needed");
-        return;
-    }
-    if (strcmp(cmd, "set") == 0) {
-        cmd_set(c, orig);
-        return;
-    }
-    /* Commands that take an optional database argument (original case). */
-    char dbarg[256] = "";
-    if (nw > 1) {
-        char tmp[1024];
-        snprintf(tmp, sizeof(tmp), "%s", orig);
-        char *ow[4] = {0};
-        split_words(tmp, ow, 4);
-        snprintf(dbarg, sizeof(dbarg), "%s", ow[1]);
-    }
-    if (nw > 2 && strcmp(cmd, "shutdown") != 0) {
-        send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
-        return;
-    }
-    struct database *db = NULL;
-    bool needs_db = !strcmp(cmd, "disable") || !strcmp(cmd, "enable");
-    bool takes_db = needs_db || !strcmp(cmd, "pause") || !strcmp(cmd, "resume") ||
-                    !strcmp(cmd, "reconnect") || !strcmp(cmd, "kill") ||
-                    !strcmp(cmd, "wait_close");
-    if (takes_db && dbarg[0]) {
-        db = database_find(dbarg, false);
-        if (!db || db->admin) {
-            send_error(c, "08P01", "no such database: %s", dbarg);
-            return;
-        }
-    }
-    if (needs_db && !db) {
-        send_error(c, "08P01", "%s requires a database name", cmd);
-        return;
-    }
-    if (!strcmp(cmd, "pause")) {
-        if (G.paused || G.suspended || (db && db->paused)) {
-            send_error(c, "08P01", "already suspended/paused");
-            return;
-        }
-        log_info("PAUSE command issued%s%s", db ? " for " : "", db ? db->name : "");
-        admin_pause(db);
-        start_wait(c, ADMIN_WAIT_PAUSE, db ? db->name : NULL);
-    } else if (!strcmp(cmd, "resume")) {
-        if (!db && !G.paused && !G.suspended) {
-            bool any = false;
-            FOR_EACH_DB(d)
-            {
-                any = any || d->paused;
-            }
-            if (!any) {
-                send_error(c, "08P01", "pooler is not paused/suspended");
-                return;
-            }
-        } else if (db && !db->paused) {
-            send_error(c, "08P01", "database %s is not paused", db->name);
-            return;
-        }
-        log_info("RESUME command issued%s%s", db ? " for " : "", db ? db->name : "");
-        admin_resume(db);
-        send_tag(c, "RESUME");
-    } else if (!strcmp(cmd, "suspend")) {
-        log_info("SUSPEND command issued");
-        G.suspended = true;
-        admin_pause(NULL);
-        start_wait(c, ADMIN_WAIT_SUSPEND, NULL);
-    } else if (!strcmp(cmd, "disable")) {
-        db->disabled = true;
-        send_tag(c, "DISABLE");
-    } else if (!strcmp(cmd, "enable")) {
-        db->disabled = false;
-        send_tag(c, "ENABLE");
-    } else if (!strcmp(cmd, "reconnect")) {
-        log_info("RECONNECT command issued%s%s", db ? " for " : "", db ? db->name : "");
-        pool_reconnect(db);
-        send_tag(c, "RECONNECT");
-    } else if (!strcmp(cmd, "kill")) {
-        log_info("KILL command issued%s%s", db ? " for " : "", db ? db->name : "");
-        /* KILL alone (PgBouncer 1.25) kills every database; all wait for RESUME. */
-        FOR_EACH_DB(d)
-        {
-            if (!d->admin && (!db || d == db))
-                d->paused = true;
-        }
-        kill_db(db, c);
-        send_tag(c, "KILL");
-    } else if (!strcmp(cmd, "kill_client")) {
-        char *end = NULL;
-        unsigned long long id = dbarg[0] ? strtoull(dbarg, &end, 10) : 0;
-        struct client *victim = (end && !*end) ? find_client_by_id(id) : NULL;
-        if (!victim) {
-            send_error(c, "08P01", "client %s not found", dbarg[0] ? dbarg : "(none)");
-            return;
-        }
-        if (victim == c) {
-            send_error(c, "08P01", "cannot kill the current connection");
-            return;
-        }
-        client_error_close(victim, "08P01", "client killed by admin");
-        send_tag(c, "KILL_CLIENT");
-    } else if (!strcmp(cmd, "wait_close")) {
-        start_wait(c, ADMIN_WAIT_CLOSE, db ? db->name : NULL);
-    } else if (!strcmp(cmd, "reload")) {
-        char err[1024];
-        if (!admin_reload(err, sizeof(err))) {
-            send_error(c, "F0000", "%s", err);
-            return;
-        }
-        send_tag(c, "RELOAD");
-    } else if (!strcmp(cmd, "shutdown")) {
-        int mode = SHUTDOWN_NOW;
-        if (nw == 2 && !strcmp(arg, "wait_for_servers"))
-            mode = SHUTDOWN_WAIT_FOR_SERVERS;
-        else if (nw == 2 && !strcmp(arg, "wait_for_clients"))
-            mode = SHUTDOWN_WAIT_FOR_CLIENTS;
-        else if (nw != 1) {
-            send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
-            return;
-        }
-        log_info("SHUTDOWN command issued");
-        send_tag(c, "SHUTDOWN");
-        admin_shutdown(mode);
+    } else if (!ok) {
+        send_error(c, "08P01", "%s", err);
     } else {
-        send_error(c, "08P01", "invalid command '%s', use SHOW HELP;", orig);
+        enum admin_args args = COMMANDS[cmd.index].args;
+        struct database *db = NULL;
+        if ((args == ARGS_OPT_DB || args == ARGS_DB) && cmd.arg[0]) {
+            db = database_find(cmd.arg, false);
+            if (!db || db->admin) {
+                send_error(c, "08P01", "no such database: %s", cmd.arg);
+                db = NULL;
+                goto done;
+            }
+        }
+        COMMANDS[cmd.index].run(c, &cmd, db);
     }
+done:
+    secret_wipe(&cmd, sizeof(cmd)); /* SET may have carried a password */
+    secret_wipe(err, sizeof(err));
 }
 
 void admin_process(struct client *c)

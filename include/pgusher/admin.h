@@ -9,6 +9,7 @@
 #include "pgusher/objects-t.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum admin_wait {
     ADMIN_WAIT_NONE,
@@ -16,6 +17,38 @@ enum admin_wait {
     ADMIN_WAIT_CLOSE,      /* WAIT_CLOSE: until no close_needed servers remain */
     ADMIN_WAIT_SUSPEND,    /* SUSPEND: until output buffers are flushed */
 };
+
+/* Longest console command looked at (longer ones are cut), longest argument kept. */
+#define ADMIN_QUERY_MAX 1024
+#define ADMIN_ARG_MAX 256
+
+/*
+ * One console command, as admin_parse_command read it. Parsing is pure (no client, no
+ * config, no event loop): looking the database or client up, checking the SET key and
+ * running the command is admin.c's dispatch.
+ */
+struct admin_cmd {
+    bool empty;                 /* only blanks and ';': answered with EmptyQueryResponse */
+    const char *name;           /* the command in lower case ("show", "pause"...); NULL: unknown */
+    bool readonly_ok;           /* may a stats_users (read-only) user run it? (only SHOW) */
+    const char *show;           /* SHOW: what to show, lower case ("pools"...) */
+    char text[ADMIN_QUERY_MAX]; /* the command as typed, trimmed of blanks and ';' */
+    char arg[ADMIN_ARG_MAX];    /* its first argument in the case typed; "" = none */
+    char key[128];              /* SET key = value */
+    char value[ADMIN_QUERY_MAX];
+    int shutdown_mode; /* SHUTDOWN: SHUTDOWN_NOW / _WAIT_FOR_SERVERS / _WAIT_FOR_CLIENTS */
+    unsigned long long client_id; /* KILL_CLIENT */
+    bool client_id_ok;            /* arg is a client id (a decimal number) */
+    int index, show_index;        /* rows of admin.c's tables, for its dispatch */
+};
+
+/*
+ * Parse one simple-query string of the console. Always fills out (out->name tells which
+ * command it was, even when the arguments are wrong, so the caller can refuse a read-only
+ * user first). Returns false with the error message the client gets (SQLSTATE 08P01) in err.
+ * An empty command returns true with out->empty set.
+ */
+bool admin_parse_command(const char *query, struct admin_cmd *out, char *err, size_t errlen);
 
 /* Is this the console's database name ("pgbouncer" or "pgusher")? */
 bool admin_is_console_db(const char *name);
