@@ -13,7 +13,8 @@ Every subcommand prints one line per event, easy to grep from shell:
     BYTES <hex>            bytes that are not a valid message stream
 
 Subcommands:
-    startup  [--ssl-first|--gss-first] [--password P] [--query Q]...   normal login
+    startup  [--ssl-first|--gss-first] [--password P] [--param K=V]... [--query Q]...
+                                     normal login (--param: extra startup parameters)
     raw      --hex HEX [--close]     send raw bytes (e.g. garbage); report what comes back
     idle                             connect, send nothing, report when the peer closes
     stall                            send StartupMessage, never answer the auth request;
@@ -163,9 +164,9 @@ def scram_client(conn, user, password, wait):
     return None
 
 
-def login(conn, user, database, password, wait, quiet=False):
+def login(conn, user, database, password, wait, quiet=False, extra=()):
     """Send StartupMessage, answer auth; returns True at ReadyForQuery."""
-    conn.send(startup_packet(user, database))
+    conn.send(startup_packet(user, database, extra))
     while True:
         m = conn.read_msg(wait)
         if m is None:
@@ -254,7 +255,8 @@ def cmd_startup(a):
         out("SSL-REPLY " + r.decode(errors="replace"))
         if r != b"N":
             return 1
-    if not login(c, a.user, a.database, a.password, a.wait):
+    extra = [kv.split("=", 1) for kv in a.param or []]
+    if not login(c, a.user, a.database, a.password, a.wait, extra=extra):
         return 1
     for q in a.query or []:
         ok, _ = query(c, q, a.wait)
@@ -396,6 +398,7 @@ def main():
     p.add_argument("--database", default="testdb")
     p.add_argument("--password")
     p.add_argument("--query", action="append")
+    p.add_argument("--param", action="append", help="startup: extra startup parameter KEY=VALUE")
     p.add_argument("--ssl-first", action="store_true")
     p.add_argument("--gss-first", action="store_true")
     p.add_argument("--hex", default="")
