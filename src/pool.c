@@ -12,6 +12,7 @@
 #include "pgusher/log.h"
 #include "pgusher/pktbuf.h"
 #include "pgusher/runtime.h"
+#include "pgusher/secret.h"
 #include "pgusher/server.h"
 #include "pgusher/varcache.h"
 
@@ -87,7 +88,7 @@ struct database *database_create(const char *name, const char *connstr, bool aut
     if (!db->cf || !db->name || !db->connstr) {
         free(db->cf);
         free(db->name);
-        free(db->connstr);
+        secret_free_str(db->connstr); /* may hold password= */
         free(db);
         return NULL;
     }
@@ -96,7 +97,7 @@ struct database *database_create(const char *name, const char *connstr, bool aut
         log_error("database \"%s\": %s", name, err);
         free(db->cf);
         free(db->name);
-        free(db->connstr);
+        secret_free_str(db->connstr); /* may hold password= */
         free(db);
         return NULL;
     }
@@ -150,13 +151,13 @@ static void database_destroy(struct database *db)
         pktbuf_free(&p->welcome);
         varcache_free(&p->welcome_vars);
         free(p->user);
-        free(p);
+        secret_free(p, sizeof(*p)); /* the SCRAM keys learned from clients */
     }
     detach_backends(db);
     config_free_database(db->cf);
     free(db->cf);
     free(db->name);
-    free(db->connstr);
+    secret_free_str(db->connstr); /* may hold password= */
     list_del(&db->node);
     free(db);
 }
@@ -237,7 +238,7 @@ void database_redefine(struct database *db, struct cf_database *cf, const char *
     db->cf = cf;
     G.cf_gen++;
     attach_backends(db);
-    free(db->connstr);
+    secret_free_str(db->connstr); /* may hold password= */
     db->connstr = strdup(connstr);
     db->rr_next = 0;
     pool_reconnect(db);
