@@ -13,6 +13,7 @@
 #include "pgusher/authfile.h"
 #include "pgusher/connstr.h"
 #include "pgusher/ini.h"
+#include "pgusher/proto.h"
 #include "pgusher/secret.h"
 
 #include <errno.h>
@@ -124,6 +125,8 @@ const struct cf_setting config_settings[] = {
     ROW(server_idle_timeout, CF_TIME, "600", true, true),
     ROW(server_lifetime, CF_TIME, "3600", true, true),
     ROW(server_login_retry, CF_TIME, "15", true, true),
+    /* pgusher's own: libpq's require_auth for server logins and health checks */
+    ROW(server_require_auth, CF_STRING, "", true, true),
     ROW(server_reset_query, CF_STRING, "DISCARD ALL", true, true),
     ROW(server_reset_query_always, CF_BOOL, "0", true, true),
     ROW(server_round_robin, CF_BOOL, "0", true, true),
@@ -482,6 +485,15 @@ static bool setting_set(struct cf_global *g, const struct cf_setting *s, const c
             if (!set_str((char **)field, empty_query ? "" : value))
                 goto oom;
             g->server_check_query_disabled = (*value == '\0');
+            return true;
+        }
+        if (IS(s, server_require_auth)) {
+            unsigned mask;
+            if (!proto_require_auth_parse(value, &mask, why, sizeof(why)))
+                break;
+            if (!set_str((char **)field, value))
+                goto oom;
+            g->server_require_auth_mask = mask;
             return true;
         }
         if ((IS(s, client_tls_sslmode) || IS(s, server_tls_sslmode)) && !is_sslmode(value)) {

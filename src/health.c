@@ -1,8 +1,9 @@
 /*
  * health.c: active health checks. Each backend has a libuv timer; every health_check_period a
  * probe asks for role and replay position within health_check_timeout. The probe logs in as
- * health_check_user (trust, cleartext, md5 or SCRAM) once and keeps its connection for the
- * next checks: no backend fork and no login per check. A connection the server drops is
+ * health_check_user once (proto.c's login, the same exchange and the same server_require_auth
+ * rules as server connections) and keeps its connection for the next checks: no backend fork
+ * and no login per check. A connection the server drops is
  * replaced at once (a refused reconnect marks the host down). Without a health_check_user an
  * SSLRequest answered by the postmaster proves liveness (and leaves no line in its log).
  * Results go to backend.c; nothing here touches pools.
@@ -12,10 +13,12 @@
 #include "pgusher/config.h"
 #include "pgusher/log.h"
 #include "pgusher/pktbuf.h"
+#include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/scram.h"
 #include "pgusher/stream.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,8 +78,7 @@ struct probe {
     struct stream st;
     struct backend *be; /* NULL once the backend has forgotten us */
     uv_timer_t timeout;
-    struct scram_client scram;
-    bool scram_started;
+    struct proto_login lg; /* the login exchange, until logged_in */
     bool logged_in;
     bool busy;   /* a check is in flight (the timeout runs) */
     bool closed; /* probe_close ran */
@@ -84,9 +86,8 @@ struct probe {
     bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
     bool refused;       /* the connect was refused */
     int closing_handles;
-    enum be_role role;
-    uint64_t lsn, receive_lsn;
-    double replay_age;
+    enum be_role role; /* from in_hot_standby, or the row */
+    struct hc_probe_row row;
     uint64_t connected_at;
     char *login; /* "user/dbname" it logged in with: a reload that changes it reconnects */
     char sockpath[300];
@@ -98,7 +99,7 @@ static void probe_handle_closed(uv_handle_t *h)
 {
     struct probe *pr = h->data;
     if (--pr->closing_handles == 0) {
-        scram_client_reset(&pr->scram);
+        proto_login_reset(&pr->lg);
         free(pr->login);
         free(pr);
     }
@@ -121,9 +122,9 @@ static void probe_report(struct probe *pr, bool ok, const char *error)
         return;
     if (ok && pr->have_row) {
         be->lag_known = true;
-        be->lsn = pr->lsn;
-        be->receive_lsn = pr->receive_lsn;
-        be->replay_age_sec = pr->replay_age;
+        be->lsn = pr->row.lsn;
+        be->receive_lsn = pr->row.receive_lsn;
+        be->replay_age_sec = pr->row.replay_age;
     }
     if (ok && pr->role != ROLE_UNKNOWN)
         backend_set_role(be, pr->role, "health check");
@@ -203,124 +204,119 @@ static bool probe_send(struct probe *pr, struct pktbuf *b)
     return ok;
 }
 
-static void probe_password_msg(struct probe *pr, const void *data, size_t len)
+/* The login failed. A server that refuses our credentials, or asks for a method we cannot or
+ * may not use, is alive and accepting connections; one that cannot serve now (starting up,
+ * shutting down, full) or breaks the protocol (a bad SCRAM signature, say) fails the check. */
+static void probe_login_failed(struct probe *pr)
 {
-    struct pktbuf b;
-    pktbuf_init(&b);
-    pktbuf_start(&b, 'p');
-    pktbuf_put_bytes(&b, data, len);
-    pktbuf_finish(&b);
-    probe_send(pr, &b);
-}
-
-/* Authentication request from the server. Without a usable password, the request itself
- * proves the server is alive and accepting connections. */
-static void probe_auth(struct probe *pr, const uint8_t *body, uint32_t len)
-{
-    struct pktreader r;
-    pktreader_init(&r, body, len);
-    uint32_t code = pktreader_int32(&r);
-    const char *pw = probe_password();
-    const char *user = probe_user();
-    if (code == 0)
-        return;
-    bool plain = pw && !pg_is_md5_secret(pw);
-    if (code == 3 && plain) {
-        probe_password_msg(pr, pw, strlen(pw) + 1);
-    } else if (code == 5 && pw) {
-        const uint8_t *salt = pktreader_bytes(&r, 4);
-        if (!salt) {
-            probe_finish(pr, false, "bad md5 request");
-            return;
-        }
-        char resp[MD5_PASSWD_LEN + 1];
-        pg_md5_response(pw, user, salt, resp);
-        probe_password_msg(pr, resp, strlen(resp) + 1);
-    } else if (code == 10 && plain) {
-        char *first = NULL;
-        if (!scram_client_first(&pr->scram, &first)) {
-            probe_finish(pr, false, "SCRAM failed");
-            return;
-        }
-        pr->scram_started = true;
-        struct pktbuf b;
-        pktbuf_init(&b);
-        pktbuf_start(&b, 'p');
-        pktbuf_put_string(&b, "SCRAM-SHA-256");
-        pktbuf_put_int32(&b, (uint32_t)strlen(first));
-        pktbuf_put_bytes(&b, first, strlen(first));
-        pktbuf_finish(&b);
-        free(first);
-        probe_send(pr, &b);
-    } else if (code == 11 && pr->scram_started) {
-        char *final = NULL;
-        if (!scram_client_final(&pr->scram, pw, (const char *)r.p, (size_t)(r.end - r.p),
-                                &final)) {
-            probe_finish(pr, false, "SCRAM failed");
-            return;
-        }
-        probe_password_msg(pr, final, strlen(final));
-        free(final);
-    } else if (code == 12) {
-        /* SASLFinal: verified by the AuthenticationOk that follows. */
+    const struct proto_login *lg = &pr->lg;
+    const char *st = lg->fail_sqlstate;
+    bool unavailable = !strcmp(st, "57P03") || !strcmp(st, "57P01") || !strcmp(st, "57P02") ||
+                       !strcmp(st, "53300") || !strcmp(st, "08006");
+    char msg[600];
+    snprintf(msg, sizeof(msg), "login failed: %s", lg->fail_msg);
+    if (lg->fail == PROTO_FAIL_PROTOCOL) {
+        if (pr->be)
+            log_warning("health check of %s:%d: %s", pr->be->host, pr->be->port, msg);
+        probe_finish(pr, false, msg);
+    } else if (lg->fail == PROTO_FAIL_SERVER && unavailable) {
+        probe_finish(pr, false, lg->fail_msg);
     } else {
-        probe_finish(pr, true, NULL); /* alive; no credentials to learn more */
+        probe_finish(pr, true, NULL);
     }
 }
 
+static void probe_send_query(struct probe *pr);
+
+/* One message of the login exchange. */
+static void probe_login_step(struct probe *pr, uint8_t type, const uint8_t *body, uint32_t len)
+{
+    struct proto_login *lg = &pr->lg;
+    switch (proto_login_feed(lg, type, body, len)) {
+    case PROTO_LOGIN_CONTINUE:
+        return;
+    case PROTO_LOGIN_REPLY:
+        if (!stream_write(&pr->st, lg->reply.data, lg->reply.len))
+            probe_finish(pr, false, "write failed");
+        return;
+    case PROTO_LOGIN_PARAM:
+        if (strcmp(lg->param_name, "in_hot_standby") == 0)
+            pr->role = strcmp(lg->param_value, "on") == 0 ? ROLE_STANDBY : ROLE_PRIMARY;
+        return;
+    case PROTO_LOGIN_READY:
+        pr->logged_in = true;
+        proto_login_reset(lg); /* no secrets kept for the life of the connection */
+        probe_send_query(pr);
+        return;
+    case PROTO_LOGIN_FAILED:
+        probe_login_failed(pr);
+        return;
+    }
+}
+
+/* An ErrorResponse after login. */
 static void probe_error(struct probe *pr, const uint8_t *body, uint32_t len)
 {
-    char msg[256] = "error", state[6] = "";
-    struct pktreader r;
-    pktreader_init(&r, body, len);
-    while (!r.bad && r.p < r.end) {
-        uint8_t f = pktreader_byte(&r);
-        if (!f)
-            break;
-        const char *v = pktreader_string(&r);
-        if (!v)
-            break;
-        if (f == 'M')
-            snprintf(msg, sizeof(msg), "%s", v);
-        else if (f == 'C')
-            snprintf(state, sizeof(state), "%s", v);
-    }
-    /* Starting up, shutting down, in recovery without hot standby, out of connections:
-     * the server is there but cannot serve. Anything else (bad password, unknown role or
-     * database) still proves it is alive. */
-    bool unavailable = !strcmp(state, "57P03") || !strcmp(state, "57P01") ||
-                       !strcmp(state, "57P02") || !strcmp(state, "53300") ||
-                       !strcmp(state, "08006");
+    struct proto_error e;
+    proto_parse_error(body, len, &e);
     if (!pr->busy)
         probe_lost_idle(pr); /* e.g. 57P01 on the kept connection: the server stops */
-    else if (pr->logged_in || unavailable)
-        probe_finish(pr, false, msg);
     else
-        probe_finish(pr, true, NULL);
+        probe_finish(pr, false, e.message);
+}
+
+bool hc_parse_probe_row(const uint8_t *body, uint32_t len, struct hc_probe_row *out)
+{
+    struct pktreader r;
+    pktreader_init(&r, body, len);
+    const uint8_t *np = pktreader_bytes(&r, 2);
+    if (!np)
+        return false;
+    unsigned n = pkt_get16(np);
+    if (n < 3)
+        return false;
+    char vals[4][64] = {"", "", "", ""};
+    bool null[4] = {true, true, true, true};
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t l = pktreader_int32(&r);
+        if (r.bad)
+            return false;
+        if (l == 0xffffffffu)
+            continue; /* NULL */
+        const uint8_t *v = pktreader_bytes(&r, l);
+        if (!v)
+            return false;
+        if (i < 4) {
+            size_t k = l < sizeof(vals[i]) - 1 ? l : sizeof(vals[i]) - 1;
+            if (memchr(v, 0, k))
+                return false;
+            memcpy(vals[i], v, k);
+            vals[i][k] = '\0';
+            null[i] = false;
+        }
+    }
+    if (r.p != r.end || null[0] || vals[0][1] != '\0' || (vals[0][0] != 't' && vals[0][0] != 'f'))
+        return false;
+    char *end;
+    double age = null[2] ? 0 : strtod(vals[2], &end);
+    if (!null[2] && (end == vals[2] || *end != '\0'))
+        return false;
+    if (!isfinite(age) || age < 0)
+        return false;
+    out->role = vals[0][0] == 't' ? ROLE_STANDBY : ROLE_PRIMARY;
+    out->lsn = backend_parse_lsn(vals[1]);
+    out->replay_age = age;
+    out->receive_lsn = backend_parse_lsn(vals[3]);
+    return true;
 }
 
 static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
 {
-    struct pktreader r;
-    pktreader_init(&r, body, len);
-    int n = pkt_get16(body);
-    pktreader_bytes(&r, 2);
-    char vals[4][64] = {"", "", "", ""};
-    for (int i = 0; i < n && i < 4 && !r.bad; i++) {
-        uint32_t l = pktreader_int32(&r);
-        if (l == 0xffffffffu)
-            continue;
-        const uint8_t *v = pktreader_bytes(&r, l);
-        if (!v)
-            break;
-        snprintf(vals[i], sizeof(vals[i]), "%.*s", (int)(l < 63 ? l : 63), (const char *)v);
-    }
-    if (r.bad || n < 3)
-        return;
-    pr->role = vals[0][0] == 't' ? ROLE_STANDBY : ROLE_PRIMARY;
-    pr->lsn = backend_parse_lsn(vals[1]);
-    pr->replay_age = strtod(vals[2], NULL);
-    pr->receive_lsn = backend_parse_lsn(vals[3]);
+    struct hc_probe_row row;
+    if (!hc_parse_probe_row(body, len, &row))
+        return; /* no row: the check still passes on its ReadyForQuery, without lag */
+    pr->row = row;
+    pr->role = row.role;
     pr->have_row = true;
 }
 
@@ -349,15 +345,18 @@ static void probe_read(struct stream *st)
     const uint8_t *body;
     uint32_t blen;
     int got;
-    while (!pr->closed && (got = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
+    while (!pr->closed &&
+           (got = stream_take_msg(st, pr->logged_in ? UINT32_MAX : PROTO_MAX_LOGIN_MSG_LEN, &type,
+                                  &body, &blen)) != 0) {
         if (got < 0) {
             probe_finish(pr, false, "bad packet from server");
             return;
         }
+        if (!pr->logged_in) {
+            probe_login_step(pr, type, body, blen);
+            continue;
+        }
         switch (type) {
-        case 'R':
-            probe_auth(pr, body, blen);
-            break;
         case 'E':
             probe_error(pr, body, blen);
             return;
@@ -373,10 +372,7 @@ static void probe_read(struct stream *st)
             probe_row(pr, body, blen);
             break;
         case 'Z':
-            if (!pr->logged_in) {
-                pr->logged_in = true;
-                probe_send_query(pr);
-            } else if (pr->busy) {
+            if (pr->busy) {
                 probe_report(pr, true, NULL);
                 /* Kept for the next check, unless nobody wants it any more. */
                 if (!pr->be || G.cf->g.health_check_period <= 0) {
@@ -419,25 +415,23 @@ static void probe_connect(struct stream *st, int status)
     if (!g->health_check_user || !*g->health_check_user) {
         /* Without credentials a login would only fill the server log with failures. */
         pr->liveness_only = true;
-        pktbuf_start(&b, 0);
-        pktbuf_put_int32(&b, 80877103);
-        pktbuf_finish(&b);
+        proto_request(&b, PROTO_SSL_REQUEST_CODE);
         if (probe_send(pr, &b))
             stream_read_start(st);
         return;
     }
-    pktbuf_start(&b, 0);
-    pktbuf_put_int32(&b, 196608);
-    pktbuf_put_string(&b, "user");
-    pktbuf_put_string(&b, probe_user());
-    pktbuf_put_string(&b, "database");
-    pktbuf_put_string(&b, g->health_check_dbname && *g->health_check_dbname
-                              ? g->health_check_dbname
-                              : "postgres");
-    pktbuf_put_string(&b, "application_name");
-    pktbuf_put_string(&b, "pgusher health check");
-    pktbuf_put_byte(&b, 0);
-    pktbuf_finish(&b);
+    if (!proto_login_init(&pr->lg, probe_user(), probe_password(), NULL, NULL,
+                          g->server_require_auth_mask)) {
+        probe_finish(pr, false, "out of memory");
+        return;
+    }
+    const char *const params[][2] = {
+        {"user", probe_user()},
+        {"database",
+         g->health_check_dbname && *g->health_check_dbname ? g->health_check_dbname : "postgres"},
+        {"application_name", "pgusher health check"},
+    };
+    proto_startup(&b, params, sizeof(params) / sizeof(params[0]));
     if (probe_send(pr, &b))
         stream_read_start(st);
 }

@@ -34,6 +34,8 @@
 /* SASL messages in PostgreSQL are a few hundred bytes; anything beyond this is hostile. */
 #define SCRAM_MAX_MSG 4096
 #define SCRAM_B64_KEY_LEN 44 /* base64 of SCRAM_KEY_LEN bytes */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 /* ---------------------------------------------------------------- base64 ---- */
 
@@ -772,8 +774,11 @@ bool scram_client_final(struct scram_client *st, const char *password, const cha
     bool ok = false;
 
     *out = NULL;
-    if (!st->client_first_bare || st->server_first || (!st->have_keys && !password))
+    st->error = "malformed server-first-message";
+    if (!st->client_first_bare || st->server_first || (!st->have_keys && !password)) {
+        st->error = "SCRAM exchange out of order";
         return false;
+    }
     char *msg = message_copy(server_first, len);
     if (!msg)
         return false;
@@ -791,6 +796,11 @@ bool scram_client_final(struct scram_client *st, const char *password, const cha
         goto fail;
     if (p[-1] == ',' && (*p == '\0' || !extensions_valid(p, p + strlen(p))))
         goto fail;
+    if (!st->have_keys && iterations > SCRAM_CLIENT_MAX_ITERATIONS) {
+        st->error =
+            "server asks for more than " STR(SCRAM_CLIENT_MAX_ITERATIONS) " SCRAM iterations";
+        goto fail;
+    }
     size_t salt_cap = salt_b64_len / 4 * 3 + 1;
     salt = malloc(salt_cap);
     if (!salt)
@@ -830,6 +840,7 @@ bool scram_client_final(struct scram_client *st, const char *password, const cha
     if (!*out)
         goto fail;
     snprintf(*out, need, "%s,p=%s", without_proof, proof_b64);
+    st->error = NULL;
     ok = true;
 fail:
     if (!ok) {

@@ -1,6 +1,6 @@
 /*
  * server.c: connections to PostgreSQL: address resolution, connect, the login exchange
- * (trust, cleartext, md5, SCRAM-SHA-256), the server half of the relay and internal queries.
+ * (driving proto.c's state machine), the server half of the relay and internal queries.
  * It never chooses which client a server serves (pool.c does); cancel.c forwards cancels.
  */
 #include "pgusher/server.h"
@@ -10,6 +10,7 @@
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/varcache.h"
 
@@ -18,8 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_LOGIN_MSG_LEN (64u * 1024u)
 
 void server_log(struct server *s, int level, const char *fmt, ...)
 {
@@ -153,35 +152,35 @@ struct server *server_launch(struct pool *p)
     return s;
 }
 
+static void login_fail(struct server *s, const char *sqlstate, const char *msg, bool auth);
+static const char *login_password(struct server *s);
+
+/* Start the login exchange (proto.c) and send the startup packet. */
 static void send_startup(struct server *s)
 {
-    const struct cf_database *cf = s->pool->db->cf;
+    struct pool *p = s->pool;
+    const struct cf_database *cf = p->db->cf;
+    s->login = malloc(sizeof(*s->login));
+    if (!s->login || !proto_login_init(s->login, p->user, login_password(s),
+                                       p->have_scram_keys ? p->scram_client_key : NULL,
+                                       p->have_scram_keys ? p->scram_server_key : NULL,
+                                       G.cf->g.server_require_auth_mask)) {
+        free(s->login);
+        s->login = NULL;
+        login_fail(s, "53200", "out of memory", false);
+        return;
+    }
+    const char *const params[][2] = {
+        {"user", p->user},
+        {"database", cf->dbname ? cf->dbname : p->db->name},
+        {"client_encoding", cf->client_encoding},
+        {"datestyle", cf->datestyle},
+        {"timezone", cf->timezone},
+        {"application_name", cf->application_name},
+    };
     struct pktbuf b;
     pktbuf_init(&b);
-    pktbuf_start(&b, 0);
-    pktbuf_put_int32(&b, 196608);
-    pktbuf_put_string(&b, "user");
-    pktbuf_put_string(&b, s->pool->user);
-    pktbuf_put_string(&b, "database");
-    pktbuf_put_string(&b, cf->dbname ? cf->dbname : s->pool->db->name);
-    if (cf->client_encoding) {
-        pktbuf_put_string(&b, "client_encoding");
-        pktbuf_put_string(&b, cf->client_encoding);
-    }
-    if (cf->datestyle) {
-        pktbuf_put_string(&b, "datestyle");
-        pktbuf_put_string(&b, cf->datestyle);
-    }
-    if (cf->timezone) {
-        pktbuf_put_string(&b, "timezone");
-        pktbuf_put_string(&b, cf->timezone);
-    }
-    if (cf->application_name) {
-        pktbuf_put_string(&b, "application_name");
-        pktbuf_put_string(&b, cf->application_name);
-    }
-    pktbuf_put_byte(&b, 0);
-    pktbuf_finish(&b);
+    proto_startup(&b, params, sizeof(params) / sizeof(params[0]));
     if (!stream_write_pktbuf(&s->st, &b)) {
         pktbuf_free(&b);
         server_close(s, "server write failed");
@@ -224,18 +223,13 @@ static const char *login_password(struct server *s)
     return au ? au->secret : NULL;
 }
 
-static bool send_password_msg(struct server *s, const void *data, size_t len)
+static void login_free(struct server *s)
 {
-    struct pktbuf b;
-    pktbuf_init(&b);
-    pktbuf_start(&b, 'p');
-    pktbuf_put_bytes(&b, data, len);
-    pktbuf_finish(&b);
-    bool ok = stream_write_pktbuf(&s->st, &b);
-    pktbuf_free(&b);
-    if (!ok)
-        server_close(s, "server write failed");
-    return ok;
+    if (s->login) {
+        proto_login_reset(s->login);
+        free(s->login);
+        s->login = NULL;
+    }
 }
 
 static void login_fail(struct server *s, const char *sqlstate, const char *msg, bool auth)
@@ -245,129 +239,25 @@ static void login_fail(struct server *s, const char *sqlstate, const char *msg, 
     server_close(s, "server login failed: %s", msg);
 }
 
-static void handle_auth(struct server *s, const uint8_t *body, uint32_t len)
+/* The login state machine said no: the server refused us, cannot serve, or was refused. */
+static void login_refused(struct server *s)
 {
-    struct pktreader r;
-    pktreader_init(&r, body, len);
-    uint32_t code = pktreader_int32(&r);
-    const char *pw = login_password(s);
-    switch (code) {
-    case 0:
-        return;
-    case 3: /* cleartext */
-        if (!pw || scram_is_secret(pw) || pg_is_md5_secret(pw)) {
-            login_fail(s, "28P01", "cannot do cleartext authentication without a plain password",
-                       true);
-            return;
-        }
-        send_password_msg(s, pw, strlen(pw) + 1);
-        return;
-    case 5: { /* md5 */
-        const uint8_t *salt = pktreader_bytes(&r, 4);
-        if (!salt || !pw || scram_is_secret(pw)) {
-            login_fail(s, "28P01", "cannot do md5 authentication without a password", true);
-            return;
-        }
-        char resp[MD5_PASSWD_LEN + 1];
-        pg_md5_response(pw, s->pool->user, salt, resp);
-        send_password_msg(s, resp, strlen(resp) + 1);
-        return;
-    }
-    case 10: { /* SASL: pick SCRAM-SHA-256 */
-        bool found = false;
-        while (!r.bad && r.p < r.end) {
-            const char *mech = pktreader_string(&r);
-            if (!mech || !*mech)
-                break;
-            if (strcmp(mech, "SCRAM-SHA-256") == 0)
-                found = true;
-        }
-        if (!found) {
-            login_fail(s, "28000", "server offers no supported SASL mechanism", true);
-            return;
-        }
-        bool plain = pw && !scram_is_secret(pw) && !pg_is_md5_secret(pw);
-        if (!plain && !s->pool->have_scram_keys) {
-            login_fail(s, "28P01",
-                       "cannot do SCRAM authentication: no plain password and no client SCRAM "
-                       "keys for this user",
-                       true);
-            return;
-        }
-        s->scram = calloc(1, sizeof(*s->scram));
-        if (!s->scram) {
-            login_fail(s, "53200", "out of memory", false);
-            return;
-        }
-        if (!plain) {
-            memcpy(s->scram->client_key, s->pool->scram_client_key, SCRAM_KEY_LEN);
-            memcpy(s->scram->server_key, s->pool->scram_server_key, SCRAM_KEY_LEN);
-            s->scram->have_keys = true;
-        }
-        char *first = NULL;
-        if (!scram_client_first(s->scram, &first)) {
-            login_fail(s, "08P01", "SCRAM client-first failed", false);
-            return;
-        }
-        struct pktbuf b;
-        pktbuf_init(&b);
-        pktbuf_start(&b, 'p');
-        pktbuf_put_string(&b, "SCRAM-SHA-256");
-        pktbuf_put_int32(&b, (uint32_t)strlen(first));
-        pktbuf_put_bytes(&b, first, strlen(first));
-        pktbuf_finish(&b);
-        free(first);
-        bool ok = stream_write_pktbuf(&s->st, &b);
-        pktbuf_free(&b);
-        if (!ok)
-            server_close(s, "server write failed");
-        return;
-    }
-    case 11: { /* SASLContinue */
-        char *final = NULL;
-        const char *plainpw = s->scram && !s->scram->have_keys ? pw : NULL;
-        if (!s->scram ||
-            !scram_client_final(s->scram, plainpw, (const char *)r.p, (size_t)(r.end - r.p),
-                                &final)) {
-            login_fail(s, "08P01", "bad SCRAM server-first-message", true);
-            return;
-        }
-        send_password_msg(s, final, strlen(final));
-        free(final);
-        return;
-    }
-    case 12: /* SASLFinal */
-        if (!s->scram || !scram_client_verify(s->scram, (const char *)r.p, (size_t)(r.end - r.p))) {
-            login_fail(s, "08P01", "invalid SCRAM server signature", true);
-            return;
-        }
-        return;
-    default:
-        login_fail(s, "08P01", "unsupported authentication method requested by server", true);
-        return;
-    }
+    struct proto_login *lg = s->login;
+    if (lg->fail == PROTO_FAIL_NO_METHOD || lg->fail == PROTO_FAIL_PROTOCOL)
+        /* Our own refusal (server_require_auth, a broken or hostile server): always worth a
+         * line, whatever log_disconnections says. */
+        server_log(s, LOG_LVL_WARNING, "login refused: %s", lg->fail_msg);
+    login_fail(s, lg->fail_sqlstate, lg->fail_msg, proto_login_failed_auth(lg));
 }
 
-/* Extract the M (message) and C (sqlstate) fields of an ErrorResponse body. */
+/* The SQLSTATE and message of an ErrorResponse body, for logs. */
 static void parse_error(const uint8_t *body, uint32_t len, char *msg, size_t msglen,
                         char sqlstate[6])
 {
-    struct pktreader r;
-    pktreader_init(&r, body, len);
-    snprintf(msg, msglen, "unknown error");
-    memcpy(sqlstate, "08P01", 6);
-    while (!r.bad && r.p < r.end) {
-        uint8_t f = pktreader_byte(&r);
-        if (f == 0)
-            break;
-        const char *v = pktreader_string(&r);
-        if (!v)
-            break;
-        if (f == 'M')
-            snprintf(msg, msglen, "%s", v);
-        else if (f == 'C')
-            snprintf(sqlstate, 6, "%s", v);
-    }
+    struct proto_error e;
+    proto_parse_error(body, len, &e);
+    snprintf(msg, msglen, "%s", e.message);
+    memcpy(sqlstate, e.sqlstate, 6);
 }
 
 static void handle_param_status(struct server *s, const uint8_t *body, uint32_t len)
@@ -398,11 +288,7 @@ static void login_complete(struct server *s)
     struct pool *p = s->pool;
     s->ready = true;
     s->login_done = true;
-    if (s->scram) {
-        scram_client_reset(s->scram);
-        free(s->scram);
-        s->scram = NULL;
-    }
+    login_free(s);
     p->last_login_failure = 0;
     if (!p->welcome_ok) {
         pktbuf_reset(&p->welcome);
@@ -427,7 +313,7 @@ static void login_complete(struct server *s)
     pool_server_idle(s);
 }
 
-/* Login phase: every message must arrive whole. */
+/* Login phase: every message must arrive whole; proto.c decides what each one means. */
 static void process_login(struct server *s)
 {
     struct stream *st = &s->st;
@@ -435,40 +321,36 @@ static void process_login(struct server *s)
     const uint8_t *body;
     uint32_t blen;
     int r;
-    while (!st->closing && s->state == SV_LOGIN &&
-           (r = stream_take_msg(st, MAX_LOGIN_MSG_LEN, &type, &body, &blen)) != 0) {
+    while (!st->closing && s->state == SV_LOGIN && s->login &&
+           (r = stream_take_msg(st, PROTO_MAX_LOGIN_MSG_LEN, &type, &body, &blen)) != 0) {
         if (r < 0) {
             login_fail(s, "08P01", "bad packet from server during login", false);
             return;
         }
-        switch (type) {
-        case 'R':
-            handle_auth(s, body, blen);
+        struct proto_login *lg = s->login;
+        switch (proto_login_feed(lg, type, body, blen)) {
+        case PROTO_LOGIN_CONTINUE:
             break;
-        case 'S':
+        case PROTO_LOGIN_REPLY:
+            if (!stream_write(&s->st, lg->reply.data, lg->reply.len)) {
+                server_close(s, "server write failed");
+                return;
+            }
+            break;
+        case PROTO_LOGIN_PARAM:
             handle_param_status(s, body, blen);
             pktbuf_put_bytes(&s->login_params, body - 5, blen + 5);
             break;
-        case 'K':
-            if (blen >= 8) {
-                s->be_pid = pkt_get32(body);
-                s->be_key = pkt_get32(body + 4);
+        case PROTO_LOGIN_READY:
+            if (lg->have_key) {
+                s->be_pid = lg->be_pid;
+                s->be_key = lg->be_key;
             }
-            break;
-        case 'E': {
-            char msg[512], state[6];
-            parse_error(body, blen, msg, sizeof(msg), state);
-            /* 28xxx: authentication; 3D000: no database; anything else: server trouble. */
-            bool auth = strncmp(state, "28", 2) == 0 || strcmp(state, "3D000") == 0 ||
-                        strcmp(state, "42501") == 0;
-            login_fail(s, state, msg, auth);
-            return;
-        }
-        case 'Z':
             login_complete(s);
             return;
-        default: /* 'N' notices, 'v' protocol negotiation: nothing to do */
-            break;
+        case PROTO_LOGIN_FAILED:
+            login_refused(s);
+            return;
         }
     }
 }
@@ -774,10 +656,7 @@ static void on_closed(struct stream *st)
     }
     varcache_free(&s->vars);
     pktbuf_free(&s->login_params);
-    if (s->scram) {
-        scram_client_reset(s->scram);
-        free(s->scram);
-    }
+    login_free(s);
     free(s);
 }
 

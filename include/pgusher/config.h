@@ -151,6 +151,9 @@ struct cf_global {
     usec_t health_check_period, health_check_timeout;
     int health_check_fall, health_check_rise;
     char *health_check_user, *health_check_password, *health_check_dbname;
+    /* which methods a server may make pgusher log in with (libpq's require_auth list) */
+    char *server_require_auth;
+    unsigned server_require_auth_mask; /* proto.h's PROTO_METHOD_* bits, from the list */
     /* connection sanity */
     char *server_reset_query;
     int server_reset_query_always;

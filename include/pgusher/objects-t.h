@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct proto_login;
+
 /* Parameters PostgreSQL reports that the pooler keeps equal between client and server. */
 enum var_id {
     VAR_CLIENT_ENCODING,
@@ -205,7 +207,7 @@ struct server {
     /* why a login failed, for the pool (set before server_close of a SV_LOGIN server) */
     char fail_sqlstate[6];
     bool fail_auth;
-    struct scram_client *scram;
+    struct proto_login *login;  /* the login exchange (proto.c), while SV_LOGIN */
     struct pktbuf login_params; /* ParameterStatus messages seen during login */
     uv_getaddrinfo_t gai;
     bool resolving;

@@ -76,6 +76,10 @@ bool scram_server_first_with_nonce(struct scram_server *st, const char *client_f
                                    const char *server_nonce, char **out);
 
 /* ---- pooler as SCRAM client (server login) ---- */
+/* The highest iteration count a server may ask for: PBKDF2 runs on the event loop (100000
+ * iterations take ~50 ms; PostgreSQL's default is 4096). Not applied with have_keys, where
+ * no PBKDF2 runs. */
+#define SCRAM_CLIENT_MAX_ITERATIONS 100000
 struct scram_client {
     char client_nonce[64];
     char *client_first_bare;
@@ -85,6 +89,7 @@ struct scram_client {
     uint8_t server_key[SCRAM_KEY_LEN];
     bool have_keys; /* keys given directly (pass-through of a client's proof) */
     char expected_server_sig[64];
+    const char *error; /* why the last call failed (a static string), or NULL */
 };
 /* Start: fill *out with a malloc'd client-first-message ("n,,n=,r=<nonce>"). */
 bool scram_client_first(struct scram_client *st, char **out);

@@ -4,6 +4,7 @@
  * Uses temp files under /tmp; never reads files outside the repository.
  */
 #include "pgusher/config.h"
+#include "pgusher/proto.h"
 
 #include <check.h>
 #include <limits.h>
@@ -170,8 +171,9 @@ START_TEST(table_lists_every_pgbouncer_125_key_once)
                                        "transaction_timeout",
                                        "verbose"};
 
-    /* PgBouncer 1.25's 100 keys plus pgusher's 7 health_check_* keys. */
-    ck_assert_int_eq((int)config_nsettings, 107);
+    /* PgBouncer 1.25's 100 keys plus pgusher's 7 health_check_* keys and
+     * server_require_auth. */
+    ck_assert_int_eq((int)config_nsettings, 108);
     for (size_t i = 0; i < config_nsettings; i++)
         for (size_t j = i + 1; j < config_nsettings; j++)
             ck_assert_str_ne(config_settings[i].name, config_settings[j].name);
@@ -431,6 +433,39 @@ START_TEST(every_auth_type_is_accepted_including_plain)
         config_free(cf);
     }
     ck_assert_int_eq(AUTH_TYPE_PLAIN, 1);
+}
+END_TEST
+
+START_TEST(server_require_auth_defaults_to_every_method)
+{
+    struct config *cf = load_ok("[pgbouncer]\n");
+    ck_assert_uint_eq(cf->g.server_require_auth_mask, PROTO_METHODS_ALL);
+    ck_assert_str_eq(value_of(cf, "server_require_auth"), "");
+    config_free(cf);
+}
+END_TEST
+
+START_TEST(server_require_auth_list_and_negation_are_parsed)
+{
+    struct config *cf = load_ok("[pgbouncer]\nserver_require_auth = scram-sha-256,none\n");
+    ck_assert_uint_eq(cf->g.server_require_auth_mask, PROTO_METHOD_SCRAM | PROTO_METHOD_NONE);
+    ck_assert_str_eq(value_of(cf, "server_require_auth"), "scram-sha-256,none");
+    config_free(cf);
+    cf = load_ok("[pgbouncer]\nserver_require_auth = !password,!md5\n");
+    ck_assert_uint_eq(cf->g.server_require_auth_mask,
+                      PROTO_METHODS_ALL & ~(PROTO_METHOD_PASSWORD | PROTO_METHOD_MD5));
+    config_free(cf);
+}
+END_TEST
+
+START_TEST(bad_server_require_auth_is_error_with_file_and_line)
+{
+    ck_assert_str_eq(load_fail("[pgbouncer]\n\nserver_require_auth = scram-sha-256,!md5\n"),
+                     "DIR/t.ini:3: invalid value \"scram-sha-256,!md5\" for parameter "
+                     "server_require_auth: negated (!) and plain methods cannot be mixed");
+    ck_assert_ptr_nonnull(strstr(load_fail("[pgbouncer]\nserver_require_auth = kerberos\n"),
+                                 "t.ini:2: invalid value \"kerberos\" for parameter "
+                                 "server_require_auth: unknown method \"kerberos\""));
 }
 END_TEST
 
@@ -1131,6 +1166,9 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_pool_mode_is_error_listing_choices);
     tcase_add_test(tc, every_auth_type_is_accepted_including_plain);
     tcase_add_test(tc, bad_auth_type_is_error);
+    tcase_add_test(tc, server_require_auth_defaults_to_every_method);
+    tcase_add_test(tc, server_require_auth_list_and_negation_are_parsed);
+    tcase_add_test(tc, bad_server_require_auth_is_error_with_file_and_line);
     tcase_add_test(tc, bad_tls_sslmode_is_error);
     tcase_add_test(tc, server_check_query_empty_disables_and_marker_means_empty_query);
     tcase_add_test(tc, service_name_is_an_alias_of_job_name);
