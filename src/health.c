@@ -83,6 +83,7 @@ struct probe {
     bool busy;   /* a check is in flight (the timeout runs) */
     bool closed; /* probe_close ran */
     bool have_row;
+    bool bad_row;       /* a DataRow that hc_parse_probe_row refused: the check fails */
     bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
     bool refused;       /* the connect was refused */
     int closing_handles;
@@ -215,15 +216,12 @@ static void probe_login_failed(struct probe *pr)
                        !strcmp(st, "53300") || !strcmp(st, "08006");
     char msg[600];
     snprintf(msg, sizeof(msg), "login failed: %s", lg->fail_msg);
-    if (lg->fail == PROTO_FAIL_PROTOCOL) {
-        if (pr->be)
-            log_warning("health check of %s:%d: %s", pr->be->host, pr->be->port, msg);
-        probe_finish(pr, false, msg);
-    } else if (lg->fail == PROTO_FAIL_SERVER && unavailable) {
+    if (lg->fail == PROTO_FAIL_PROTOCOL)
+        probe_finish(pr, false, msg); /* backend.c logs it when the host goes down */
+    else if (lg->fail == PROTO_FAIL_SERVER && unavailable)
         probe_finish(pr, false, lg->fail_msg);
-    } else {
+    else
         probe_finish(pr, true, NULL);
-    }
 }
 
 static void probe_send_query(struct probe *pr);
@@ -313,8 +311,10 @@ bool hc_parse_probe_row(const uint8_t *body, uint32_t len, struct hc_probe_row *
 static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
 {
     struct hc_probe_row row;
-    if (!hc_parse_probe_row(body, len, &row))
-        return; /* no row: the check still passes on its ReadyForQuery, without lag */
+    if (!hc_parse_probe_row(body, len, &row)) {
+        pr->bad_row = true; /* a broken (or hostile) server: do not trust its answer */
+        return;
+    }
     pr->row = row;
     pr->role = row.role;
     pr->have_row = true;
@@ -323,6 +323,7 @@ static void probe_row(struct probe *pr, const uint8_t *body, uint32_t len)
 static void probe_send_query(struct probe *pr)
 {
     pr->have_row = false;
+    pr->bad_row = false;
     pr->role = ROLE_UNKNOWN;
     struct pktbuf b;
     pktbuf_init(&b);
@@ -372,6 +373,10 @@ static void probe_read(struct stream *st)
             probe_row(pr, body, blen);
             break;
         case 'Z':
+            if (pr->busy && pr->bad_row) {
+                probe_finish(pr, false, "malformed health check result");
+                return;
+            }
             if (pr->busy) {
                 probe_report(pr, true, NULL);
                 /* Kept for the next check, unless nobody wants it any more. */

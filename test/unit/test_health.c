@@ -2,7 +2,8 @@
  * test_health.c: pins the fall/rise state machine (hc_feed, hc_force_down) by feeding it
  * sequences of check results, as a fake clock would: how many successes bring a backend
  * up, how many failures take it down, what resets a streak, when fast_start applies, and
- * that the return value reports exactly the state changes. Also backend_parse_lsn().
+ * that the return value reports exactly the state changes. Also backend_parse_lsn() and
+ * hc_parse_probe_row(), the probe query's DataRow parser, on good rows and hostile ones.
  */
 #include "pgusher/backend.h"
 #include "pgusher/health.h"
@@ -309,10 +310,146 @@ START_TEST(parse_lsn_garbage_is_zero)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- probe rows */
+
+struct row {
+    uint8_t b[512];
+    uint32_t len;
+};
+
+static void row_put32(struct row *r, uint32_t v)
+{
+    r->b[r->len++] = (uint8_t)(v >> 24);
+    r->b[r->len++] = (uint8_t)(v >> 16);
+    r->b[r->len++] = (uint8_t)(v >> 8);
+    r->b[r->len++] = (uint8_t)v;
+}
+
+/* A DataRow body from column texts (NULL = SQL NULL). */
+static struct row make_row(int n, const char *const *cols)
+{
+    struct row r = {.len = 0};
+    r.b[r.len++] = (uint8_t)(n >> 8);
+    r.b[r.len++] = (uint8_t)n;
+    for (int i = 0; i < n; i++) {
+        if (!cols[i]) {
+            row_put32(&r, 0xffffffffu);
+            continue;
+        }
+        uint32_t l = (uint32_t)strlen(cols[i]);
+        row_put32(&r, l);
+        memcpy(r.b + r.len, cols[i], l);
+        r.len += l;
+    }
+    return r;
+}
+
+static const char *const standby_cols[] = {"t", "16/B374D848", "1.5", "16/B3750000"};
+static const char *const primary_cols[] = {"f", "0/3000148", "0", NULL};
+
+START_TEST(probe_row_standby_and_primary)
+{
+    struct hc_probe_row out;
+    struct row r = make_row(4, standby_cols);
+    ck_assert(hc_parse_probe_row(r.b, r.len, &out));
+    ck_assert_int_eq(out.role, ROLE_STANDBY);
+    ck_assert_uint_eq(out.lsn, 0x16B374D848ULL);
+    ck_assert_uint_eq(out.receive_lsn, 0x16B3750000ULL);
+    ck_assert(out.replay_age > 1.49 && out.replay_age < 1.51);
+    r = make_row(4, primary_cols);
+    ck_assert(hc_parse_probe_row(r.b, r.len, &out));
+    ck_assert_int_eq(out.role, ROLE_PRIMARY);
+    ck_assert_uint_eq(out.lsn, 0x3000148ULL);
+    ck_assert_uint_eq(out.receive_lsn, 0);
+    r = make_row(3, primary_cols); /* an older query without the receive position */
+    ck_assert(hc_parse_probe_row(r.b, r.len, &out));
+}
+END_TEST
+
+START_TEST(probe_row_four_byte_datarow_is_refused)
+{
+    /* The old parser read column lengths past the end of this message. */
+    static const uint8_t four[4] = {0, 3, 0, 0};
+    struct hc_probe_row out;
+    ck_assert(!hc_parse_probe_row(four, sizeof(four), &out));
+    ck_assert(!hc_parse_probe_row(four, 0, &out));
+    ck_assert(!hc_parse_probe_row(four, 1, &out));
+}
+END_TEST
+
+START_TEST(probe_row_every_truncation_is_refused)
+{
+    struct row r = make_row(4, standby_cols);
+    struct hc_probe_row out;
+    for (uint32_t n = 0; n < r.len; n++) {
+        /* A copy of exactly n bytes on the heap: ASan sees any read past it. */
+        uint8_t *cut = malloc(n ? n : 1);
+        memcpy(cut, r.b, n);
+        ck_assert_msg(!hc_parse_probe_row(cut, n, &out), "accepted %u of %u bytes", n, r.len);
+        free(cut);
+    }
+}
+END_TEST
+
+START_TEST(probe_row_lengths_beyond_the_message_are_refused)
+{
+    struct hc_probe_row out;
+    struct row r = {.len = 0};
+    r.b[r.len++] = 0;
+    r.b[r.len++] = 4;
+    row_put32(&r, 1);
+    r.b[r.len++] = 't';
+    row_put32(&r, 0x7fffffffu); /* claims 2 GB */
+    r.b[r.len++] = '0';
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r.len = 0;
+    r.b[r.len++] = 0xff; /* 65535 columns */
+    r.b[r.len++] = 0xff;
+    row_put32(&r, 1);
+    r.b[r.len++] = 't';
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+}
+END_TEST
+
+START_TEST(probe_row_bad_contents_are_refused)
+{
+    struct hc_probe_row out;
+    static const char *const few[] = {"t", "0/1"};
+    static const char *const role_null[] = {NULL, "0/1", "0", "0/1"};
+    static const char *const role_odd[] = {"yes", "0/1", "0", "0/1"};
+    static const char *const age_nan[] = {"t", "0/1", "nan", "0/1"};
+    static const char *const age_neg[] = {"t", "0/1", "-5", "0/1"};
+    static const char *const age_text[] = {"t", "0/1", "12abc", "0/1"};
+    struct row r = make_row(2, few);
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r = make_row(4, role_null);
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r = make_row(4, role_odd);
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r = make_row(4, age_nan);
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r = make_row(4, age_neg);
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r = make_row(4, age_text);
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+    r = make_row(4, standby_cols);
+    r.b[r.len++] = 0; /* trailing garbage */
+    ck_assert(!hc_parse_probe_row(r.b, r.len, &out));
+}
+END_TEST
+
 static Suite *health_suite(void)
 {
     Suite *s = suite_create("health");
     TCase *tc;
+
+    tc = tcase_create("probe_row");
+    tcase_add_test(tc, probe_row_standby_and_primary);
+    tcase_add_test(tc, probe_row_four_byte_datarow_is_refused);
+    tcase_add_test(tc, probe_row_every_truncation_is_refused);
+    tcase_add_test(tc, probe_row_lengths_beyond_the_message_are_refused);
+    tcase_add_test(tc, probe_row_bad_contents_are_refused);
+    suite_add_tcase(s, tc);
 
     tc = tcase_create("unknown");
     tcase_add_test(tc, unknown_needs_rise_successes_to_come_up);

@@ -224,6 +224,33 @@ START_TEST(rfc7677_client_side)
 }
 END_TEST
 
+START_TEST(client_refuses_iteration_counts_above_the_cap)
+{
+    struct scram_client cl;
+    char *out = NULL;
+    memset(&cl, 0, sizeof cl);
+    ck_assert(scram_client_first_with_nonce(&cl, "user", RFC_CLIENT_NONCE, &out));
+    free(out);
+    static const char first[] =
+        "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT_B64 ",i=100001";
+    ck_assert(!scram_client_final(&cl, "pencil", first, strlen(first), &out));
+    ck_assert_ptr_null(out);
+    ck_assert_ptr_nonnull(strstr(cl.error, "100000"));
+    scram_client_reset(&cl);
+
+    /* With pass-through keys no PBKDF2 runs: the count does not matter. */
+    memset(&cl, 0, sizeof cl);
+    cl.have_keys = true;
+    ck_assert(scram_client_first_with_nonce(&cl, "user", RFC_CLIENT_NONCE, &out));
+    free(out);
+    static const char huge[] =
+        "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT_B64 ",i=1000000000";
+    ck_assert(scram_client_final(&cl, NULL, huge, strlen(huge), &out));
+    free(out);
+    scram_client_reset(&cl);
+}
+END_TEST
+
 START_TEST(client_first_escapes_user_and_uses_random_nonce)
 {
     struct scram_client a, b;
@@ -616,6 +643,7 @@ static Suite *scram_suite(void)
     TCase *neg = tcase_create("negative");
     tcase_set_timeout(neg, 30);
     tcase_add_test(neg, wrong_password_is_rejected);
+    tcase_add_test(neg, client_refuses_iteration_counts_above_the_cap);
     tcase_add_test(neg, pass_through_with_wrong_keys_fails);
     tcase_add_test(neg, tampered_proof_is_rejected);
     tcase_add_test(neg, wrong_nonce_is_rejected);
