@@ -9,6 +9,7 @@
 #include "pgusher/cancel.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/secret.h"
 #include "pgusher/server.h"
@@ -23,10 +24,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define PROTO_V3 196608u
-#define CANCEL_REQUEST_CODE 80877102u
-#define SSL_REQUEST_CODE 80877103u
-#define GSS_REQUEST_CODE 80877104u
 #define MAX_STARTUP_LEN 10000u
 #define MAX_AUTH_MSG_LEN 8192u
 
@@ -734,7 +731,7 @@ static void process_login(struct client *c)
                 return;
             uint32_t code = pkt_get32(p + 4);
             st->rpos += len;
-            if (code == SSL_REQUEST_CODE || code == GSS_REQUEST_CODE) {
+            if (code == PROTO_SSL_REQUEST_CODE || code == PROTO_GSSENC_REQUEST_CODE) {
                 if (len != 8) {
                     client_error_close(c, "08P01", "bad packet header");
                     return;
@@ -742,7 +739,7 @@ static void process_login(struct client *c)
                 client_send(c, "N", 1);
                 continue;
             }
-            if (code == CANCEL_REQUEST_CODE) {
+            if (code == PROTO_CANCEL_REQUEST_CODE) {
                 if (len != 16) {
                     client_error_close(c, "08P01", "bad packet header");
                     return;
