@@ -76,8 +76,8 @@ static void start(struct proto_login *lg, const char *password, unsigned allowed
     ck_assert(proto_login_init(lg, USER, password, NULL, NULL, allowed));
 }
 
-static void assert_failed(struct proto_login *lg, enum proto_login_step step,
-                          enum proto_fail kind, const char *msg_part)
+static void assert_failed(struct proto_login *lg, enum proto_login_step step, enum proto_fail kind,
+                          const char *msg_part)
 {
     ck_assert_int_eq(step, PROTO_LOGIN_FAILED);
     ck_assert_int_eq(lg->fail, kind);
@@ -127,8 +127,7 @@ static void fake_init(struct fake_scram *f, int iterations)
 {
     static const uint8_t salt[16] = "0123456789abcdef";
     memset(f, 0, sizeof(*f));
-    ck_assert(scram_secret_from_password(PASSWORD, salt, sizeof(salt), iterations,
-                                         &f->srv.secret));
+    ck_assert(scram_secret_from_password(PASSWORD, salt, sizeof(salt), iterations, &f->srv.secret));
 }
 
 static void fake_free(struct fake_scram *f)
@@ -142,8 +141,7 @@ static void fake_free(struct fake_scram *f)
 static void sasl_begin(struct proto_login *lg, struct fake_scram *f)
 {
     static const char mechs[] = "SCRAM-SHA-256-PLUS\0SCRAM-SHA-256\0";
-    ck_assert_int_eq(feed(lg, 'R', auth(PROTO_AUTH_SASL, mechs, sizeof(mechs))),
-                     PROTO_LOGIN_REPLY);
+    ck_assert_int_eq(feed(lg, 'R', auth(PROTO_AUTH_SASL, mechs, sizeof(mechs))), PROTO_LOGIN_REPLY);
     uint32_t len;
     const uint8_t *b = reply_body(lg, &len);
     ck_assert_str_eq((const char *)b, "SCRAM-SHA-256");
@@ -155,8 +153,7 @@ static void sasl_begin(struct proto_login *lg, struct fake_scram *f)
 /* SASLContinue with server-first; check the SASLResponse and compute server-final. */
 static void sasl_continue(struct proto_login *lg, struct fake_scram *f)
 {
-    ck_assert_int_eq(feed_auth(lg, PROTO_AUTH_SASL_CONTINUE, f->server_first),
-                     PROTO_LOGIN_REPLY);
+    ck_assert_int_eq(feed_auth(lg, PROTO_AUTH_SASL_CONTINUE, f->server_first), PROTO_LOGIN_REPLY);
     uint32_t len;
     const uint8_t *b = reply_body(lg, &len);
     ck_assert(scram_server_final(&f->srv, (const char *)b, len, &f->server_final));
@@ -170,8 +167,8 @@ START_TEST(startup_packet_has_version_and_given_pairs_only)
     struct pktbuf b;
     pktbuf_init(&b);
     proto_startup(&b, params, 3);
-    static const uint8_t want[] = {0, 0, 0, 27, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 'u', 0,
-                                   'd', 'a', 't', 'a', 'b', 'a', 's', 'e', 0, 'd', 0, 0};
+    static const uint8_t want[] = {0, 0,   0,   27,  0,   3,   0,   0,   'u', 's', 'e', 'r', 0, 'u',
+                                   0, 'd', 'a', 't', 'a', 'b', 'a', 's', 'e', 0,   'd', 0,   0};
     ck_assert_uint_eq(b.len, sizeof(want));
     ck_assert_mem_eq(b.data, want, sizeof(want));
     pktbuf_reset(&b);
@@ -424,8 +421,8 @@ START_TEST(sasl_without_scram_sha_256_or_malformed_list_fails)
     proto_login_reset(&lg);
     start(&lg, PASSWORD, PROTO_METHODS_ALL);
     static const char cut[] = {'S', 'C', 'R', 'A', 'M', '-', 'S', 'H', 'A', '-', '2', '5', '6'};
-    assert_failed(&lg, feed(&lg, 'R', auth(PROTO_AUTH_SASL, cut, sizeof(cut))),
-                  PROTO_FAIL_PROTOCOL, "malformed SASL mechanism list");
+    assert_failed(&lg, feed(&lg, 'R', auth(PROTO_AUTH_SASL, cut, sizeof(cut))), PROTO_FAIL_PROTOCOL,
+                  "malformed SASL mechanism list");
     proto_login_reset(&lg);
 }
 END_TEST
@@ -542,8 +539,7 @@ START_TEST(huge_iteration_count_is_refused_at_once)
     char first[512];
     const char *i = strstr(f.server_first, ",i=");
     ck_assert_ptr_nonnull(i);
-    snprintf(first, sizeof(first), "%.*s,i=1000000000", (int)(i - f.server_first),
-             f.server_first);
+    snprintf(first, sizeof(first), "%.*s,i=1000000000", (int)(i - f.server_first), f.server_first);
     clock_t t0 = clock();
     assert_failed(&lg, feed_auth(&lg, PROTO_AUTH_SASL_CONTINUE, first), PROTO_FAIL_PROTOCOL,
                   "more than 100000 SCRAM iterations");
