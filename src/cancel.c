@@ -8,6 +8,7 @@
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/server.h"
 
@@ -110,7 +111,7 @@ bool cancel_send(struct server *s, struct client *requester)
         return false;
     }
     uint8_t *p = k->pkt;
-    const uint32_t v[4] = {16, 80877102u, s->be_pid, s->be_key};
+    const uint32_t v[4] = {16, PROTO_CANCEL_REQUEST_CODE, s->be_pid, s->be_key};
     for (int i = 0; i < 4; i++) {
         p[4 * i] = (uint8_t)(v[i] >> 24);
         p[4 * i + 1] = (uint8_t)(v[i] >> 16);
