@@ -466,3 +466,56 @@ pg_direct() { # host db [psql args]
 	shift 2
 	psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$host" -p "$PGU_PGPORT" -U postgres -d "$db" "$@"
 }
+
+# ---------------------------------------------------------------- cluster nodes, processes
+# For scripts that break the cluster on purpose (test/soak/soak.sh): node n0 is the
+# primary, n1/n2 the standbys ($PGU_STANDBY1/2). pg_ctl runs as postgres when we are root.
+
+pgu_node_datadir() { echo "${PGUSHER_CLUSTER_DIR:-/tmp/pgusher-cluster}/$1/data"; }
+
+pgu_node_ctl() { # node pg_ctl-args...
+	local n=$1 bin
+	shift
+	bin=$("$PGU_LIBDIR/cluster.sh" env | sed -n "s/^export PGUSHER_PGBIN='\(.*\)'$/\1/p")
+	if [[ $(id -u) -eq 0 ]]; then
+		runuser -u postgres -- "$bin/pg_ctl" -D "$(pgu_node_datadir "$n")" "$@" >/dev/null
+	else
+		"$bin/pg_ctl" -D "$(pgu_node_datadir "$n")" "$@" >/dev/null
+	fi
+}
+
+pgu_node_start() { # node: start it again after pgu_node_ctl NODE -m immediate stop (60 s)
+	# 9>&-: the postmaster must not inherit cluster.sh's start/stop lock.
+	pgu_node_ctl "$1" -l "${PGUSHER_CLUSTER_DIR:-/tmp/pgusher-cluster}/$1.log" -w -t 60 start 9>&-
+}
+
+pgu_node_pids() { # node: its postmaster and all the postmaster's children (empty if down)
+	local pm
+	pm=$(head -n 1 "$(pgu_node_datadir "$1")/postmaster.pid" 2>/dev/null) || return 0
+	[[ $pm =~ ^[0-9]+$ ]] && kill -0 "$pm" 2>/dev/null || return 0
+	echo "$pm" $(pgrep -P "$pm")
+}
+
+# pgu_ts: copy stdin to stdout, each line prefixed with the epoch time it was read
+# ("1764590000.123456 line"), e.g. pgbench ... 2>&1 | pgu_ts >>log
+pgu_ts() {
+	local line
+	while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
+}
+
+# pgu_kill_tree PID [SIGNAL]: signal PID and all its descendants (parents first, so that
+# no new child is forked behind our back); default SIGTERM.
+pgu_kill_tree() {
+	local pid=$1 sig=${2:-TERM} all=() todo=("$1") p
+	while ((${#todo[@]})); do
+		p=${todo[0]}
+		todo=("${todo[@]:1}")
+		all+=("$p")
+		todo+=($(pgrep -P "$p" 2>/dev/null || true))
+	done
+	kill "-$sig" "${all[@]}" 2>/dev/null || true
+}
+
+pgu_admin() { # SQL: run on the pooler's console as postgres, '|'-separated rows (10 s)
+	timeout 10 psql -X -A -t -q -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c "$1"
+}
