@@ -307,6 +307,9 @@ def main():
         parts = after.split(",")
         out("  5 s after the load: RSS %s kB, fds %s, clients left %s, server connections %s"
             % (parts[2], parts[3], final.get("clients_after", "?"), final.get("servers_after", "?")))
+        out("  TCP sockets held then: %s from clients (%s), %s to servers; fds by kind: %s"
+            % (final.get("client_sockets_after", "?"), final.get("client_socket_states_after", "").strip("; ") or "none",
+               final.get("server_sockets_after", "?"), final.get("fd_kinds_after", "?").strip("; ")))
     out("")
     out("pooler: %s; queries after the load: %s; SIGTERM exit took %s s"
         % ("CRASHED (" + crashed[0][3] + ", " + final.get("exit_status", "?") + ")" if crashed or final.get("alive") == "0" else "alive to the end",
@@ -323,6 +326,7 @@ def main():
     # ---------------------------------------------------------------- table
     stuck = len(stuck_fails) + len(stuck_workers)
     clients_left = final.get("clients_after", "?")
+    sockets_left = final.get("client_sockets_after", "?")
     out("")
     out("---- summary (paste into README) ----")
     rows = [
@@ -333,7 +337,7 @@ def main():
         ("failures at a standby fault", "%d (in flight on it / before detection)" % len(classes["at_fault"])),
         ("RSS after warm-up / last / max", rss_line),
         ("fds after warm-up / last / max", fds_line),
-        ("stuck clients, clients left after", "%d, %s" % (stuck, clients_left)),
+        ("stuck clients; clients, sockets left", "%d; %s, %s" % (stuck, clients_left, sockets_left)),
         ("crash", "yes" if crashed or final.get("alive") == "0" else "no"),
         ("sanitizer reports", (", ".join("%s %d" % kv for kv in sorted(san.items())) or "none") if a.build == "asan" else "n/a (normal build)"),
     ]
@@ -341,7 +345,7 @@ def main():
         out("    %-38s %s" % (k, v))
 
     bad = (len(classes["servable"]) or nr_servable or crashed or final.get("alive") == "0" or stuck or san
-           or final.get("query_after_ok") != "1" or clients_left not in ("0",))
+           or final.get("query_after_ok") != "1" or clients_left != "0" or sockets_left != "0")
     out("result: %s" % ("FAIL (a goal was missed, see above)" if bad else "PASS (all goals met)"))
     return 1 if bad else 0
 

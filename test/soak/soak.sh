@@ -14,6 +14,7 @@
 #   --sample S     RSS/fd sampling period (default 5 s)
 #   --warmup S     samples before this are warm-up (default: a fifth of --duration, max 60 s)
 #   --seed N       seed of the fault schedule (default: random; printed and recorded)
+#   --fault-gap A:B  seconds between two faults, at random in A..B (default 12:30)
 # Environment: PGUSHER_CLUSTER_DIR (default /tmp/pgc-soak), PGUSHER_PGPORT (default 15445):
 # the cluster of test/integration/cluster.sh (primary 127.0.0.1, standbys 127.0.0.2/.3).
 #
@@ -49,7 +50,7 @@ set -uo pipefail
 
 SOAK_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$SOAK_DIR/../.." && pwd)
-DURATION=600 ASAN=0 KEEP=0 OUT=$SOAK_DIR/out SAMPLE=5 WARMUP="" SEED=""
+DURATION=600 ASAN=0 KEEP=0 OUT=$SOAK_DIR/out SAMPLE=5 WARMUP="" SEED="" FAULT_GAP=12:30
 while (($#)); do
 	case $1 in
 	--duration) DURATION=$2; shift 2 ;;
@@ -59,6 +60,7 @@ while (($#)); do
 	--sample) SAMPLE=$2; shift 2 ;;
 	--warmup) WARMUP=$2; shift 2 ;;
 	--seed) SEED=$2; shift 2 ;;
+	--fault-gap) FAULT_GAP=$2; shift 2 ;;
 	-h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "soak.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
 	esac
@@ -72,8 +74,10 @@ RANDOM=$SEED
 # Bounds of everything (seconds unless said otherwise).
 ROUND=20          # one pgbench run; a worker runs rounds until the end
 STUCK=60          # a round not ended this long after its -T is killed and counted as stuck
-FAULT_MIN=12      # gap between two faults
-FAULT_MAX=30
+FAULT_MIN=${FAULT_GAP%%:*} # gap between two faults
+FAULT_MAX=${FAULT_GAP##*:}
+[[ $FAULT_MIN =~ ^[0-9]+$ && $FAULT_MAX =~ ^[0-9]+$ ]] && ((FAULT_MIN >= 5 && FAULT_MAX >= FAULT_MIN)) ||
+	{ echo "soak.sh: --fault-gap wants A:B with 5 <= A <= B" >&2; exit 2; }
 HOLD_MIN=3        # how long a standby stays killed / frozen
 HOLD_MAX=10
 MAX_FAULTS=200
@@ -370,6 +374,11 @@ for n in n1 n2; do [[ -n $(pgu_node_pids "$n") ]] || pgu_node_start "$n"; done
 		echo "sample_after=$(sample)"
 		echo "clients_after=$(pgu_admin 'SHOW CLIENTS' | awk -F'|' '$3 != "pgbouncer"' | grep -c .)"
 		echo "servers_after=$(pgu_admin 'SHOW SERVERS' | grep -c .)"
+		# TCP sockets the pooler still holds: from clients (its listen port) and to servers
+		echo "client_sockets_after=$(ss -Htanp "sport = :$PGU_PORT" 2>/dev/null | grep -v LISTEN | grep -c "pid=$PID,")"
+		echo "client_socket_states_after=$(ss -Htanp "sport = :$PGU_PORT" 2>/dev/null | grep -v LISTEN | grep "pid=$PID," | awk '{print $1}' | sort | uniq -c | awk '{printf "%s %s; ", $2, $1}')"
+		echo "server_sockets_after=$(ss -Htanp "dport = :$PORT" 2>/dev/null | grep -c "pid=$PID,")"
+		echo "fd_kinds_after=$(for f in /proc/$PID/fd/*; do readlink "$f"; done 2>/dev/null | sed 's/:.*//; s/^\/.*/file/' | sort | uniq -c | awk '{printf "%s %s; ", $2, $1}')"
 		ok=1
 		for d in reads_tx writes_tx reads_session writes_stmt; do
 			r=$(timeout 15 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d "$d" -c 'select 42' 2>&1)
