@@ -302,11 +302,16 @@ def main():
         us = [int(s[3]["used_servers"] or 0) for s in samples if s[3].get("used_servers")]
         if uc:
             out("  SHOW LISTS used_clients max %d, used_servers max %d" % (max(uc), max(us or [0])))
+        refused = [s for s in samples if not s[3].get("used_clients")]
+        if refused:
+            out("  console did not answer SHOW LISTS in %d samples (first at %d s)" % (len(refused), refused[0][0]))
     after = final.get("sample_after", "")
     if after:
         parts = after.split(",")
         out("  5 s after the load: RSS %s kB, fds %s, clients left %s, server connections %s"
             % (parts[2], parts[3], final.get("clients_after", "?"), final.get("servers_after", "?")))
+        out("  sockets unaccounted for then (not a server, client or baseline socket: closed by the"
+            " peer, never by the pooler): %s" % final.get("sockets_unaccounted_after", "?"))
         out("  TCP sockets held then: %s from clients (%s), %s to servers; fds by kind: %s"
             % (final.get("client_sockets_after", "?"), final.get("client_socket_states_after", "").strip("; ") or "none",
                final.get("server_sockets_after", "?"), final.get("fd_kinds_after", "?").strip("; ")))
@@ -327,6 +332,7 @@ def main():
     stuck = len(stuck_fails) + len(stuck_workers)
     clients_left = final.get("clients_after", "?")
     sockets_left = final.get("client_sockets_after", "?")
+    unaccounted = final.get("sockets_unaccounted_after", "?")
     out("")
     out("---- summary (paste into README) ----")
     rows = [
@@ -337,7 +343,7 @@ def main():
         ("failures at a standby fault", "%d (in flight on it / before detection)" % len(classes["at_fault"])),
         ("RSS after warm-up / last / max", rss_line),
         ("fds after warm-up / last / max", fds_line),
-        ("stuck clients; clients, sockets left", "%d; %s, %s" % (stuck, clients_left, sockets_left)),
+        ("stuck clients; clients, sockets left", "%d; %s, %s (+%s closed by the peer, never by pgusher)" % (stuck, clients_left, sockets_left, unaccounted)),
         ("crash", "yes" if crashed or final.get("alive") == "0" else "no"),
         ("sanitizer reports", (", ".join("%s %d" % kv for kv in sorted(san.items())) or "none") if a.build == "asan" else "n/a (normal build)"),
     ]
@@ -345,7 +351,7 @@ def main():
         out("    %-38s %s" % (k, v))
 
     bad = (len(classes["servable"]) or nr_servable or crashed or final.get("alive") == "0" or stuck or san
-           or final.get("query_after_ok") != "1" or clients_left != "0" or sockets_left != "0")
+           or final.get("query_after_ok") != "1" or clients_left != "0" or sockets_left != "0" or unaccounted != "0")
     out("result: %s" % ("FAIL (a goal was missed, see above)" if bad else "PASS (all goals met)"))
     return 1 if bad else 0
 
