@@ -159,9 +159,34 @@ static bool client_send_pkt(struct client *c, struct pktbuf *b)
     return ok;
 }
 
+/* Clients closed with output still queued (an ErrorResponse behind a result the client has
+ * not read), oldest first through c->node: each is freed when its output drains, when the
+ * socket fails, or CLOSE_DRAIN_USEC after its close, whichever comes first, so a peer that
+ * never reads cannot keep its memory, its fd and its max_client_conn slot. Clients that are
+ * not closing cost nothing here. */
+static struct list draining_clients = LIST_INIT(draining_clients);
+#define CLOSE_DRAIN_USEC (1000 * 1000)
+
 static void really_close(struct client *c)
 {
+    if (c->close_after_flush) {
+        list_del(&c->node);
+        c->close_after_flush = false;
+    }
     stream_close(&c->st);
+}
+
+void client_janitor(void)
+{
+    uint64_t now = now_usec();
+    while (!list_empty(&draining_clients)) {
+        struct client *c = container_of(draining_clients.next, struct client, node);
+        if (now - c->close_start < CLOSE_DRAIN_USEC)
+            break; /* the rest closed later */
+        client_log(c, LOG_LVL_DEBUG, "output not taken within %d ms of the close: dropped",
+                   CLOSE_DRAIN_USEC / 1000);
+        really_close(c);
+    }
 }
 
 void client_close(struct client *c, const char *fmt, ...)
@@ -193,8 +218,10 @@ void client_close(struct client *c, const char *fmt, ...)
         c->db->client_count--;
     stream_flush(&c->st); /* batched output joins the queue that must drain first */
     if (c->st.queued > 0 && !c->st.error_reported) {
-        /* Let an error message reach the client before the socket goes. */
+        /* Let an error message reach the client before the socket goes, for a while. */
         c->close_after_flush = true;
+        c->close_start = now_usec();
+        list_append(&draining_clients, &c->node);
         stream_read_stop(&c->st);
     } else {
         really_close(c);
@@ -242,6 +269,11 @@ static void on_closed(struct stream *st)
 static void on_error(struct stream *st, int err)
 {
     struct client *c = st->owner;
+    if (c->close_after_flush) {
+        /* Closed already, its last output cannot go out: free it now. */
+        really_close(c);
+        return;
+    }
     if (err == UV_EOF)
         client_close(c, "client unexpected eof");
     else

@@ -23,6 +23,11 @@ Subcommands:
                                      ACCEPTED / PEER-CLOSED after <s> per connection
     maxconn  --n N                   log in N clients and hold them, try client N+1,
                                      then run SELECT 1 on the first N
+    unread   --n N --query Q [--reset] [--hold S]
+                                     N clients one after the other: log in, send Q (a large
+                                     result) and never read it, send a bad message header,
+                                     then reset the connection (--reset) or keep it open,
+                                     still unread, S seconds; prints UNREAD-DONE N
 """
 import argparse
 import base64
@@ -387,9 +392,36 @@ def cmd_maxconn(a):
     return 0
 
 
+def cmd_unread(a):
+    """Clients the pooler must close and free although they never take their output."""
+    held = []
+    for i in range(a.n):
+        c = Conn(a.host, a.port, a.wait)
+        if not login(c, a.user, a.database, a.password, a.wait, quiet=True):
+            out("UNREAD-LOGIN-FAILED %d" % i)
+            return 1
+        # A small receive window, so that the result piles up in the pooler at once.
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send(msg(b"Q", a.query[0].encode() + b"\0"))
+        time.sleep(0.2)
+        c.send(b"Q" + struct.pack("!I", 2))  # length 2: shorter than the length field itself
+        time.sleep(0.05)
+        if a.reset:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        else:
+            held.append(c)
+    out("UNREAD-DONE %d" % a.n)
+    if held:
+        time.sleep(a.hold)
+        for c in held:
+            c.close()
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn"])
+    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn", "unread"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--listen-port", type=int, default=0)
@@ -403,12 +435,13 @@ def main():
     p.add_argument("--gss-first", action="store_true")
     p.add_argument("--hex", default="")
     p.add_argument("--close", action="store_true", help="raw: half-close after sending")
+    p.add_argument("--reset", action="store_true", help="unread: reset each connection")
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each answer")
     a = p.parse_args()
     try:
         cmds = {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "stall": cmd_stall,
-                "blackhole": cmd_blackhole, "maxconn": cmd_maxconn}
+                "blackhole": cmd_blackhole, "maxconn": cmd_maxconn, "unread": cmd_unread}
         return cmds[a.cmd](a)
     except ConnectionRefusedError:
         out("REFUSED")
