@@ -744,6 +744,26 @@ void client_finish_login(struct client *c)
 
 /* ---------------------------------------------------------------- input processing */
 
+/* SSLRequest / GSSENCRequest, at most one of each per connection (libpq may ask for GSSAPI
+ * and then TLS on one connection). Nothing may follow the request before our answer: after
+ * an 'S' such bytes would pass for bytes that came through TLS (CVE-2021-23214), so they
+ * are refused with PgBouncer's message. TLS is not offered yet, so the answer is 'N';
+ * offering it is answering 'S' here and starting the handshake. False: client closed. */
+static bool answer_encryption_request(struct client *c, uint32_t code)
+{
+    bool ssl = code == PROTO_SSL_REQUEST_CODE;
+    if (stream_avail(&c->st) > 0) {
+        client_error_close(c, "08P01", "received unencrypted data after %s",
+                           ssl ? "SSL request" : "GSSAPI encryption request");
+        return false;
+    }
+    if (ssl)
+        c->ssl_answered = true;
+    else
+        c->gss_answered = true;
+    return client_send(c, "N", 1);
+}
+
 /* Login phase: the startup packet (untyped) or a password message. */
 static void process_login(struct client *c)
 {
@@ -763,12 +783,15 @@ static void process_login(struct client *c)
                 return;
             uint32_t code = pkt_get32(p + 4);
             st->rpos += len;
-            if (code == PROTO_SSL_REQUEST_CODE || code == PROTO_GSSENC_REQUEST_CODE) {
+            /* A repeated request falls through to the version check, as in PostgreSQL. */
+            if ((code == PROTO_SSL_REQUEST_CODE && !c->ssl_answered) ||
+                (code == PROTO_GSSENC_REQUEST_CODE && !c->gss_answered)) {
                 if (len != 8) {
                     client_error_close(c, "08P01", "bad packet header");
                     return;
                 }
-                client_send(c, "N", 1);
+                if (!answer_encryption_request(c, code))
+                    return;
                 continue;
             }
             if (code == PROTO_CANCEL_REQUEST_CODE) {
