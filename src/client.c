@@ -356,6 +356,7 @@ static uint32_t random_u32(void)
 }
 
 static void start_auth(struct client *c);
+static bool attach_database(struct client *c, struct database *db);
 
 static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 {
@@ -429,18 +430,32 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
         return;
     }
 
-    struct database *db = database_find(c->db_name, true);
-    if (!db || db->removed) {
+    /* A name that would become an auto-database stays without c->db until the client has
+     * authenticated (against the "*" entry), so unauthenticated names cost nothing. */
+    struct database *db = database_find(c->db_name, false);
+    if (!db && !config_find_database(G.cf, "*")) {
         client_error_close(c, "3D000", "no such database: %s", c->db_name);
         return;
     }
+    if (db && !attach_database(c, db))
+        return;
+    start_auth(c);
+}
+
+/* The client logs in to db: refused (and closed) when db cannot take new clients. */
+static bool attach_database(struct client *c, struct database *db)
+{
+    if (db->removed) {
+        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        return false;
+    }
     if (db->disabled) {
         client_error_close(c, "55000", "database does not allow connections: %s", c->db_name);
-        return;
+        return false;
     }
     c->db = db;
     db->cl_refs++;
-    start_auth(c);
+    return true;
 }
 
 /* ---------------------------------------------------------------- authentication */
@@ -497,7 +512,7 @@ static void start_auth(struct client *c)
         auth_ok(c);
         return;
     }
-    if (c->db->admin && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c)) {
+    if (c->db && c->db->admin && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c)) {
         /* The console's own user, over the Unix socket, from our own OS user. */
         auth_ok(c);
         return;
@@ -605,14 +620,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
     free(out);
     if (!client_send_pkt(c, &b))
         return;
-    /* Remember the keys so the pool can log in to the server as this user. */
-    struct pool *p = pool_get(c->db, c->db->cf->user ? c->db->cf->user : c->user_name);
-    if (p && c->scram->have_client_key && !c->db->cf->user) {
-        memcpy(p->scram_client_key, c->scram->client_key, SCRAM_KEY_LEN);
-        memcpy(p->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
-        p->have_scram_keys = true;
-    }
-    auth_ok(c);
+    auth_ok(c); /* keeps the keys for the pool's logins as this user */
 }
 
 static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t len)
@@ -646,12 +654,28 @@ static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t 
 
 static void auth_ok(struct client *c)
 {
-    struct database *db = c->db;
-    const char *pool_user = db->cf->user ? db->cf->user : c->user_name;
-    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !db->cf->user && !db->admin) {
+    /* Its database's definition, or for a name that becomes an auto-database once the
+     * client is in, the "*" entry's (looked up again: a reload may have removed it). */
+    const struct cf_database *dcf = c->db ? c->db->cf : config_find_database(G.cf, "*");
+    if (!dcf) {
+        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        return;
+    }
+    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !dcf->user && !(c->db && c->db->admin)) {
         client_error_close(c, "28000", "auth_type=any requires forced user in database entry");
         return;
     }
+    if (!c->db) {
+        struct database *made = database_find(c->db_name, true);
+        if (!made) {
+            client_error_close(c, "3D000", "no such database: %s", c->db_name);
+            return;
+        }
+        if (!attach_database(c, made))
+            return;
+    }
+    struct database *db = c->db;
+    const char *pool_user = db->cf->user ? db->cf->user : c->user_name;
     int max_db_clients = db->cf->max_db_client_connections != CF_UNSET
                              ? db->cf->max_db_client_connections
                              : G.cf->g.max_db_client_connections;
@@ -674,6 +698,12 @@ static void auth_ok(struct client *c)
         return;
     }
     if (c->scram) {
+        /* Remember the keys so the pool can log in to the server as this user. */
+        if (c->scram->have_client_key && !db->cf->user) {
+            memcpy(p->scram_client_key, c->scram->client_key, SCRAM_KEY_LEN);
+            memcpy(p->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
+            p->have_scram_keys = true;
+        }
         scram_server_reset(c->scram);
         free(c->scram);
         c->scram = NULL;
