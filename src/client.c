@@ -290,6 +290,8 @@ static void on_drain(struct stream *st)
     /* The client took what its server sent: let the server talk again. */
     if (c->link)
         server_resume(c->link);
+    else if (c->state == CL_LOGIN || (c->state == CL_ACTIVE && c->pool->db->admin))
+        client_update_reading(c); /* read again now that its answers went out */
 }
 
 /* ---------------------------------------------------------------- cancel requests */
@@ -1008,7 +1010,10 @@ static void on_read(struct stream *st)
         process_active(c);
     if (!st->closing) {
         stream_compact(st);
-        if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN)
+        /* A login client's answers go out now, so that reading stops while they cannot. */
+        if (c->state == CL_LOGIN && !stream_flush(st))
+            return; /* on_error closed it */
+        if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN || c->state == CL_LOGIN)
             client_update_reading(c); /* kept until the buffer is full */
     }
 }
@@ -1018,10 +1023,15 @@ void client_update_reading(struct client *c)
     if (c->st.closing || c->close_after_flush)
         return;
     bool want = false;
-    if (c->state == CL_LOGIN || c->state == CL_WAITING || c->state == CL_WAITING_LOGIN) {
+    /* A client still logging in, or on the console, is not read while its answers are
+     * queued: one that sends and never reads costs a buffer, not an unbounded queue.
+     * on_drain reads it again. */
+    if (c->state == CL_LOGIN) {
+        want = c->st.queued == 0;
+    } else if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN) {
         want = true;
     } else if (c->state == CL_ACTIVE && c->pool->db->admin) {
-        want = c->admin_wait == 0;
+        want = c->admin_wait == 0 && c->st.queued == 0;
     } else if (c->state == CL_ACTIVE) {
         if (!c->link)
             want = stream_avail(&c->st) == 0;
