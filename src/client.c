@@ -290,8 +290,10 @@ static void on_drain(struct stream *st)
     /* The client took what its server sent: let the server talk again. */
     if (c->link)
         server_resume(c->link);
-    else if (c->state == CL_LOGIN || (c->state == CL_ACTIVE && c->pool->db->admin))
+    else if (c->state == CL_LOGIN)
         client_update_reading(c); /* read again now that its answers went out */
+    else if (c->state == CL_ACTIVE && c->pool->db->admin)
+        client_resume(c); /* the same, after any commands still buffered */
 }
 
 /* ---------------------------------------------------------------- cancel requests */
