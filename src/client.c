@@ -159,9 +159,34 @@ static bool client_send_pkt(struct client *c, struct pktbuf *b)
     return ok;
 }
 
+/* Clients closed with output still queued (an ErrorResponse behind a result the client has
+ * not read), oldest first through c->node: each is freed when its output drains, when the
+ * socket fails, or CLOSE_DRAIN_USEC after its close, whichever comes first, so a peer that
+ * never reads cannot keep its memory, its fd and its max_client_conn slot. Clients that are
+ * not closing cost nothing here. */
+static struct list draining_clients = LIST_INIT(draining_clients);
+#define CLOSE_DRAIN_USEC (1000 * 1000)
+
 static void really_close(struct client *c)
 {
+    if (c->close_after_flush) {
+        list_del(&c->node);
+        c->close_after_flush = false;
+    }
     stream_close(&c->st);
+}
+
+void client_janitor(void)
+{
+    uint64_t now = now_usec();
+    while (!list_empty(&draining_clients)) {
+        struct client *c = container_of(draining_clients.next, struct client, node);
+        if (now - c->close_start < CLOSE_DRAIN_USEC)
+            break; /* the rest closed later */
+        client_log(c, LOG_LVL_DEBUG, "output not taken within %d ms of the close: dropped",
+                   CLOSE_DRAIN_USEC / 1000);
+        really_close(c);
+    }
 }
 
 void client_close(struct client *c, const char *fmt, ...)
@@ -193,8 +218,10 @@ void client_close(struct client *c, const char *fmt, ...)
         c->db->client_count--;
     stream_flush(&c->st); /* batched output joins the queue that must drain first */
     if (c->st.queued > 0 && !c->st.error_reported) {
-        /* Let an error message reach the client before the socket goes. */
+        /* Let an error message reach the client before the socket goes, for a while. */
         c->close_after_flush = true;
+        c->close_start = now_usec();
+        list_append(&draining_clients, &c->node);
         stream_read_stop(&c->st);
     } else {
         really_close(c);
@@ -242,6 +269,11 @@ static void on_closed(struct stream *st)
 static void on_error(struct stream *st, int err)
 {
     struct client *c = st->owner;
+    if (c->close_after_flush) {
+        /* Closed already, its last output cannot go out: free it now. */
+        really_close(c);
+        return;
+    }
     if (err == UV_EOF)
         client_close(c, "client unexpected eof");
     else
@@ -258,6 +290,10 @@ static void on_drain(struct stream *st)
     /* The client took what its server sent: let the server talk again. */
     if (c->link)
         server_resume(c->link);
+    else if (c->state == CL_LOGIN)
+        client_update_reading(c); /* read again now that its answers went out */
+    else if (c->state == CL_ACTIVE && c->pool->db->admin)
+        client_resume(c); /* the same, after any commands still buffered */
 }
 
 /* ---------------------------------------------------------------- cancel requests */
@@ -324,6 +360,7 @@ static uint32_t random_u32(void)
 }
 
 static void start_auth(struct client *c);
+static bool attach_database(struct client *c, struct database *db);
 
 static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 {
@@ -397,18 +434,32 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
         return;
     }
 
-    struct database *db = database_find(c->db_name, true);
-    if (!db || db->removed) {
+    /* A name that would become an auto-database stays without c->db until the client has
+     * authenticated (against the "*" entry), so unauthenticated names cost nothing. */
+    struct database *db = database_find(c->db_name, false);
+    if (!db && !config_find_database(G.cf, "*")) {
         client_error_close(c, "3D000", "no such database: %s", c->db_name);
         return;
     }
+    if (db && !attach_database(c, db))
+        return;
+    start_auth(c);
+}
+
+/* The client logs in to db: refused (and closed) when db cannot take new clients. */
+static bool attach_database(struct client *c, struct database *db)
+{
+    if (db->removed) {
+        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        return false;
+    }
     if (db->disabled) {
         client_error_close(c, "55000", "database does not allow connections: %s", c->db_name);
-        return;
+        return false;
     }
     c->db = db;
     db->cl_refs++;
-    start_auth(c);
+    return true;
 }
 
 /* ---------------------------------------------------------------- authentication */
@@ -465,7 +516,7 @@ static void start_auth(struct client *c)
         auth_ok(c);
         return;
     }
-    if (c->db->admin && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c)) {
+    if (c->db && c->db->admin && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c)) {
         /* The console's own user, over the Unix socket, from our own OS user. */
         auth_ok(c);
         return;
@@ -573,14 +624,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
     free(out);
     if (!client_send_pkt(c, &b))
         return;
-    /* Remember the keys so the pool can log in to the server as this user. */
-    struct pool *p = pool_get(c->db, c->db->cf->user ? c->db->cf->user : c->user_name);
-    if (p && c->scram->have_client_key && !c->db->cf->user) {
-        memcpy(p->scram_client_key, c->scram->client_key, SCRAM_KEY_LEN);
-        memcpy(p->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
-        p->have_scram_keys = true;
-    }
-    auth_ok(c);
+    auth_ok(c); /* keeps the keys for the pool's logins as this user */
 }
 
 static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t len)
@@ -614,12 +658,28 @@ static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t 
 
 static void auth_ok(struct client *c)
 {
-    struct database *db = c->db;
-    const char *pool_user = db->cf->user ? db->cf->user : c->user_name;
-    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !db->cf->user && !db->admin) {
+    /* Its database's definition, or for a name that becomes an auto-database once the
+     * client is in, the "*" entry's (looked up again: a reload may have removed it). */
+    const struct cf_database *dcf = c->db ? c->db->cf : config_find_database(G.cf, "*");
+    if (!dcf) {
+        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        return;
+    }
+    if (G.cf->g.auth_type == AUTH_TYPE_ANY && !dcf->user && !(c->db && c->db->admin)) {
         client_error_close(c, "28000", "auth_type=any requires forced user in database entry");
         return;
     }
+    if (!c->db) {
+        struct database *made = database_find(c->db_name, true);
+        if (!made) {
+            client_error_close(c, "3D000", "no such database: %s", c->db_name);
+            return;
+        }
+        if (!attach_database(c, made))
+            return;
+    }
+    struct database *db = c->db;
+    const char *pool_user = db->cf->user ? db->cf->user : c->user_name;
     int max_db_clients = db->cf->max_db_client_connections != CF_UNSET
                              ? db->cf->max_db_client_connections
                              : G.cf->g.max_db_client_connections;
@@ -642,6 +702,12 @@ static void auth_ok(struct client *c)
         return;
     }
     if (c->scram) {
+        /* Remember the keys so the pool can log in to the server as this user. */
+        if (c->scram->have_client_key && !db->cf->user) {
+            memcpy(p->scram_client_key, c->scram->client_key, SCRAM_KEY_LEN);
+            memcpy(p->scram_server_key, c->scram->secret.server_key, SCRAM_KEY_LEN);
+            p->have_scram_keys = true;
+        }
         scram_server_reset(c->scram);
         free(c->scram);
         c->scram = NULL;
@@ -712,6 +778,26 @@ void client_finish_login(struct client *c)
 
 /* ---------------------------------------------------------------- input processing */
 
+/* SSLRequest / GSSENCRequest, at most one of each per connection (libpq may ask for GSSAPI
+ * and then TLS on one connection). Nothing may follow the request before our answer: after
+ * an 'S' such bytes would pass for bytes that came through TLS (CVE-2021-23214), so they
+ * are refused with PgBouncer's message. TLS is not offered yet, so the answer is 'N';
+ * offering it is answering 'S' here and starting the handshake. False: client closed. */
+static bool answer_encryption_request(struct client *c, uint32_t code)
+{
+    bool ssl = code == PROTO_SSL_REQUEST_CODE;
+    if (stream_avail(&c->st) > 0) {
+        client_error_close(c, "08P01", "received unencrypted data after %s",
+                           ssl ? "SSL request" : "GSSAPI encryption request");
+        return false;
+    }
+    if (ssl)
+        c->ssl_answered = true;
+    else
+        c->gss_answered = true;
+    return client_send(c, "N", 1);
+}
+
 /* Login phase: the startup packet (untyped) or a password message. */
 static void process_login(struct client *c)
 {
@@ -731,12 +817,15 @@ static void process_login(struct client *c)
                 return;
             uint32_t code = pkt_get32(p + 4);
             st->rpos += len;
-            if (code == PROTO_SSL_REQUEST_CODE || code == PROTO_GSSENC_REQUEST_CODE) {
+            /* A repeated request falls through to the version check, as in PostgreSQL. */
+            if ((code == PROTO_SSL_REQUEST_CODE && !c->ssl_answered) ||
+                (code == PROTO_GSSENC_REQUEST_CODE && !c->gss_answered)) {
                 if (len != 8) {
                     client_error_close(c, "08P01", "bad packet header");
                     return;
                 }
-                client_send(c, "N", 1);
+                if (!answer_encryption_request(c, code))
+                    return;
                 continue;
             }
             if (code == PROTO_CANCEL_REQUEST_CODE) {
@@ -923,7 +1012,10 @@ static void on_read(struct stream *st)
         process_active(c);
     if (!st->closing) {
         stream_compact(st);
-        if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN)
+        /* A login client's answers go out now, so that reading stops while they cannot. */
+        if (c->state == CL_LOGIN && !stream_flush(st))
+            return; /* on_error closed it */
+        if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN || c->state == CL_LOGIN)
             client_update_reading(c); /* kept until the buffer is full */
     }
 }
@@ -933,10 +1025,15 @@ void client_update_reading(struct client *c)
     if (c->st.closing || c->close_after_flush)
         return;
     bool want = false;
-    if (c->state == CL_LOGIN || c->state == CL_WAITING || c->state == CL_WAITING_LOGIN) {
+    /* A client still logging in, or on the console, is not read while its answers are
+     * queued: one that sends and never reads costs a buffer, not an unbounded queue.
+     * on_drain reads it again. */
+    if (c->state == CL_LOGIN) {
+        want = c->st.queued == 0;
+    } else if (c->state == CL_WAITING || c->state == CL_WAITING_LOGIN) {
         want = true;
     } else if (c->state == CL_ACTIVE && c->pool->db->admin) {
-        want = c->admin_wait == 0;
+        want = c->admin_wait == 0 && c->st.queued == 0;
     } else if (c->state == CL_ACTIVE) {
         if (!c->link)
             want = stream_avail(&c->st) == 0;

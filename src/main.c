@@ -4,6 +4,7 @@
  * no pooling logic of its own.
  */
 #include "pgusher/admin.h"
+#include "pgusher/client.h"
 #include "pgusher/config.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
@@ -173,6 +174,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_janitor(uv_timer_t *t)
 {
     pool_janitor();
+    client_janitor();
     admin_janitor();
     stats_tick();
 }

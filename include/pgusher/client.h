@@ -15,6 +15,8 @@
 void client_accept(int fd, bool is_unix, const struct sockaddr *addr);
 /* Close with a reason (logged as PgBouncer does: "closing because: <reason>"). */
 void client_close(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Called by the janitor: free closed clients whose last output was not taken in time. */
+void client_janitor(void);
 /* Send an ErrorResponse, then close. */
 void client_error_close(struct client *c, const char *sqlstate, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

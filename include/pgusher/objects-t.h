@@ -42,7 +42,8 @@ enum client_state {
     CL_ACTIVE,        /* pool->cl_active: logged in; linked to a server or idle */
     CL_CANCEL,        /* pool->cl_active_cancel_req: a cancel request being forwarded; closed
                        * when the cancel connection to the server is done */
-    CL_CLOSING,       /* G.closing_clients: handle closing, freed in its close callback */
+    CL_CLOSING,       /* no list, or client.c's draining list while its last output goes out
+                       * (bounded: drained, error or deadline); freed in its close callback */
 };
 
 enum server_state {
@@ -160,10 +161,12 @@ struct client {
     int auth_step; /* 0 = startup expected, 1 = password expected */
     struct scram_server *scram;
     bool startup_done;
+    /* SSLRequest / GSSENCRequest answered: PostgreSQL takes at most one of each. */
+    bool ssl_answered, gss_answered;
     /* relay */
     uint32_t pkt_remain; /* body bytes of the current message still to pass through */
     bool in_hash;
-    bool close_after_flush;
+    bool close_after_flush; /* CL_CLOSING, on client.c's draining list until freed */
     bool wait_notified; /* the query_wait_notify notice went out for this wait */
     char *reject_msg; /* set when the client must be refused once its startup is read */
     char *secret_copy; /* the auth file secret, copied so a reload cannot free it */
@@ -174,6 +177,7 @@ struct client {
     char reject_state[6];
     /* times, usec on the monotonic clock */
     uint64_t connect_time, request_time, wait_start, xact_start, query_start;
+    uint64_t close_start; /* close_after_flush: when the close began (its deadline counts) */
     time_t connect_wall;
 };
 

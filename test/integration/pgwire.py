@@ -23,6 +23,20 @@ Subcommands:
                                      ACCEPTED / PEER-CLOSED after <s> per connection
     maxconn  --n N                   log in N clients and hold them, try client N+1,
                                      then run SELECT 1 on the first N
+    unread   --n N --query Q [--reset] [--hold S]
+                                     N clients one after the other: log in, send Q (a large
+                                     result) and never read it, send a bad message header,
+                                     then reset the connection (--reset) or keep it open,
+                                     still unread, S seconds; prints UNREAD-DONE N
+    flood    --what ssl|query [--query Q] [--max-mb M] [--seconds S] [--rss-pid PID]
+                                     send SSLRequests (before login) or queries (after
+                                     login) as fast as the pooler takes them, never reading;
+                                     stop at M MB, S seconds, when the pooler stops reading
+                                     (1 s) or closes; prints FLOOD sent=<bytes> end=<why> and,
+                                     with --rss-pid, RSS-GROWTH-KB <n> of that process, taken
+                                     while the connection is still open
+    badlogins --n N --password P     N logins, each to a new random database name, with a
+                                     wrong password; prints BADLOGINS refused=<n> of <N>
 """
 import argparse
 import base64
@@ -44,8 +58,15 @@ def out(*a):
 
 
 class Conn:
-    def __init__(self, host, port, timeout):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host, port, timeout, rcvbuf=0):
+        if rcvbuf:
+            # Set before connecting, so that the window the peer sees is small from the start.
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.timeout = timeout
         self.buf = b""
         self.last_send = time.monotonic()
@@ -387,9 +408,96 @@ def cmd_maxconn(a):
     return 0
 
 
+def cmd_unread(a):
+    """Clients the pooler must close and free although they never take their output."""
+    held = []
+    for i in range(a.n):
+        # A small receive window, so that the result piles up in the pooler at once.
+        c = Conn(a.host, a.port, a.wait, rcvbuf=4096)
+        if not login(c, a.user, a.database, a.password, a.wait, quiet=True):
+            out("UNREAD-LOGIN-FAILED %d" % i)
+            return 1
+        c.send(msg(b"Q", a.query[0].encode() + b"\0"))
+        time.sleep(0.2)
+        c.send(b"Q" + struct.pack("!I", 2))  # length 2: shorter than the length field itself
+        time.sleep(0.05)
+        if a.reset:
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        else:
+            held.append(c)
+    out("UNREAD-DONE %d" % a.n)
+    if held:
+        time.sleep(a.hold)
+        for c in held:
+            c.close()
+    return 0
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cmd_flood(a):
+    import select
+
+    rss0 = rss_kb(a.rss_pid) if a.rss_pid else 0
+    c = Conn(a.host, a.port, a.wait, rcvbuf=4096)  # little room for what we never read
+    if a.what == "ssl":
+        chunk = struct.pack("!II", 8, SSL_REQUEST) * 8192
+    else:
+        if not login(c, a.user, a.database, a.password, a.wait, quiet=True):
+            out("FLOOD-LOGIN-FAILED")
+            return 1
+        q = msg(b"Q", a.query[0].encode() + b"\0")
+        chunk = q * max(1, 65536 // len(q))
+    c.sock.setblocking(False)
+    sent, end, why = 0, time.monotonic() + a.seconds, "limit"
+    pending = memoryview(chunk)
+    while sent < a.max_mb * 1024 * 1024 and time.monotonic() < end:
+        _, w, _ = select.select([], [c.sock], [], 1.0)
+        if not w:
+            why = "blocked"  # the pooler stopped reading us
+            break
+        try:
+            n = c.sock.send(pending)
+        except BlockingIOError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            why = "closed"
+            break
+        sent += n
+        pending = pending[n:] if n < len(pending) else memoryview(chunk)
+    out("FLOOD sent=%d end=%s" % (sent, why))
+    if a.rss_pid:
+        time.sleep(1.0)  # let the pooler work through what it has read
+        out("RSS-GROWTH-KB %d" % (rss_kb(a.rss_pid) - rss0))
+    c.close()
+    return 0
+
+
+def cmd_badlogins(a):
+    refused = 0
+    for i in range(a.n):
+        c = Conn(a.host, a.port, a.wait)
+        name = "rnd_%s" % os.urandom(6).hex()
+        if login(c, a.user, name, a.password, a.wait, quiet=True):
+            out("BADLOGIN-ACCEPTED %s" % name)
+        else:
+            refused += 1
+        c.close()
+    out("BADLOGINS refused=%d of %d" % (refused, a.n))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn"])
+    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn", "unread", "flood",
+                                      "badlogins"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--listen-port", type=int, default=0)
@@ -403,12 +511,18 @@ def main():
     p.add_argument("--gss-first", action="store_true")
     p.add_argument("--hex", default="")
     p.add_argument("--close", action="store_true", help="raw: half-close after sending")
+    p.add_argument("--reset", action="store_true", help="unread: reset each connection")
+    p.add_argument("--what", choices=["ssl", "query"], default="ssl", help="flood: what to send")
+    p.add_argument("--max-mb", type=float, default=8, help="flood: stop after this many MB")
+    p.add_argument("--seconds", type=float, default=5, help="flood: stop after this long")
+    p.add_argument("--rss-pid", type=int, default=0, help="flood: report this process's RSS growth")
     p.add_argument("--n", type=int, default=5)
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each answer")
     a = p.parse_args()
     try:
         cmds = {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "stall": cmd_stall,
-                "blackhole": cmd_blackhole, "maxconn": cmd_maxconn}
+                "blackhole": cmd_blackhole, "maxconn": cmd_maxconn, "unread": cmd_unread,
+                "flood": cmd_flood, "badlogins": cmd_badlogins}
         return cmds[a.cmd](a)
     except ConnectionRefusedError:
         out("REFUSED")
