@@ -1789,8 +1789,10 @@ void admin_process(struct client *c)
     const uint8_t *body;
     uint32_t blen;
     int r;
+    /* A console client that does not read its answers gets no more of them: commands wait
+     * in its buffer until the queued output has drained (on_drain resumes it). */
     while (!st->closing && c->state == CL_ACTIVE && c->admin_wait == ADMIN_WAIT_NONE &&
-           (r = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
+           st->queued == 0 && (r = stream_take_msg(st, UINT32_MAX, &type, &body, &blen)) != 0) {
         if (r < 0) {
             client_error_close(c, "08P01", "bad packet header or admin command too long");
             return;

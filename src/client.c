@@ -482,15 +482,15 @@ static void request_password(struct client *c, uint32_t code)
 {
     struct pktbuf b;
     pktbuf_init(&b);
-    if (code == 5) {
+    if (code == PROTO_AUTH_MD5) {
         if (RAND_bytes(c->md5_salt, 4) != 1) {
             uint32_t v = random_u32();
             memcpy(c->md5_salt, &v, 4);
         }
-        pktbuf_auth(&b, 5, c->md5_salt, 4);
-    } else if (code == 10) {
+        pktbuf_auth(&b, PROTO_AUTH_MD5, c->md5_salt, 4);
+    } else if (code == PROTO_AUTH_SASL) {
         static const char mech[] = "SCRAM-SHA-256\0";
-        pktbuf_auth(&b, 10, mech, sizeof(mech));
+        pktbuf_auth(&b, PROTO_AUTH_SASL, mech, sizeof(mech));
     } else {
         pktbuf_auth(&b, code, NULL, 0);
     }
@@ -537,11 +537,11 @@ static void start_auth(struct client *c)
     }
     /* Unknown users still get a password prompt, so user names cannot be probed. */
     if (type == AUTH_TYPE_PLAIN) {
-        request_password(c, 3);
+        request_password(c, PROTO_AUTH_CLEARTEXT);
     } else if (type == AUTH_TYPE_MD5 && !(c->secret && scram_is_secret(c->secret))) {
-        request_password(c, 5);
+        request_password(c, PROTO_AUTH_MD5);
     } else {
-        request_password(c, 10);
+        request_password(c, PROTO_AUTH_SASL);
     }
 }
 
@@ -608,7 +608,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
         }
         struct pktbuf b;
         pktbuf_init(&b);
-        pktbuf_auth(&b, 11, out, strlen(out));
+        pktbuf_auth(&b, PROTO_AUTH_SASL_CONTINUE, out, strlen(out));
         free(out);
         client_send_pkt(c, &b);
         return;
@@ -620,7 +620,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
     }
     struct pktbuf b;
     pktbuf_init(&b);
-    pktbuf_auth(&b, 12, out, strlen(out));
+    pktbuf_auth(&b, PROTO_AUTH_SASL_FINAL, out, strlen(out));
     free(out);
     if (!client_send_pkt(c, &b))
         return;
@@ -629,8 +629,8 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
 
 static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t len)
 {
-    if (c->auth_step == 10 || c->auth_step == 11) {
-        c->auth_step = 11;
+    if (c->auth_step == PROTO_AUTH_SASL || c->auth_step == PROTO_AUTH_SASL_CONTINUE) {
+        c->auth_step = PROTO_AUTH_SASL_CONTINUE;
         handle_sasl(c, body, len);
         return;
     }
@@ -642,9 +642,9 @@ static void handle_password_msg(struct client *c, const uint8_t *body, uint32_t 
         return;
     }
     bool ok = false;
-    if (c->auth_step == 3) {
+    if (c->auth_step == PROTO_AUTH_CLEARTEXT) {
         ok = check_plain_password(c, pw);
-    } else if (c->auth_step == 5 && c->secret) {
+    } else if (c->auth_step == PROTO_AUTH_MD5 && c->secret) {
         char want[MD5_PASSWD_LEN + 1];
         pg_md5_response(c->secret, c->user_name, c->md5_salt, want);
         ok = constant_eq(pw, want);
@@ -746,7 +746,7 @@ void client_finish_login(struct client *c)
 
     struct pktbuf b;
     pktbuf_init(&b);
-    pktbuf_auth(&b, 0, NULL, 0);
+    pktbuf_auth(&b, PROTO_AUTH_OK, NULL, 0);
     /* The welcome, with the client's own values for the tracked parameters. */
     struct pktreader r;
     pktreader_init(&r, p->welcome.data, p->welcome.len);

@@ -158,7 +158,7 @@ struct client {
     /* authentication */
     const char *secret; /* = secret_copy, or NULL */
     uint8_t md5_salt[4];
-    int auth_step; /* 0 = startup expected, 1 = password expected */
+    int auth_step; /* 0 = no password asked yet; else the PROTO_AUTH_* request sent */
     struct scram_server *scram;
     bool startup_done;
     /* SSLRequest / GSSENCRequest answered: PostgreSQL takes at most one of each. */
