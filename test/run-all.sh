@@ -2,7 +2,9 @@
 # The one command that tests everything on a fresh Debian 12 machine (run as root, or as a
 # user with sudo): installs what is missing, builds pgusher twice (normal in build/, with
 # AddressSanitizer + UndefinedBehaviorSanitizer in build-asan/) and runs ctest in each
-# (unit tests, then the integration tests against a throw-away PostgreSQL cluster).
+# (unit tests, then the integration tests against a throw-away PostgreSQL cluster), then
+# builds the libFuzzer harnesses with clang in build-fuzz/ and runs each one for a short
+# bounded time (test/fuzz/run.sh; PGUSHER_FUZZ_SECONDS per target, default 20).
 # Exits non-zero if anything fails; the last line is a summary.
 set -uo pipefail
 
@@ -11,7 +13,8 @@ cd "$ROOT"
 JOBS=${PGUSHER_JOBS:-2}
 
 PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev check
-	postgresql postgresql-contrib python3 pgbouncer procps iproute2)
+	postgresql postgresql-contrib python3 pgbouncer procps iproute2
+	clang libclang-rt-14-dev)
 
 say() { echo "run-all: $*"; }
 
@@ -100,5 +103,10 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 if step "build with sanitizers (build-asan/)" build build-asan -DCMAKE_BUILD_TYPE=Debug -DPGUSHER_SANITIZE=ON; then
 	step "ctest with sanitizers (build-asan/)" run_ctest build-asan
 fi
+
+# Every parser under libFuzzer (ASan+UBSan, leaks checked); any finding fails the run.
+FUZZ_SECONDS=${PGUSHER_FUZZ_SECONDS:-20}
+step "fuzz (build-fuzz/, ${FUZZ_SECONDS}s per target)" \
+	bash "$ROOT/test/fuzz/run.sh" --seconds "$FUZZ_SECONDS"
 
 summary
