@@ -107,7 +107,7 @@ static void fuzz_database(const char *s, char *err, size_t errlen)
         return;
     }
     FUZZ_CHECK(strcmp(db.name, "fuzzdb") == 0 && strcmp(db.connstr, s) == 0);
-    FUZZ_CHECK(db.nhosts >= 0 && db.port >= 1 && db.port <= 65535);
+    FUZZ_CHECK(db.nhosts >= 0 && db.nhosts <= CF_MAX_HOSTS && db.port >= 1 && db.port <= 65535);
     FUZZ_CHECK((db.nhosts == 0) == (db.hosts == NULL));
     for (int i = 0; i < db.nhosts; i++) {
         const char *h = db.hosts[i];

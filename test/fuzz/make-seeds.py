@@ -100,6 +100,8 @@ for i, s in enumerate([
 ]):
     write("connstr", "tok-%d" % i, bytes([(i % 4) << 1]) + s.encode())
     write("connstr", "db-%d" % i, b"\x01" + s.encode())
+write("connstr", "db-hosts-128", b"\x01host=" + b",".join(b"h%d" % i for i in range(128)))
+write("connstr", "db-hosts-129", b"\x01host=" + b",".join(b"h%d" % i for i in range(129)) + b" port=1")
 write_dict("connstr", ["host=", "port=", "dbname=", "user=", "password=", "pool_size=",
                        "pool_mode=", "target_session_attrs=", "load_balance_hosts=",
                        "max_replica_lag=", "query_wait_timeout=", "auth_user=", "'", "''",
