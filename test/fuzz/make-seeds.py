@@ -191,4 +191,19 @@ write("varcache", "injection", b"\x07'; drop table x; --\x00\x00\x00\x00E'\\'\x0
 write_dict("varcache", ["client_encoding", "DateStyle", "TimeZone", "standard_conforming_strings",
                         "application_name", "IntervalStyle", "'", "\\", "E'", "\x00"])
 
+# ---------------------------------------------------------------- admin console
+for i, q in enumerate(["SHOW POOLS;", "show  stats_totals", "  ;; ", "SET default_pool_size = 50;",
+                       "set server_reset_query = 'DISCARD ALL;'", "SET x", "KILL_CLIENT 12",
+                       "kill_client abc", "PAUSE mydb", "pause a b", "SHUTDOWN WAIT_FOR_CLIENTS",
+                       "DISABLE", "RELOAD", "show", "nonsense here"]):
+    write("admin", "q-%d" % i, bytes([i % 4]) + q.encode())
+write("admin", "long-set", b"\x03SET k = '" + b"v" * 1100 + b"'")
+write_dict("admin", ["show", "set", "pause", "resume", "suspend", "disable", "enable",
+                     "reconnect", "kill", "kill_client", "wait_close", "reload", "shutdown",
+                     "pools", "clients", "servers", "databases", "users", "stats",
+                     "stats_totals", "stats_averages", "totals", "lists", "config", "version",
+                     "state", "mem", "fds", "sockets", "active_sockets", "peers", "peer_pools",
+                     "dns_hosts", "dns_zones", "help", "hosts", "wait_for_servers",
+                     "wait_for_clients", " = ", ";", "'", "\"", "\t"])
+
 print("seeds written under", os.path.join(HERE, "corpus"), file=sys.stderr)
