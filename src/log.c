@@ -158,7 +158,8 @@ size_t log_escape(const char *in, size_t len, char *out, size_t cap)
                 esc[n++] = 'x';
                 esc[n++] = hex[b >> 4];
                 esc[n++] = hex[b & 15];
-                b = (unsigned char)in[i + 1];
+                if (c1)
+                    b = (unsigned char)in[i + 1]; /* only then is there a second byte */
             }
         } else {
             esc[n++] = (char)c;
