@@ -206,4 +206,10 @@ write_dict("admin", ["show", "set", "pause", "resume", "suspend", "disable", "en
                      "dns_hosts", "dns_zones", "help", "hosts", "wait_for_servers",
                      "wait_for_clients", " = ", ";", "'", "\"", "\t"])
 
+# ---------------------------------------------------------------- log_escape
+write("log_escape", "forged-line", b"\x40alice\n2026-01-01 00:00:00 LOG forged\r\n")
+write("log_escape", "c1-nel", b"\x08a\xc2\x85b\xc2\xc2\x9f\xc2")
+write("log_escape", "controls", b"\x03\x00\x01\t\x1f\x7f\x80\xff")
+write("log_escape", "utf8", "\x10h\u00e9llo w\u00f6rld \u2028".encode())
+
 print("seeds written under", os.path.join(HERE, "corpus"), file=sys.stderr)
