@@ -9,8 +9,8 @@
  * sends the correct "v=" signature, the fuzzer's server-final is appended to it; bit 2: a
  * user name that needs escaping), server-first, NUL, server-final.
  *
- * PBKDF2 runs as many rounds as the server's "i=" asks; above MAX_PBKDF2_ROUNDS the harness
- * uses pass-through keys instead, so one input cannot take minutes (see the README).
+ * PBKDF2 runs as many rounds as the server's "i=" asks (up to SCRAM_CLIENT_MAX_ITERATIONS);
+ * above MAX_PBKDF2_ROUNDS the harness uses pass-through keys instead, to keep its speed.
  */
 #include "fuzz.h"
 

@@ -212,4 +212,56 @@ write("log_escape", "c1-nel", b"\x08a\xc2\x85b\xc2\xc2\x9f\xc2")
 write("log_escape", "controls", b"\x03\x00\x01\t\x1f\x7f\x80\xff")
 write("log_escape", "utf8", "\x10h\u00e9llo w\u00f6rld \u2028".encode())
 
+# ---------------------------------------------------------------- proto: login, parsers
+def lmsg(t, body):
+    return t + struct.pack(">H", len(body)) + body
+def auth(code, extra=b""):
+    return lmsg(b"R", struct.pack(">I", code) + extra)
+ALL = 0x7f
+after_ok = auth(0) + lmsg(b"S", b"server_version\x0016.1\x00") + lmsg(b"K", b"\x00\x00\x00\x07" * 2) + \
+    lmsg(b"Z", b"I")
+write("proto_login", "trust", bytes([0, ALL]) + after_ok)
+write("proto_login", "trust-refused", bytes([0, ALL & ~1]) + after_ok)
+write("proto_login", "cleartext", bytes([0, ALL]) + auth(3) + after_ok)
+write("proto_login", "cleartext-secret", bytes([1, ALL]) + auth(3) + after_ok)
+write("proto_login", "md5", bytes([1, ALL]) + auth(5, b"salt") + after_ok)
+write("proto_login", "md5-not-allowed", bytes([0, ALL & ~4]) + auth(5, b"salt") + after_ok)
+sasl = auth(10, b"SCRAM-SHA-256\x00\x00")
+write("proto_login", "scram", bytes([8, ALL]) + sasl + auth(11, b"SRV,s=c2FsdHNhbHQ=,i=16") +
+      auth(12, b"v=*") + after_ok)
+write("proto_login", "scram-keys", bytes([8 | 4 | 2, ALL]) + sasl + auth(11, b"SRV,s=c2FsdHNhbHQ=,i=4096") +
+      auth(12, b"v=*") + after_ok)
+write("proto_login", "scram-skip-final", bytes([8, ALL]) + sasl + auth(11, b"SRV,s=c2FsdHNhbHQ=,i=16") +
+      after_ok)
+write("proto_login", "scram-bad-sig", bytes([8, ALL]) + sasl + auth(11, b"SRV,s=c2FsdHNhbHQ=,i=16") +
+      auth(12, b"v=AAAA") + after_ok)
+write("proto_login", "error", bytes([0, ALL]) + lmsg(b"E", b"SFATAL\x00C28P01\x00Mno\x00\x00"))
+write("proto_login", "oversized", bytes([0, ALL]) + b"S\xff\xff")
+write_dict("proto_login", ["R\x00\x04\x00\x00\x00\x00", "\x00\x00\x00\x0a", "\x00\x00\x00\x0b",
+                           "\x00\x00\x00\x0c", "\x00\x00\x00\x03", "\x00\x00\x00\x05",
+                           "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS", "v=*", ",s=", ",i=", "Z\x00\x01I"])
+
+write("proto_parse", "require-all", b"\x00")
+write("proto_parse", "require-list", b"\x00scram-sha-256,none")
+write("proto_parse", "require-neg", b"\x00!password,!md5")
+write("proto_parse", "require-mixed", b"\x00!password,md5")
+write("proto_parse", "error", b"\x01SERROR\x00VERROR\x00C57P03\x00Mthe database system is starting up\n\x00\x00")
+write("proto_parse", "error-bad-state", b"\x01C28p01\x00M\x1b[31mred\x00")
+write("proto_parse", "startup", b"\x02user\x00alice\x00database\x00app\x00\x00skipped\x00options\x00-c x=1")
+write_dict("proto_parse", ["none", "password", "md5", "gss", "sspi", "scram-sha-256", "oauth", "!", ",",
+                           "S", "V", "C", "M", "28P01", "3D000", "42501"])
+
+# ---------------------------------------------------------------- health probe row
+def row(*cols):
+    out = struct.pack(">H", len(cols))
+    for c in cols:
+        out += struct.pack(">i", -1) if c is None else struct.pack(">I", len(c)) + c
+    return out
+write("probe_row", "standby", row(b"t", b"0/3000060", b"0.25", b"0/3000100"))
+write("probe_row", "primary", row(b"f", b"16/B374D848", None, None))
+write("probe_row", "three", row(b"t", b"0/0", b"1e3"))
+write("probe_row", "short-datarow", b"\x00\x03\x00\x00")
+write("probe_row", "bad-age", row(b"t", b"0/0", b"nan"))
+write("probe_row", "overlong", row(b"t", b"0/0", b"1")[:-1] + b"\x00\x00\x00\x10")
+
 print("seeds written under", os.path.join(HERE, "corpus"), file=sys.stderr)
