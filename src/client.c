@@ -368,13 +368,9 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     pktreader_init(&r, pkt + 8, len - 8);
     const char *user = NULL, *dbname = NULL, *appname = NULL, *fallback_app = NULL;
     struct varcache vars = {{0}};
-    while (!r.bad) {
-        const char *k = pktreader_string(&r);
-        if (!k || !*k)
-            break;
-        const char *v = pktreader_string(&r);
-        if (!v)
-            break;
+    const char *k, *v;
+    int got;
+    while ((got = proto_startup_next(&r, &k, &v)) > 0) {
         if (strcmp(k, "user") == 0) {
             user = v;
         } else if (strcmp(k, "database") == 0) {
@@ -394,7 +390,7 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
             return;
         }
     }
-    if (r.bad) {
+    if (got < 0) {
         varcache_free(&vars);
         client_error_close(c, "08P01", "bad startup packet");
         return;

@@ -114,6 +114,22 @@ void proto_startup(struct pktbuf *b, const char *const (*params)[2], size_t npar
     pktbuf_finish(b);
 }
 
+int proto_startup_next(struct pktreader *r, const char **name, const char **value)
+{
+    *name = *value = NULL;
+    const char *k = pktreader_string(r);
+    if (!k)
+        return -1; /* no terminator */
+    if (!*k)
+        return r->p == r->end ? 0 : -1; /* the terminator must be the last byte */
+    const char *v = pktreader_string(r);
+    if (!v)
+        return -1; /* a name without a value */
+    *name = k;
+    *value = v;
+    return 1;
+}
+
 void proto_request(struct pktbuf *b, uint32_t code)
 {
     pktbuf_start(b, 0);

@@ -65,6 +65,11 @@ bool proto_require_auth_parse(const char *text, unsigned *mask, char *err, size_
 /* Build the startup packet: protocol 3.0 and the (name, value) pairs; pairs with a NULL
  * value are left out. */
 void proto_startup(struct pktbuf *b, const char *const (*params)[2], size_t nparams);
+/* The next (name, value) pair of a StartupMessage whose reader r stands after the protocol
+ * code: 1 with the pair (pointers into the packet), 0 at the terminating empty name (which
+ * must be the packet's last byte), -1 for a malformed packet (no terminator, a name with no
+ * value, bytes after the terminator). */
+int proto_startup_next(struct pktreader *r, const char **name, const char **value);
 /* Build an untyped 8-byte request (PROTO_SSL_REQUEST_CODE, PROTO_GSSENC_REQUEST_CODE). */
 void proto_request(struct pktbuf *b, uint32_t code);
 

@@ -2,10 +2,12 @@
  * fuzz_proto_parse.c: proto.c's small parsers and builders: server_require_auth lists
  * (proto_require_auth_parse), ErrorResponse/NoticeResponse fields (proto_parse_error, on an
  * exact-size body: what reaches logs and clients), and the startup packet (proto_startup)
- * read back pair by pair.
+ * read back pair by pair with proto_startup_next, the reader client.c uses on what clients
+ * send (and that reader alone on raw bytes).
  *
- * Input: byte 0 picks the parser (0: require_auth, 1: error fields, 2: startup packet), the
- * rest is its input (for the startup packet: NUL-separated names and values).
+ * Input: byte 0 picks the parser (0: require_auth, 1: error fields, 2: startup packet built
+ * and read back, 3: a client's startup packet body), the rest is its input (for 2:
+ * NUL-separated names and values).
  */
 #include "fuzz.h"
 
@@ -73,32 +75,59 @@ static void fuzz_startup(const uint8_t *data, size_t size)
     uint8_t *copy = fuzz_dup(b.data + 4, b.len - 4);
     pktreader_init(&r, copy, b.len - 4);
     FUZZ_CHECK(pktreader_int32(&r) == PROTO_V3);
+    const char *k, *v;
     for (size_t i = 0; i < np; i++) {
         if (!params[i][0])
             continue;
-        const char *k = pktreader_string(&r), *v = pktreader_string(&r);
-        FUZZ_CHECK(k && v && strcmp(k, params[i][0]) == 0 && strcmp(v, params[i][1]) == 0);
+        if (!params[i][0][0]) /* an empty name would end the packet: the reader stops */
+            break;
+        FUZZ_CHECK(proto_startup_next(&r, &k, &v) == 1);
+        FUZZ_CHECK(strcmp(k, params[i][0]) == 0 && strcmp(v, params[i][1]) == 0);
     }
-    FUZZ_CHECK(pktreader_byte(&r) == 0 && !r.bad && r.p == r.end);
     free(copy);
     pktbuf_free(&b);
     for (size_t i = 0; i < nparts; i++)
         free(parts[i]);
 }
 
+/* What a client sends after the protocol code, read as client.c reads it: every pair lies
+ * inside the packet, NUL-terminated there; the end is reported only at a terminator that
+ * is the last byte; a malformed packet is reported, never read past. */
+static void fuzz_startup_packet(const uint8_t *data, size_t size)
+{
+    uint8_t *body = fuzz_dup(data, size);
+    struct pktreader r;
+    pktreader_init(&r, body, (uint32_t)size);
+    const char *k, *v;
+    int got;
+    size_t pairs = 0;
+    while ((got = proto_startup_next(&r, &k, &v)) > 0) {
+        FUZZ_CHECK((const uint8_t *)k >= body && (const uint8_t *)v > (const uint8_t *)k);
+        FUZZ_CHECK((const uint8_t *)v + strlen(v) < body + size && *k != '\0');
+        FUZZ_CHECK(++pairs <= size / 3);
+    }
+    FUZZ_CHECK(got == 0 || got == -1);
+    if (got == 0)
+        FUZZ_CHECK(size > 0 && body[size - 1] == 0 && r.p == r.end);
+    free(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
     case 0:
         fuzz_require_auth(data + 1, size - 1);
         break;
     case 1:
         fuzz_error(data + 1, size - 1);
         break;
-    default:
+    case 2:
         fuzz_startup(data + 1, size - 1);
+        break;
+    default:
+        fuzz_startup_packet(data + 1, size - 1);
         break;
     }
     return 0;

@@ -248,6 +248,10 @@ write("proto_parse", "require-mixed", b"\x00!password,md5")
 write("proto_parse", "error", b"\x01SERROR\x00VERROR\x00C57P03\x00Mthe database system is starting up\n\x00\x00")
 write("proto_parse", "error-bad-state", b"\x01C28p01\x00M\x1b[31mred\x00")
 write("proto_parse", "startup", b"\x02user\x00alice\x00database\x00app\x00\x00skipped\x00options\x00-c x=1")
+write("proto_parse", "client-startup", b"\x03user\x00alice\x00database\x00app\x00application_name\x00psql\x00\x00")
+write("proto_parse", "client-startup-no-terminator", b"\x03user\x00alice\x00database\x00app\x00")
+write("proto_parse", "client-startup-trailing", b"\x03user\x00alice\x00\x00junk")
+write("proto_parse", "client-startup-no-value", b"\x03user\x00alice\x00database")
 write_dict("proto_parse", ["none", "password", "md5", "gss", "sspi", "scram-sha-256", "oauth", "!", ",",
                            "S", "V", "C", "M", "28P01", "3D000", "42501"])
 

@@ -180,6 +180,35 @@ START_TEST(startup_packet_has_version_and_given_pairs_only)
 }
 END_TEST
 
+static int startup_pairs(const char *bytes, size_t len, int *npairs)
+{
+    struct pktreader r;
+    const char *k, *v;
+    int got;
+    pktreader_init(&r, (const uint8_t *)bytes, (uint32_t)len);
+    *npairs = 0;
+    while ((got = proto_startup_next(&r, &k, &v)) > 0)
+        (*npairs)++;
+    return got;
+}
+
+START_TEST(client_startup_pairs_need_a_final_terminator_and_nothing_after_it)
+{
+    int n;
+    static const char ok[] = "user\0alice\0database\0app\0";
+    ck_assert_int_eq(startup_pairs(ok, sizeof ok, &n), 0); /* sizeof counts the final NUL */
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(startup_pairs(ok, sizeof ok - 1, &n), -1); /* no terminator */
+    static const char trailing[] = "user\0alice\0\0junk";
+    ck_assert_int_eq(startup_pairs(trailing, sizeof trailing - 1, &n), -1);
+    static const char novalue[] = "user\0alice\0database";
+    ck_assert_int_eq(startup_pairs(novalue, sizeof novalue - 1, &n), -1);
+    ck_assert_int_eq(startup_pairs("", 0, &n), -1);
+    ck_assert_int_eq(startup_pairs("", 1, &n), 0);
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 START_TEST(error_fields_are_parsed_with_defaults)
 {
     static const char body[] = "SERREUR\0VERROR\0C28P01\0Mpassword authentication failed\0\0";
@@ -787,6 +816,7 @@ static Suite *proto_suite(void)
 
     TCase *msg = tcase_create("messages");
     tcase_add_test(msg, startup_packet_has_version_and_given_pairs_only);
+    tcase_add_test(msg, client_startup_pairs_need_a_final_terminator_and_nothing_after_it);
     tcase_add_test(msg, error_fields_are_parsed_with_defaults);
     tcase_add_test(msg, error_parsing_survives_hostile_bodies);
     tcase_add_test(msg, auth_refusal_sqlstates);
