@@ -339,7 +339,11 @@ static bool set_key_pair(SSL_CTX *c, const struct side_cf *sc, char *err, size_t
         return false;
     }
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1) {
-        ossl_reason(why, sizeof(why), "cannot load the key");
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+            snprintf(why, sizeof(why), "key does not match certificate %s", cert);
+        else
+            ossl_reason(why, sizeof(why), "cannot load the key");
+        ERR_clear_error();
         snprintf(err, errlen, "%s_key_file %s: %s", sc->prefix, key, why);
         return false;
     }
@@ -619,7 +623,7 @@ static void set_failure(struct tls_conn *t, int ssl_err)
 {
     long vr = SSL_get_verify_result(t->ssl);
     unsigned long e = ERR_peek_last_error();
-    if (vr != X509_V_OK && SSL_get0_peer_certificate(t->ssl)) {
+    if (vr != X509_V_OK) {
         snprintf(t->err, sizeof(t->err), "certificate verify failed: %s",
                  X509_verify_cert_error_string(vr));
     } else if (e) {

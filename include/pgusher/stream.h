@@ -55,7 +55,7 @@ struct stream {
     struct stream_tls *tls;    /* after stream_start_tls; plaintext is in buf/out as without */
     bool dirty;
     bool is_unix;
-    bool reading;  /* uv_read_start is in effect */
+    bool reading; /* uv_read_start is in effect */
     bool closing;
     bool error_reported;
 };
