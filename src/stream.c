@@ -1,10 +1,13 @@
 /*
  * stream.c: socket I/O for clients and servers: reads into a lazily taken buffer, writes with
  * uv_try_write first and queues only what the kernel did not take. Never interprets bytes.
+ * A TLS stream (stream_start_tls) reads ciphertext into one shared scratch buffer, hands it to
+ * tls.c and keeps only plaintext in its own buffer; the plaintext path pays one pointer test.
  */
 #include "pgusher/stream.h"
 
 #include "pgusher/pktbuf.h"
+#include "pgusher/tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -64,6 +67,22 @@ static void buf_put(uint8_t *p)
     free_bufs = f;
     nfree++;
 }
+
+/* TLS state of a stream. The idle handle delivers plaintext that TLS still holds when the owner
+ * resumes reading (no socket event would announce it). */
+struct stream_tls {
+    struct tls_conn *conn;
+    uv_idle_t idle;
+    bool ready;
+    char err[200];
+};
+/* Ciphertext lands here and goes straight to tls.c: one buffer for all streams (one loop). */
+static uint8_t tls_scratch[32768];
+static char start_err[200];
+
+static void tls_read_cb(struct stream *s, ssize_t nread);
+static bool tls_write(struct stream *s, const void *data, size_t len);
+static void tls_idle_cb(uv_idle_t *h);
 
 static void init_common(struct stream *s, const struct stream_ops *ops, void *owner)
 {
@@ -171,6 +190,11 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
 {
     struct stream *s = h->data;
     (void)suggested;
+    if (s->tls) {
+        out->base = (char *)tls_scratch;
+        out->len = sizeof(tls_scratch);
+        return;
+    }
     if (s->buf && s->rpos > 0 && s->rlen == s->cap)
         stream_compact(s);
     if (!s->buf) {
@@ -195,6 +219,10 @@ static void read_cb(uv_stream_t *h, ssize_t nread, const uv_buf_t *b)
 {
     struct stream *s = h->data;
     (void)b;
+    if (s->tls) {
+        tls_read_cb(s, nread);
+        return;
+    }
     if (nread > 0) {
         s->rlen += (uint32_t)nread;
         s->ops->on_read(s);
@@ -223,6 +251,8 @@ void stream_read_start(struct stream *s)
         return;
     if (uv_read_start(&s->h.stream, alloc_cb, read_cb) == 0)
         s->reading = true;
+    if (s->tls && s->tls->ready && tls_conn_pending(s->tls->conn))
+        uv_idle_start(&s->tls->idle, tls_idle_cb);
 }
 
 void stream_read_now(struct stream *s)
@@ -284,7 +314,7 @@ static void write_cb(uv_write_t *req, int status)
 }
 
 /* Write at once what the kernel takes; copy and queue the rest. */
-static bool write_now(struct stream *s, const void *data, size_t len)
+static bool write_raw(struct stream *s, const void *data, size_t len)
 {
     if (s->closing || s->error_reported)
         return false;
@@ -321,6 +351,14 @@ static bool write_now(struct stream *s, const void *data, size_t len)
     }
     s->queued += len;
     return true;
+}
+
+/* Plaintext leaves through TLS when the stream has it. */
+static bool write_now(struct stream *s, const void *data, size_t len)
+{
+    if (s->tls)
+        return tls_write(s, data, len);
+    return write_raw(s, data, len);
 }
 
 /* ---------------------------------------------------------------- write batching */
@@ -428,6 +466,11 @@ bool stream_write_pktbuf(struct stream *s, struct pktbuf *b)
 static void close_cb(uv_handle_t *h)
 {
     struct stream *s = h->data;
+    if (s->tls) {
+        tls_conn_free(s->tls->conn);
+        free(s->tls);
+        s->tls = NULL;
+    }
     if (s->buf) {
         buf_put(s->buf);
         s->buf = NULL;
@@ -436,14 +479,29 @@ static void close_cb(uv_handle_t *h)
         s->ops->on_closed(s);
 }
 
+static void tls_idle_closed(uv_handle_t *h)
+{
+    struct stream *s = h->data;
+    if (!uv_is_closing(&s->h.handle))
+        uv_close(&s->h.handle, close_cb);
+}
+
 void stream_close(struct stream *s)
 {
     if (s->closing)
         return;
     if (s->olen > 0 && !s->error_reported) {
         /* Batched output (an error message, say) still goes out: what the kernel takes. */
-        uv_buf_t b = uv_buf_init((char *)s->out, s->olen);
-        uv_try_write(&s->h.stream, &b, 1);
+        const uint8_t *p = s->out;
+        size_t n = s->olen;
+        if (s->tls) {
+            n = 0;
+            if (s->tls->ready && tls_conn_write(s->tls->conn, s->out, s->olen))
+                n = tls_conn_out(s->tls->conn, &p);
+        }
+        uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+        if (n > 0)
+            uv_try_write(&s->h.stream, &b, 1);
     }
     if (s->out) {
         buf_put(s->out);
@@ -452,6 +510,11 @@ void stream_close(struct stream *s)
     }
     s->closing = true;
     stream_read_stop(s);
+    if (s->tls && !uv_is_closing((uv_handle_t *)&s->tls->idle)) {
+        /* Close callbacks run last-closed first: chain them so the stream's comes last. */
+        uv_close((uv_handle_t *)&s->tls->idle, tls_idle_closed);
+        return;
+    }
     if (!uv_is_closing(&s->h.handle))
         uv_close(&s->h.handle, close_cb);
 }
@@ -491,4 +554,213 @@ void stream_local_addr(struct stream *s, char *host, size_t hostlen, int *port)
     if (s->is_unix || uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNIX;
     stream_addr_text((struct sockaddr *)&ss, host, hostlen, port);
+}
+
+/* ---------------------------------------------------------------- TLS */
+
+/* A handshake or TLS failure: reported once, to on_tls_ready before the handshake finished
+ * (when the owner has it), else as on_error(UV_EPROTO). */
+static void tls_fail(struct stream *s, const char *why)
+{
+    struct stream_tls *st = s->tls;
+    if (!st->err[0])
+        snprintf(st->err, sizeof(st->err), "%s", why);
+    stream_read_stop(s);
+    if (s->error_reported || s->closing)
+        return;
+    s->error_reported = true;
+    if (!st->ready && s->ops->on_tls_ready)
+        s->ops->on_tls_ready(s, false, st->err);
+    else if (s->ops->on_error)
+        s->ops->on_error(s, UV_EPROTO);
+}
+
+/* Hand the ciphertext TLS produced to the socket. */
+static bool tls_send(struct stream *s)
+{
+    const uint8_t *p;
+    size_t n = tls_conn_out(s->tls->conn, &p);
+    if (n == 0)
+        return true;
+    bool ok = write_raw(s, p, n);
+    tls_conn_out_done(s->tls->conn);
+    return ok;
+}
+
+static bool tls_write(struct stream *s, const void *data, size_t len)
+{
+    if (s->closing || s->error_reported)
+        return false;
+    if (len == 0)
+        return true;
+    if (!s->tls->ready) {
+        snprintf(s->tls->err, sizeof(s->tls->err), "write before the TLS handshake finished");
+        return false;
+    }
+    if (!tls_conn_write(s->tls->conn, data, len)) {
+        tls_fail(s, tls_conn_error(s->tls->conn));
+        return false;
+    }
+    return tls_send(s);
+}
+
+/* Decrypt into the receive buffer and let the owner read, while it reads and TLS has bytes. */
+static void tls_deliver(struct stream *s)
+{
+    struct tls_conn *t = s->tls->conn;
+    while (s->reading && !s->closing) {
+        if (s->buf && s->rpos > 0 && s->rlen == s->cap)
+            stream_compact(s);
+        if (!s->buf) {
+            s->buf = buf_get();
+            if (!s->buf) {
+                report_error(s, UV_ENOMEM);
+                return;
+            }
+            s->cap = buf_size;
+            s->rpos = s->rlen = 0;
+        }
+        if (s->rlen == s->cap) {
+            stream_read_stop(s); /* the owner left the buffer full */
+            break;
+        }
+        uint32_t before = s->rlen;
+        int n;
+        do {
+            n = tls_conn_read(t, s->buf + s->rlen, s->cap - s->rlen);
+            if (n > 0)
+                s->rlen += (uint32_t)n;
+        } while (n > 0 && s->rlen < s->cap);
+        if (!tls_send(s)) /* TLS 1.3 may answer a key update or send tickets */
+            return;
+        if (s->rlen > before) {
+            s->ops->on_read(s);
+            if (s->closing)
+                return;
+        }
+        if (n < 0) {
+            if (tls_conn_closed(t)) {
+                stream_read_stop(s);
+                report_error(s, UV_EOF);
+            } else {
+                tls_fail(s, tls_conn_error(t));
+            }
+            return;
+        }
+        if (s->rlen == before)
+            break;
+    }
+    release_if_empty(s);
+}
+
+static void tls_pump(struct stream *s)
+{
+    struct stream_tls *st = s->tls;
+    if (!st->ready) {
+        int r = tls_conn_handshake(st->conn);
+        if (!tls_send(s)) /* the next flight, or the alert that says why we refuse */
+            return;
+        if (r < 0) {
+            tls_fail(s, tls_conn_error(st->conn));
+            return;
+        }
+        if (r == 0)
+            return;
+        st->ready = true;
+        if (s->ops->on_tls_ready)
+            s->ops->on_tls_ready(s, true, NULL);
+        if (s->closing || s->error_reported)
+            return;
+    }
+    tls_deliver(s);
+}
+
+static void tls_read_cb(struct stream *s, ssize_t nread)
+{
+    if (nread > 0) {
+        if (!tls_conn_feed(s->tls->conn, tls_scratch, (size_t)nread))
+            tls_fail(s, tls_conn_error(s->tls->conn));
+        else
+            tls_pump(s);
+        return;
+    }
+    if (nread == 0 || nread == UV_ENOBUFS)
+        return;
+    stream_read_stop(s);
+    if (s->tls->ready) {
+        report_error(s, (int)nread);
+        return;
+    }
+    char why[120];
+    snprintf(why, sizeof(why), "%s during the TLS handshake",
+             nread == UV_EOF ? "connection closed" : uv_strerror((int)nread));
+    tls_fail(s, why);
+}
+
+static void tls_idle_cb(uv_idle_t *h)
+{
+    struct stream *s = h->data;
+    uv_idle_stop(h);
+    if (!s->closing)
+        tls_deliver(s);
+}
+
+int stream_start_tls(struct stream *s, struct tls_ctx *ctx, const char *verify_host)
+{
+    start_err[0] = '\0';
+    if (s->tls || s->closing || s->error_reported || !ctx) {
+        snprintf(start_err, sizeof(start_err), "stream cannot start TLS");
+        return UV_EINVAL;
+    }
+    if (stream_avail(s) > 0) {
+        snprintf(start_err, sizeof(start_err), "unencrypted data after the TLS request");
+        return UV_EPROTO;
+    }
+    /* Output batched before (the 'S' answering an SSLRequest) leaves in plaintext. */
+    if (!stream_flush(s)) {
+        snprintf(start_err, sizeof(start_err), "write failed before the TLS handshake");
+        return UV_EPIPE;
+    }
+    struct stream_tls *st = calloc(1, sizeof(*st));
+    if (!st) {
+        snprintf(start_err, sizeof(start_err), "out of memory");
+        return UV_ENOMEM;
+    }
+    st->conn = tls_conn_new(ctx, verify_host, start_err, sizeof(start_err));
+    if (!st->conn) {
+        free(st);
+        return UV_EINVAL;
+    }
+    uv_idle_init(s->h.handle.loop, &st->idle);
+    st->idle.data = s;
+    s->tls = st;
+    release_if_empty(s);
+    stream_read_start(s);
+    if (!tls_ctx_is_accept(ctx))
+        tls_pump(s); /* the ClientHello */
+    return 0;
+}
+
+bool stream_tls_active(const struct stream *s)
+{
+    return s->tls && s->tls->ready;
+}
+
+const char *stream_tls_error(const struct stream *s)
+{
+    return s->tls ? s->tls->err : start_err;
+}
+
+void stream_tls_describe(const struct stream *s, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    if (s->tls && s->tls->ready)
+        tls_conn_describe(s->tls->conn, buf, len);
+}
+
+bool stream_tls_peer_cn(const struct stream *s, char *buf, size_t len)
+{
+    return s->tls && s->tls->ready && tls_conn_peer_cn(s->tls->conn, buf, len);
 }

@@ -29,7 +29,13 @@ struct stream_ops {
     void (*on_connect)(struct stream *s, int status);
     /* The handle is closed: the owner may free the memory holding the stream. */
     void (*on_closed)(struct stream *s);
+    /* TLS handshake finished (ok) or failed (why says so; the owner should close). Optional:
+     * without it a failure is reported as on_error(UV_EPROTO). Called at most once. */
+    void (*on_tls_ready)(struct stream *s, bool ok, const char *why);
 };
+
+struct stream_tls; /* TLS state of a stream, stream.c's (NULL: plaintext) */
+struct tls_ctx;
 
 struct stream {
     union {
@@ -46,9 +52,10 @@ struct stream {
     uint8_t *out;  /* batched output not yet handed to the kernel (see stream_batch_init) */
     uint32_t olen;
     struct stream *dirty_next; /* on the list of streams with batched output */
+    struct stream_tls *tls;    /* after stream_start_tls; plaintext is in buf/out as without */
     bool dirty;
     bool is_unix;
-    bool reading;  /* uv_read_start is in effect */
+    bool reading; /* uv_read_start is in effect */
     bool closing;
     bool error_reported;
 };
@@ -142,6 +149,23 @@ bool stream_write(struct stream *s, const void *data, size_t len);
 bool stream_write_pktbuf(struct stream *s, struct pktbuf *b);
 
 void stream_close(struct stream *s);
+
+/* Switch a connected or accepted stream to TLS (accept or connect side as the context is).
+ * From now on buf holds decrypted bytes and stream_write() encrypts (batched output is
+ * encrypted when flushed). No byte may be unconsumed in buf (data sent behind an SSLRequest
+ * before the handshake is an injection attempt: CVE-2021-23214), and nothing may be written
+ * until on_tls_ready(ok). verify_host: what verify-full checks (name or IP literal).
+ * Returns 0, or UV_EPROTO / UV_ENOMEM / UV_EINVAL with stream_tls_error() saying why; the
+ * stream stays usable in plaintext then (the owner closes it). */
+int stream_start_tls(struct stream *s, struct tls_ctx *ctx, const char *verify_host);
+/* Handshake done and encrypting. */
+bool stream_tls_active(const struct stream *s);
+/* Why the handshake or TLS failed ("" when it did not). */
+const char *stream_tls_error(const struct stream *s);
+/* The tls column of SHOW CLIENTS/SERVERS: "" for plaintext. */
+void stream_tls_describe(const struct stream *s, char *buf, size_t len);
+/* The peer certificate's common name (false: none or no TLS). */
+bool stream_tls_peer_cn(const struct stream *s, char *buf, size_t len);
 
 /* Address text ("127.0.0.1", port); "unix" and port 0 for anything but IPv4/IPv6. */
 void stream_addr_text(const struct sockaddr *sa, char *host, size_t hostlen, int *port);
