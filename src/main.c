@@ -12,6 +12,7 @@
 #include "pgusher/runtime.h"
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
+#include "pgusher/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -282,6 +283,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < cf->nunimplemented; i++)
         log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
                     cf->unimplemented[i]);
+    /* TLS contexts: as the user we run as (key files are often readable by it alone). */
+    char tls_err[512];
+    if (!tls_apply(&cf->g, tls_err, sizeof(tls_err)))
+        log_fatal("TLS: %s", tls_err);
     if (daemon)
         daemonize();
     if (cf->g.pidfile && *cf->g.pidfile)
@@ -311,6 +316,7 @@ int main(int argc, char **argv)
              (int)getpid());
 
     uv_run(G.loop, UV_RUN_DEFAULT);
+    tls_release_all();
     remove_pidfile();
     return 0;
 }

@@ -8,6 +8,7 @@
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/tls.h"
 #include "pgusher/runtime.h"
 
 #include <stdio.h>
@@ -115,6 +116,13 @@ bool admin_reload(char *err, size_t errlen)
     }
     struct config *old = G.cf;
     keep_restart_only(nc, old);
+    /* New handshakes use the new TLS settings; a broken key or certificate keeps the running
+     * contexts (and the whole running configuration), with the file and the reason. */
+    if (!tls_apply(&nc->g, err, errlen)) {
+        log_error("RELOAD failed, keeping the running configuration: TLS: %s", err);
+        config_free(nc);
+        return false;
+    }
     for (int i = 0; i < nc->nunimplemented; i++)
         log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
                     nc->unimplemented[i]);
