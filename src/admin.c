@@ -465,8 +465,9 @@ static void client_row(struct result *r, struct client *c, bool sockets)
 
 static void server_row(struct result *r, struct server *s, bool sockets)
 {
-    char lhost[64] = "", ptr[32], link[32] = "", ct[64], rt[64];
+    char lhost[64] = "", ptr[32], link[32] = "", ct[64], rt[64], tls[128];
     int lport = 0;
+    stream_tls_describe(&s->st, tls, sizeof(tls));
     if (s->state != SV_LOGIN || s->ready)
         stream_local_addr(&s->st, lhost, sizeof(lhost), &lport);
     snprintf(ptr, sizeof(ptr), "%p", (void *)s);
@@ -492,7 +493,7 @@ static void server_row(struct result *r, struct server *s, bool sockets)
     row_str(r, ptr);
     row_str(r, link);
     row_int(r, s->be_pid);
-    row_str(r, "");
+    row_str(r, tls);
     row_str(r, s->vars.val[VAR_APPLICATION_NAME] ? s->vars.val[VAR_APPLICATION_NAME] : "");
     row_int(r, 0);
     row_int(r, (long long)s->id);

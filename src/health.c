@@ -6,6 +6,8 @@
  * and no login per check. A connection the server drops is
  * replaced at once (a refused reconnect marks the host down). Without a health_check_user an
  * SSLRequest answered by the postmaster proves liveness (and leaves no line in its log).
+ * Probes speak the server connections' TLS (server_tls_ctx, server_tls_sslmode): SSLRequest,
+ * handshake, certificate checks; a refusal or a certificate failure fails the check.
  * Results go to backend.c; nothing here touches pools.
  */
 #include "pgusher/health.h"
@@ -16,7 +18,9 @@
 #include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/scram.h"
+#include "pgusher/server.h"
 #include "pgusher/stream.h"
+#include "pgusher/tls.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -83,9 +87,11 @@ struct probe {
     bool busy;   /* a check is in flight (the timeout runs) */
     bool closed; /* probe_close ran */
     bool have_row;
-    bool bad_row;       /* a DataRow that hc_parse_probe_row refused: the check fails */
-    bool liveness_only; /* no health_check_user: SSLRequest, one byte back, done */
-    bool refused;       /* the connect was refused */
+    bool bad_row;            /* a DataRow that hc_parse_probe_row refused: the check fails */
+    bool liveness_only;      /* no health_check_user: SSLRequest, one byte back, done */
+    bool refused;            /* the connect was refused */
+    bool tls_wait;           /* SSLRequest sent, its one-byte answer not read yet */
+    struct tls_ctx *tls_ctx; /* server_tls_ctx() when it connected (referenced) */
     int closing_handles;
     enum be_role role; /* from in_hot_standby, or the row */
     struct hc_probe_row row;
@@ -101,6 +107,7 @@ static void probe_handle_closed(uv_handle_t *h)
     struct probe *pr = h->data;
     if (--pr->closing_handles == 0) {
         proto_login_reset(&pr->lg);
+        tls_ctx_unref(pr->tls_ctx);
         free(pr->login);
         free(pr);
     }
@@ -333,9 +340,77 @@ static void probe_send_query(struct probe *pr)
     probe_send(pr, &b);
 }
 
+static bool probe_send_startup(struct probe *pr);
+
+/* The one-byte answer to the SSLRequest. */
+static void probe_ssl_answer(struct probe *pr)
+{
+    struct stream *st = &pr->st;
+    uint8_t answer = st->buf[st->rpos++];
+    pr->tls_wait = false;
+    enum tls_mode mode = tls_ctx_mode(pr->tls_ctx);
+    const char *why;
+    char msg[300];
+    switch (proto_ssl_answer(answer, mode >= TLS_REQUIRE, &why)) {
+    case PROTO_SSL_START:
+        if (pr->liveness_only && mode < TLS_VERIFY_CA) {
+            /* Alive, and no certificate to check: no handshake the postmaster would log. */
+            st->rpos = st->rlen;
+            probe_finish(pr, true, NULL);
+            return;
+        }
+        if (stream_start_tls(st, pr->tls_ctx, pr->be ? pr->be->host : "") != 0) {
+            snprintf(msg, sizeof(msg), "TLS startup failed: %s", stream_tls_error(st));
+            probe_finish(pr, false, msg);
+        }
+        return; /* probe_tls_ready goes on */
+    case PROTO_SSL_PLAIN:
+        if (pr->liveness_only) {
+            st->rpos = st->rlen;
+            probe_finish(pr, true, NULL);
+            return;
+        }
+        probe_send_startup(pr);
+        return;
+    case PROTO_SSL_REFUSED:
+        snprintf(msg, sizeof(msg), "%s (server_tls_sslmode=%s)", why,
+                 G.cf->g.server_tls_sslmode ? G.cf->g.server_tls_sslmode : "");
+        probe_finish(pr, false, msg);
+        return;
+    case PROTO_SSL_BAD:
+        probe_finish(pr, false, why);
+        return;
+    }
+}
+
+static void probe_tls_ready(struct stream *st, bool ok, const char *why)
+{
+    struct probe *pr = st->owner;
+    if (pr->closed)
+        return;
+    if (!ok) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "TLS handshake error: %s", why ? why : "unknown");
+        probe_finish(pr, false, msg);
+        return;
+    }
+    if (pr->liveness_only) {
+        probe_finish(pr, true, NULL); /* the certificate verified */
+        return;
+    }
+    probe_send_startup(pr);
+}
+
 static void probe_read(struct stream *st)
 {
     struct probe *pr = st->owner;
+    if (pr->tls_wait) {
+        if (stream_avail(st) < 1)
+            return;
+        probe_ssl_answer(pr);
+        if (pr->closed || pr->tls_wait || st->tls)
+            return;
+    }
     if (pr->liveness_only) {
         /* 'S' or 'N': the postmaster answered. Closing now leaves no trace in its log. */
         st->rpos = st->rlen;
@@ -417,18 +492,29 @@ static void probe_connect(struct stream *st, int status)
     const struct cf_global *g = &G.cf->g;
     struct pktbuf b;
     pktbuf_init(&b);
-    if (!g->health_check_user || !*g->health_check_user) {
-        /* Without credentials a login would only fill the server log with failures. */
-        pr->liveness_only = true;
+    /* Without credentials a login would only fill the server log with failures. */
+    pr->liveness_only = !g->health_check_user || !*g->health_check_user;
+    if (pr->liveness_only || (pr->tls_ctx && !st->is_unix)) {
+        /* The liveness check, or TLS first as server connections do (not over Unix). */
+        pr->tls_wait = pr->tls_ctx && !st->is_unix;
         proto_request(&b, PROTO_SSL_REQUEST_CODE);
         if (probe_send(pr, &b))
             stream_read_start(st);
         return;
     }
+    if (probe_send_startup(pr))
+        stream_read_start(st);
+}
+
+static bool probe_send_startup(struct probe *pr)
+{
+    const struct cf_global *g = &G.cf->g;
+    struct pktbuf b;
+    pktbuf_init(&b);
     if (!proto_login_init(&pr->lg, probe_user(), probe_password(), NULL, NULL,
                           g->server_require_auth_mask)) {
         probe_finish(pr, false, "out of memory");
-        return;
+        return false;
     }
     const char *const params[][2] = {
         {"user", probe_user()},
@@ -437,8 +523,7 @@ static void probe_connect(struct stream *st, int status)
         {"application_name", "pgusher health check"},
     };
     proto_startup(&b, params, sizeof(params) / sizeof(params[0]));
-    if (probe_send(pr, &b))
-        stream_read_start(st);
+    return probe_send(pr, &b);
 }
 
 static void probe_timeout(uv_timer_t *t)
@@ -451,13 +536,14 @@ static const struct stream_ops probe_ops = {
     .on_error = probe_error_cb,
     .on_connect = probe_connect,
     .on_closed = stream_closed,
+    .on_tls_ready = probe_tls_ready,
 };
 
 static char *login_key(void)
 {
     const struct cf_global *g = &G.cf->g;
-    const char *db = g->health_check_dbname && *g->health_check_dbname ? g->health_check_dbname
-                                                                       : "postgres";
+    const char *db =
+        g->health_check_dbname && *g->health_check_dbname ? g->health_check_dbname : "postgres";
     size_t n = strlen(probe_user()) + strlen(db) + 2;
     char *k = malloc(n);
     if (k)
@@ -480,7 +566,8 @@ static void probe_start(struct backend *be)
         /* A kept connection: ask again on it, unless the login settings changed. */
         char *key = login_key();
         bool same = key && pr->login && strcmp(key, pr->login) == 0 && pr->logged_in &&
-                    !pr->st.closing && !pr->st.error_reported;
+                    !pr->st.closing && !pr->st.error_reported &&
+                    pr->tls_ctx == server_tls_ctx(); /* server TLS settings unchanged */
         free(key);
         if (same) {
             be->checks++;
@@ -503,6 +590,7 @@ static void probe_start(struct backend *be)
         return;
     }
     pr->login = login_key();
+    pr->tls_ctx = tls_ctx_ref(server_tls_ctx());
     uv_timer_init(G.loop, &pr->timeout);
     pr->timeout.data = pr;
     be->probe = pr;

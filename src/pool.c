@@ -641,7 +641,7 @@ void pool_release_server(struct server *s)
         server_set_state(s, SV_BEING_CANCELED);
         return;
     }
-    if (s->close_needed) {
+    if (s->close_needed || server_tls_obsolete(s)) {
         server_close(s, "obsolete connection");
         return;
     }

@@ -137,6 +137,17 @@ void proto_request(struct pktbuf *b, uint32_t code)
     pktbuf_finish(b);
 }
 
+enum proto_ssl_answer proto_ssl_answer(uint8_t answer, bool required, const char **why)
+{
+    *why = NULL;
+    if (answer == 'S')
+        return PROTO_SSL_START;
+    if (answer == 'N' && !required)
+        return PROTO_SSL_PLAIN;
+    *why = answer == 'N' ? "server refused SSL" : "bad sslreq answer";
+    return answer == 'N' ? PROTO_SSL_REFUSED : PROTO_SSL_BAD;
+}
+
 /* Copy a server-supplied string, control characters replaced: it goes to logs and clients. */
 static void copy_text(char *dst, size_t dstlen, const char *src)
 {

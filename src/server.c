@@ -1,6 +1,7 @@
 /*
  * server.c: connections to PostgreSQL: address resolution, connect, the login exchange
- * (driving proto.c's state machine), the server half of the relay and internal queries.
+ * (driving proto.c's state machine) after the SSLRequest and TLS handshake that
+ * server_tls_sslmode asks for, the server half of the relay and internal queries.
  * It never chooses which client a server serves (pool.c does); cancel.c forwards cancels.
  */
 #include "pgusher/server.h"
@@ -12,6 +13,7 @@
 #include "pgusher/pool.h"
 #include "pgusher/proto.h"
 #include "pgusher/runtime.h"
+#include "pgusher/tls.h"
 #include "pgusher/varcache.h"
 
 #include <arpa/inet.h>
@@ -19,6 +21,65 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+/* ---------------------------------------------------------------- server TLS context */
+
+/* tls_apply builds new contexts on every RELOAD. New server connections keep using the
+ * previous one while the server_tls_* settings and the files they name are unchanged, so a
+ * RELOAD that does not touch server TLS makes no server connection obsolete. */
+static struct {
+    struct tls_ctx *seen; /* tls_connect_ctx() when last looked at (borrowed, compared only) */
+    struct tls_ctx *used; /* what server_tls_ctx returns (referenced) */
+    char sig[2048];       /* the settings and file identities `used` was built from */
+} sv_tls;
+
+static void tls_file_sig(char *buf, size_t len, const char *path)
+{
+    struct stat stt;
+    if (!path || !*path || stat(path, &stt) != 0) {
+        snprintf(buf, len, "|%s", path ? path : "");
+        return;
+    }
+    snprintf(buf, len, "|%s:%llu:%llu:%lld:%lld.%09ld", path, (unsigned long long)stt.st_dev,
+             (unsigned long long)stt.st_ino, (long long)stt.st_size, (long long)stt.st_mtim.tv_sec,
+             stt.st_mtim.tv_nsec);
+}
+
+static void tls_settings_sig(char *buf, size_t len)
+{
+    const struct cf_global *g = &G.cf->g;
+    char ca[600], key[600], cert[600];
+    tls_file_sig(ca, sizeof(ca), g->server_tls_ca_file);
+    tls_file_sig(key, sizeof(key), g->server_tls_key_file);
+    tls_file_sig(cert, sizeof(cert), g->server_tls_cert_file);
+#define SV_TLS_NZ(x) ((x) ? (x) : "")
+    snprintf(buf, len, "%s|%s|%s|%s%s%s%s", SV_TLS_NZ(g->server_tls_sslmode),
+             SV_TLS_NZ(g->server_tls_protocols), SV_TLS_NZ(g->server_tls_ciphers),
+             SV_TLS_NZ(g->server_tls13_ciphers), ca, key, cert);
+#undef SV_TLS_NZ
+}
+
+struct tls_ctx *server_tls_ctx(void)
+{
+    struct tls_ctx *cur = tls_connect_ctx();
+    if (cur == sv_tls.seen)
+        return sv_tls.used;
+    sv_tls.seen = cur;
+    char sig[sizeof(sv_tls.sig)];
+    tls_settings_sig(sig, sizeof(sig));
+    if (cur && sv_tls.used && strcmp(sig, sv_tls.sig) == 0)
+        return sv_tls.used; /* rebuilt from the same settings: keep the one in use */
+    tls_ctx_unref(sv_tls.used);
+    sv_tls.used = tls_ctx_ref(cur);
+    memcpy(sv_tls.sig, sig, sizeof(sig));
+    return sv_tls.used;
+}
+
+bool server_tls_obsolete(const struct server *s)
+{
+    return s->tls_ctx != server_tls_ctx();
+}
 
 void server_log(struct server *s, int level, const char *fmt, ...)
 {
@@ -38,6 +99,7 @@ static void on_error(struct stream *st, int err);
 static void on_drain(struct stream *st);
 static void on_connect(struct stream *st, int status);
 static void on_closed(struct stream *st);
+static void on_tls_ready(struct stream *st, bool ok, const char *why);
 
 static const struct stream_ops server_ops = {
     .on_read = on_read,
@@ -45,6 +107,7 @@ static const struct stream_ops server_ops = {
     .on_drain = on_drain,
     .on_connect = on_connect,
     .on_closed = on_closed,
+    .on_tls_ready = on_tls_ready,
 };
 
 static void start_connect(struct server *s);
@@ -121,6 +184,8 @@ struct server *server_launch(struct pool *p)
     s->connect_time = s->request_time = s->last_used = now_usec();
     s->connect_wall = time(NULL);
     pktbuf_init(&s->login_params);
+    /* Made under the server TLS settings in force now, whatever the server answers. */
+    s->tls_ctx = tls_ctx_ref(server_tls_ctx());
     s->state = SV_LOGIN;
     list_append(&p->sv_login, &s->node);
     p->n_sv_login++;
@@ -209,8 +274,77 @@ static void on_connect(struct stream *st, int status)
         stream_local_addr(st, lhost, sizeof(lhost), &lport);
         server_log(s, LOG_LVL_INFO, "new connection to server (from %s:%d)", lhost, lport);
     }
-    send_startup(s);
+    if (s->tls_ctx && !st->is_unix) {
+        /* server_tls_sslmode is not disable: ask for TLS first (not over Unix sockets). */
+        struct pktbuf b;
+        pktbuf_init(&b);
+        proto_request(&b, PROTO_SSL_REQUEST_CODE);
+        s->tls_wait = true;
+        bool ok = stream_write_pktbuf(&s->st, &b);
+        pktbuf_free(&b);
+        if (!ok) {
+            server_close(s, "server write failed");
+            return;
+        }
+    } else {
+        send_startup(s);
+    }
     stream_read_start(st);
+}
+
+/* The one-byte answer to our SSLRequest. */
+static void process_ssl_answer(struct server *s)
+{
+    struct stream *st = &s->st;
+    if (stream_avail(st) < 1)
+        return;
+    uint8_t answer = st->buf[st->rpos++];
+    s->tls_wait = false;
+    const char *why;
+    switch (proto_ssl_answer(answer, tls_ctx_mode(s->tls_ctx) >= TLS_REQUIRE, &why)) {
+    case PROTO_SSL_START:
+        if (stream_start_tls(st, s->tls_ctx, s->host) != 0) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "TLS startup failed: %s", stream_tls_error(st));
+            server_log(s, LOG_LVL_WARNING, "%s", msg);
+            login_fail(s, "08P01", msg, false);
+        }
+        return; /* on_tls_ready sends the startup packet */
+    case PROTO_SSL_PLAIN:
+        send_startup(s);
+        return;
+    case PROTO_SSL_REFUSED:
+        /* A configuration mismatch, not an unavailable host: always worth a line. */
+        server_log(s, LOG_LVL_WARNING, "login refused: %s (server_tls_sslmode requires TLS)", why);
+        login_fail(s, "08P01", why, false);
+        return;
+    case PROTO_SSL_BAD:
+        server_log(s, LOG_LVL_WARNING, "login refused: %s (0x%02x)", why, answer);
+        login_fail(s, "08P01", why, false);
+        return;
+    }
+}
+
+static void on_tls_ready(struct stream *st, bool ok, const char *why)
+{
+    struct server *s = st->owner;
+    if (s->state != SV_LOGIN)
+        return;
+    if (!ok) {
+        /* A certificate that does not verify, a protocol or cipher mismatch: the login
+         * fails, always with a line saying why. */
+        char msg[300];
+        snprintf(msg, sizeof(msg), "TLS handshake error: %s", why ? why : "unknown");
+        server_log(s, LOG_LVL_WARNING, "login refused: %s", msg);
+        login_fail(s, "08006", msg, false);
+        return;
+    }
+    if (G.cf->g.log_connections) {
+        char desc[128];
+        stream_tls_describe(st, desc, sizeof(desc));
+        server_log(s, LOG_LVL_INFO, "SSL established: %s", desc);
+    }
+    send_startup(s);
 }
 
 /* The password to log in with: the database entry's, else the auth file's. */
@@ -554,6 +688,11 @@ static void process_idle(struct server *s)
 
 static void process(struct server *s)
 {
+    if (s->tls_wait) {
+        process_ssl_answer(s);
+        if (s->tls_wait || s->st.closing || s->st.tls)
+            return; /* more to come, failed, or the handshake runs */
+    }
     if (s->state == SV_LOGIN)
         process_login(s);
     else if (s->iq != IQ_NONE)
@@ -657,6 +796,7 @@ static void on_closed(struct stream *st)
     varcache_free(&s->vars);
     pktbuf_free(&s->login_params);
     login_free(s);
+    tls_ctx_unref(s->tls_ctx);
     free(s);
 }
 

@@ -211,6 +211,10 @@ struct server {
     /* why a login failed, for the pool (set before server_close of a SV_LOGIN server) */
     char fail_sqlstate[6];
     bool fail_auth;
+    /* The server TLS context (server_tls_ctx) this connection was made under, referenced
+     * (NULL: server_tls_sslmode=disable), also when the server answered 'N'. */
+    struct tls_ctx *tls_ctx;
+    bool tls_wait;              /* SSLRequest sent, its one-byte answer not read yet */
     struct proto_login *login;  /* the login exchange (proto.c), while SV_LOGIN */
     struct pktbuf login_params; /* ParameterStatus messages seen during login */
     uv_getaddrinfo_t gai;

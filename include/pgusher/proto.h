@@ -73,6 +73,17 @@ int proto_startup_next(struct pktreader *r, const char **name, const char **valu
 /* Build an untyped 8-byte request (PROTO_SSL_REQUEST_CODE, PROTO_GSSENC_REQUEST_CODE). */
 void proto_request(struct pktbuf *b, uint32_t code);
 
+/* What to do with the one-byte answer to our SSLRequest. required: the sslmode refuses
+ * plaintext (require, verify-ca, verify-full). PROTO_SSL_REFUSED and PROTO_SSL_BAD set *why
+ * (PgBouncer's words). */
+enum proto_ssl_answer {
+    PROTO_SSL_START,   /* 'S': start the TLS handshake, then the startup packet */
+    PROTO_SSL_PLAIN,   /* 'N' and plaintext allowed: the startup packet in plaintext */
+    PROTO_SSL_REFUSED, /* 'N' but TLS is required: the login fails */
+    PROTO_SSL_BAD,     /* anything else: a protocol error */
+};
+enum proto_ssl_answer proto_ssl_answer(uint8_t answer, bool required, const char **why);
+
 /* The fields of an ErrorResponse/NoticeResponse body that pgusher uses. Missing fields get
  * defaults: severity "ERROR", sqlstate "08P01", message "unknown error"; overlong values
  * are cut. */
