@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# Story: pgusher talks TLS to PostgreSQL (server_tls_*). The cluster has ssl=on and a pg_hba
+# that accepts the test users over hostssl only. require encrypts (pg_stat_ssl says so) and
+# SHOW SERVERS shows the cipher; verify-full accepts a certificate naming the IP connected to
+# and refuses one that does not (per host of a multi-host database: the other host serves);
+# a wrong CA is refused; disable gets the server's pg_hba refusal; health checks log in over
+# TLS (SHOW HOSTS up, roles right) and report a certificate failure in last_error; reads
+# spread over both standbys over TLS; cancel works; a RELOAD that changes server TLS
+# replaces servers as they are released (one that changes nothing replaces none).
+# Runs its own cluster (it turns ssl on and rewrites pg_hba).
+export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-tlssv
+export PGUSHER_PGPORT=${PGUSHER_TLSSV_PGPORT:-15520}
+. "$(dirname "$0")/lib.sh"
+trap 'rc=$?; set +e; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
+
+eval "$("$PGU_LIBDIR/cluster.sh" env)"
+P=$PGU_PRIMARY S1=$PGU_STANDBY1 S2=$PGU_STANDBY2 PORT=$PGU_PGPORT
+APP=pgu-tlssv-$$
+CERTS=$PGUSHER_CLUSTER_DIR/certs
+
+direct() { PGSSLMODE=require psql -X -At -q -h "$1" -p "$PORT" -U postgres testdb -c "$2"; }
+admin() { timeout 10 psql -X -At -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c "$1"; }
+q() { timeout 20 psql -X -At -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust "$@"; }
+host_field() { # db host column of SHOW HOSTS (4 state, 5 role, 14 last_error)
+	admin 'SHOW HOSTS' | awk -F'|' -v d="$1" -v h="$2" -v c="$3" '$1==d && $2==h {print $c}'
+}
+wait_for() { # seconds description command...
+	local secs=$1 what=$2
+	shift 2
+	local deadline=$((SECONDS + secs))
+	while ! "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what (SHOW HOSTS: $(admin 'SHOW HOSTS' | tr '\n' ';'))"
+		sleep 0.25
+	done
+	echo "   ok: $what"
+}
+field_is() { [[ $(host_field "$1" "$2" "$3") == "$4" ]]; }
+field_has() { [[ $(host_field "$1" "$2" "$3") == *"$4"* ]]; }
+
+# Certificates made here: two CAs; "good" (signed by ca1) names 127.0.0.1 and 127.0.0.2 as IP
+# SANs, "noname" (signed by ca1 too) names only elsewhere.example. Node n2 (127.0.0.3) gets
+# "noname", the others "good".
+tls_server_certs() { # dir
+	local d=$1 n
+	mkdir -p "$d"
+	for n in ca1 ca2; do
+		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgusher test $n" \
+			-keyout "$d/$n.key" -out "$d/$n.crt" 2>/dev/null
+	done
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=good" -keyout "$d/good.key" -out "$d/good.csr" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=noname" -keyout "$d/noname.key" -out "$d/noname.csr" 2>/dev/null
+	printf 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2\n' >"$d/good.ext"
+	printf 'subjectAltName=DNS:elsewhere.example\n' >"$d/noname.ext"
+	for n in good noname; do
+		openssl x509 -req -in "$d/$n.csr" -CA "$d/ca1.crt" -CAkey "$d/ca1.key" -CAcreateserial \
+			-days 2 -extfile "$d/$n.ext" -out "$d/$n.crt" 2>/dev/null
+	done
+	chmod 0600 "$d"/*.key
+	[[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$d"
+	return 0
+}
+tls_server_certs "$CERTS"
+
+# ssl=on on all three nodes, hostssl-only pg_hba for everything but replication.
+for i in 0 1 2; do
+	node=n$i host=${PGU_PRIMARY%.*}.$((i + 1)) cert=good
+	((i == 2)) && cert=noname
+	dd=$(pgu_node_datadir $node)
+	cat >"$dd/pg_hba.conf" <<'EOF'
+local   all             all                             trust
+hostssl all             u_md5           127.0.0.0/8     md5
+hostssl all             u_scram         127.0.0.0/8     scram-sha-256
+hostssl all             all             127.0.0.0/8     trust
+host    replication     all             127.0.0.0/8     trust
+EOF
+	[[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dd/pg_hba.conf"
+	psql -X -q -o /dev/null -h "$host" -p "$PORT" -U postgres postgres -v ON_ERROR_STOP=1 <<EOF
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$CERTS/$cert.crt';
+ALTER SYSTEM SET ssl_key_file = '$CERTS/$cert.key';
+SELECT pg_reload_conf();
+EOF
+done
+sleep 1
+for h in $P $S1 $S2; do
+	out=$(PGSSLMODE=disable psql -X -At -h "$h" -p "$PORT" -U u_trust testdb -c 'select 1' 2>&1 || true)
+	assert_contains "$out" "no encryption" "plaintext login to $h refused by pg_hba"
+	assert_eq on "$(direct "$h" 'show ssl')" "ssl on $h"
+done
+
+pgu_user u_trust ""
+
+start_with() { # sslmode [extra global settings]
+	pgu_start <<EOF
+[databases]
+testdb = host=$P port=$PORT dbname=testdb application_name=$APP
+nonamedb = host=$S2 port=$PORT dbname=testdb
+twohosts = host=$S1,$S2 port=$PORT dbname=testdb target_session_attrs=standby
+reads = host=$S1,$S2 port=$PORT dbname=testdb target_session_attrs=standby
+
+[pgbouncer]
+pool_mode = transaction
+default_pool_size = 4
+server_tls_sslmode = $1
+query_wait_timeout = 4
+server_login_retry = 1
+health_check_period = 1
+health_check_timeout = 3
+log_connections = 1
+${2:-}
+EOF
+}
+
+# ---------------------------------------------------------------- require
+start_with require "health_check_user = u_trust"
+check "server_tls_sslmode=require: queries work against a hostssl-only server"
+assert_eq 42 "$(q testdb -c 'select 42')" "query through pgusher"
+check "pg_stat_ssl on the primary shows the pooler's connection encrypted"
+out=$(direct "$P" "select s.ssl, s.version from pg_stat_ssl s join pg_stat_activity a using (pid) where a.usename = 'u_trust' and a.datname = 'testdb'")
+assert_contains "$out" "t|TLSv1" "pg_stat_ssl row of the pooler's server connection"
+check "SHOW SERVERS shows the TLS protocol and cipher in the tls column"
+out=$(admin 'SHOW SERVERS')
+assert_contains "$out" "|TLSv1." "tls column of SHOW SERVERS"
+out=$(admin 'SHOW SOCKETS')
+assert_contains "$out" "|TLSv1." "tls column of SHOW SOCKETS"
+check "health checks log in over TLS: hosts up with the right roles"
+wait_for 10 "reads/$S1 up" field_is reads "$S1" 4 up
+wait_for 10 "reads/$S2 up" field_is reads "$S2" 4 up
+assert_eq standby "$(host_field reads "$S1" 5)" "role of $S1"
+assert_eq primary "$(host_field testdb "$P" 5)" "role of $P"
+n=$(direct "$P" "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'pgusher health check' and s.ssl")
+((n >= 1)) || fail "no encrypted health check connection on the primary (got $n)"
+echo "   ok: $n encrypted health check connection(s) on the primary"
+
+check "a multi-host reads database spreads over both standbys over TLS"
+for _ in $(seq 1 40); do q reads -c 'select inet_server_addr()'; done | sort | uniq -c >"$PGU_TMP/spread"
+cat "$PGU_TMP/spread"
+grep -q "$S1" "$PGU_TMP/spread" || fail "no read reached $S1"
+grep -q "$S2" "$PGU_TMP/spread" || fail "no read reached $S2"
+n=$(direct "$S1" "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) where a.backend_type = 'client backend' and not s.ssl and a.usename = 'u_trust'")
+assert_eq 0 "$n" "no plaintext u_trust connection on $S1"
+
+check "cancel reaches the right server (CancelRequest in plaintext is accepted)"
+PGAPPNAME=$APP-c psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust testdb -c 'select pg_sleep(30)' \
+	>"$PGU_TMP/cancel.out" 2>&1 &
+cpid=$!
+PGU_BG_PIDS+=("$cpid")
+wait_for 10 "pg_sleep running on the primary" \
+	bash -c "[[ \$(PGSSLMODE=require psql -X -At -h $P -p $PORT -U postgres testdb -c \"select count(*) from pg_stat_activity where query like 'select pg_sleep(30)%' and state='active'\") == 1 ]]"
+kill -INT "$cpid"
+for _ in $(seq 1 100); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$cpid" 2>/dev/null && fail "psql still running 10 s after the cancel"
+wait "$cpid" || true
+assert_contains "$(cat "$PGU_TMP/cancel.out")" "canceling statement due to user request" "cancelled query"
+assert_eq alive "$(q testdb -c "select 'alive'")" "pooler usable after the cancel"
+
+check "RELOAD that changes no server TLS setting replaces no server connection"
+q testdb -c 'select 1' >/dev/null
+before=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
+pgu_reload
+sleep 1
+for _ in 1 2 3; do q testdb -c 'select 1' >/dev/null; done
+after=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
+assert_eq "$before" "$after" "testdb server ids after a no-op RELOAD"
+
+check "RELOAD to verify-full (right CA): servers made under require are closed as released"
+sed -i "s|^server_tls_sslmode = require|server_tls_sslmode = verify-full\nserver_tls_ca_file = $CERTS/ca1.crt|" "$PGU_INI"
+pgu_reload
+sleep 1
+for _ in 1 2 3; do assert_eq 1 "$(q testdb -c 'select 1')" "query after RELOAD"; done
+assert_log_contains "obsolete connection" 5
+after2=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
+for id in $before; do
+	[[ " $after2 " == *" $id "* ]] && fail "server $id made under require still there after RELOAD ($after2)"
+done
+echo "   ok: servers $before replaced by $after2"
+
+# ---------------------------------------------------------------- verify-full, per host
+check "verify-full: 127.0.0.1 (IP SAN) works"
+assert_eq 1 "$(q testdb -c 'select 1')" "verify-full to $P"
+check "verify-full: a certificate without the host's name fails with a clear error"
+pgu_try q nonamedb -c 'select 1'
+assert_fails "query to a host whose certificate does not name it"
+echo "   client saw: $PGU_OUT"
+assert_log_contains "TLS handshake error: certificate verify failed: IP address mismatch" 5
+check "verify-full, multi-host: the host whose certificate does not name it is down with the reason; the other serves"
+wait_for 10 "twohosts/$S2 down" field_is twohosts "$S2" 4 down
+assert_contains "$(host_field twohosts "$S2" 14)" "IP address mismatch" "last_error of $S2"
+assert_eq up "$(host_field twohosts "$S1" 4)" "state of $S1"
+for _ in 1 2 3 4 5; do assert_eq "$S1" "$(q twohosts -c 'select inet_server_addr()')" "twohosts read served by $S1"; done
+pgu_stop
+
+# ---------------------------------------------------------------- wrong CA
+check "verify-ca with the wrong CA: login fails with the certificate error; probes say so in last_error"
+start_with verify-ca "server_tls_ca_file = $CERTS/ca2.crt
+health_check_user = u_trust"
+pgu_try q testdb -c 'select 1'
+assert_fails "query with a wrong CA"
+assert_log_contains "TLS handshake error: certificate verify failed" 5
+wait_for 10 "testdb/$P down with a certificate error" field_has testdb "$P" 14 "certificate verify failed"
+echo "   last_error: $(host_field testdb "$P" 14)"
+pgu_stop
+
+check "liveness-only probes (no health_check_user) check the certificate in verify-ca too"
+start_with verify-ca "server_tls_ca_file = $CERTS/ca2.crt"
+wait_for 10 "testdb/$P down with a certificate error (liveness probe)" field_has testdb "$P" 14 "certificate verify failed"
+pgu_stop
+start_with verify-ca "server_tls_ca_file = $CERTS/ca1.crt"
+wait_for 10 "testdb/$P up (liveness probe, right CA)" field_is testdb "$P" 4 up
+assert_eq 1 "$(q testdb -c 'select 1')" "verify-ca with the right CA"
+pgu_stop
+
+# ---------------------------------------------------------------- disable
+check "server_tls_sslmode=disable against hostssl-only gets the server's pg_hba error"
+start_with disable
+pgu_try q testdb -c 'select 1'
+assert_fails "plaintext login to a hostssl-only server"
+assert_contains "$PGU_OUT" "no encryption" "client sees the server's pg_hba refusal"
+pgu_stop
+
+pass
