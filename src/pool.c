@@ -941,7 +941,11 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     list_for_each(it, &p->sv_idle)
     {
         struct server *s = container_of(it, struct server, node);
-        if (timeout_expired(s->connect_time, now, lifetime)) {
+        if (server_tls_obsolete(s)) {
+            /* RELOAD changed the server TLS settings it was made under. */
+            victim_add(vs, s, true, NULL, "obsolete connection");
+            total--;
+        } else if (timeout_expired(s->connect_time, now, lifetime)) {
             victim_add(vs, s, true, NULL, "server lifetime over");
             total--;
         } else if (total > min && timeout_expired(s->last_used, now, g->server_idle_timeout)) {
