@@ -425,10 +425,11 @@ static void socket_cols(struct result *r, struct stream *st)
 
 static void client_row(struct result *r, struct client *c, bool sockets)
 {
-    char lhost[64] = "", ptr[32], link[32] = "", ct[64], rt[64];
+    char lhost[64] = "", ptr[32], link[32] = "", ct[64], rt[64], tls[128];
     int lport = 0;
     if (!c->st.closing)
         stream_local_addr(&c->st, lhost, sizeof(lhost), &lport);
+    stream_tls_describe(&c->st, tls, sizeof(tls));
     snprintf(ptr, sizeof(ptr), "%p", (void *)c);
     if (c->link)
         snprintf(link, sizeof(link), "%p", (void *)c->link);
@@ -454,7 +455,7 @@ static void client_row(struct result *r, struct client *c, bool sockets)
     row_str(r, link);
     struct ucred cred;
     row_int(r, peer_cred(c, &cred) ? cred.pid : 0); /* remote_pid: Unix-socket clients */
-    row_str(r, "");
+    row_str(r, tls);
     row_str(r, c->vars.val[VAR_APPLICATION_NAME] ? c->vars.val[VAR_APPLICATION_NAME] : "");
     row_int(r, 0);
     row_int(r, (long long)c->id);

@@ -1,7 +1,8 @@
 /*
- * client.c: application connections: the startup packet, SSL/GSS negotiation refusal,
- * cancel requests, client authentication (trust/any/plain/md5/SCRAM) and the client half of
- * the relay. It never chooses servers (pool.c does) and never touches a server's socket.
+ * client.c: application connections: the startup packet, TLS negotiation (client_tls_sslmode;
+ * GSSAPI is refused), cancel requests, client authentication (trust/any/plain/md5/SCRAM/cert)
+ * and the client half of the relay. It never chooses servers (pool.c does), never touches a
+ * server's socket and never calls OpenSSL for TLS itself (stream.c and tls.c do).
  */
 #include "pgusher/client.h"
 
@@ -13,6 +14,7 @@
 #include "pgusher/runtime.h"
 #include "pgusher/secret.h"
 #include "pgusher/server.h"
+#include "pgusher/tls.h"
 #include "pgusher/varcache.h"
 
 #include <openssl/crypto.h>
@@ -84,12 +86,14 @@ static void on_read(struct stream *st);
 static void on_error(struct stream *st, int err);
 static void on_drain(struct stream *st);
 static void on_closed(struct stream *st);
+static void on_tls_ready(struct stream *st, bool ok, const char *why);
 
 static const struct stream_ops client_ops = {
     .on_read = on_read,
     .on_error = on_error,
     .on_drain = on_drain,
     .on_closed = on_closed,
+    .on_tls_ready = on_tls_ready,
 };
 
 void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
@@ -239,10 +243,13 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
     va_end(ap);
     if (G.cf->g.log_pooler_errors)
         client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
-    struct pktbuf b;
-    pktbuf_init(&b);
-    pktbuf_error(&b, "FATAL", sqlstate, msg);
-    client_send_pkt(c, &b);
+    /* In the middle of a TLS handshake (client_login_timeout) nothing can be said. */
+    if (!c->st.tls || stream_tls_active(&c->st)) {
+        struct pktbuf b;
+        pktbuf_init(&b);
+        pktbuf_error(&b, "FATAL", sqlstate, msg);
+        client_send_pkt(c, &b);
+    }
     client_close(c, "%s", msg);
 }
 
@@ -421,9 +428,12 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     c->vars = vars;
     c->startup_done = true;
 
-    if (G.cf->g.log_connections)
-        client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=no replication=no",
-                   c->db_name, c->user_name);
+    if (G.cf->g.log_connections) {
+        char tls[128];
+        stream_tls_describe(&c->st, tls, sizeof(tls));
+        client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=%s replication=no",
+                   c->db_name, c->user_name, tls[0] ? tls : "no");
+    }
 
     if (c->reject_msg) {
         client_error_close(c, c->reject_state, "%s", c->reject_msg);
@@ -473,6 +483,28 @@ static void auth_failed(struct client *c)
 }
 
 static void auth_ok(struct client *c);
+
+/* auth_type=cert: the user name must be the common name of the client certificate, which
+ * the handshake verified (client_tls_sslmode verify-full, tls_build insists). The client
+ * only learns that it failed; the log says why (PgBouncer's wording on both). */
+static void auth_cert(struct client *c)
+{
+    char cn[256];
+    const char *why = NULL;
+    if (!stream_tls_active(&c->st))
+        why = "TLS connection required";
+    else if (!stream_tls_peer_cn(&c->st, cn, sizeof(cn)))
+        why = "TLS client certificate required";
+    else if (strcmp(cn, c->user_name) != 0)
+        why = "TLS certificate name mismatch";
+    if (why) {
+        client_log(c, LOG_LVL_ERROR, "%s", why);
+        client_error_close(c, "08P01", "certificate authentication failed");
+        return;
+    }
+    client_log(c, LOG_LVL_DEBUG, "TLS cert login: %s", cn);
+    auth_ok(c);
+}
 
 static void request_password(struct client *c, uint32_t code)
 {
@@ -524,6 +556,10 @@ static void start_auth(struct client *c)
             return;
         }
         auth_ok(c);
+        return;
+    }
+    if (type == AUTH_TYPE_CERT) {
+        auth_cert(c);
         return;
     }
     if (type != AUTH_TYPE_PLAIN && type != AUTH_TYPE_MD5 && type != AUTH_TYPE_SCRAM) {
@@ -777,8 +813,9 @@ void client_finish_login(struct client *c)
 /* SSLRequest / GSSENCRequest, at most one of each per connection (libpq may ask for GSSAPI
  * and then TLS on one connection). Nothing may follow the request before our answer: after
  * an 'S' such bytes would pass for bytes that came through TLS (CVE-2021-23214), so they
- * are refused with PgBouncer's message. TLS is not offered yet, so the answer is 'N';
- * offering it is answering 'S' here and starting the handshake. False: client closed. */
+ * are refused with PgBouncer's message. TLS is offered ('S', then the handshake) on TCP when
+ * client_tls_sslmode is not disable; the startup packet is read once on_tls_ready said ok.
+ * GSSAPI, and TLS on the Unix socket (libpq never asks there), get 'N'. False: closed. */
 static bool answer_encryption_request(struct client *c, uint32_t code)
 {
     bool ssl = code == PROTO_SSL_REQUEST_CODE;
@@ -791,7 +828,43 @@ static bool answer_encryption_request(struct client *c, uint32_t code)
         c->ssl_answered = true;
     else
         c->gss_answered = true;
-    return client_send(c, "N", 1);
+    struct tls_ctx *ctx = ssl && !c->st.is_unix ? tls_accept_ctx() : NULL;
+    if (!ctx)
+        return client_send(c, "N", 1);
+    if (!client_send(c, "S", 1))
+        return false;
+    if (stream_start_tls(&c->st, ctx, NULL) != 0) {
+        client_log(c, LOG_LVL_WARNING, "TLS setup failed: %s", stream_tls_error(&c->st));
+        client_close(c, "TLS setup failed");
+        return false;
+    }
+    return true;
+}
+
+/* The handshake an 'S' started is over. A failure (garbage instead of a ClientHello, a
+ * missing or unverifiable client certificate, a peer gone mid-way) closes the client: the
+ * alert that says why went out already. A stalled one is client_login_timeout's. */
+static void on_tls_ready(struct stream *st, bool ok, const char *why)
+{
+    struct client *c = st->owner;
+    if (!ok) {
+        client_log(c, LOG_LVL_WARNING, "TLS handshake error: %s", why ? why : "unknown");
+        client_close(c, "TLS handshake failed");
+        return;
+    }
+    if (log_enabled(LOG_LVL_DEBUG)) {
+        char tls[128];
+        stream_tls_describe(st, tls, sizeof(tls));
+        client_log(c, LOG_LVL_DEBUG, "TLS established: %s", tls);
+    }
+}
+
+/* client_tls_sslmode require and stricter: a TCP client must have come through TLS before
+ * its startup packet (the Unix socket is exempt, as in PgBouncer). */
+static bool plaintext_refused(const struct client *c)
+{
+    const struct tls_ctx *ctx = tls_accept_ctx();
+    return ctx && tls_ctx_mode(ctx) >= TLS_REQUIRE && !c->st.is_unix && !stream_tls_active(&c->st);
 }
 
 /* Login phase: the startup packet (untyped) or a password message. */
@@ -835,6 +908,10 @@ static void process_login(struct client *c)
             if (code >> 16 != 3) {
                 client_error_close(c, "08P01", "unsupported protocol version: %u.%u", code >> 16,
                                    code & 0xffff);
+                return;
+            }
+            if (plaintext_refused(c)) {
+                client_error_close(c, "08P01", "SSL required");
                 return;
             }
             if ((code & 0xffff) != 0) {

@@ -505,6 +505,11 @@ bool tls_build(const struct cf_global *g, struct tls_ctx **accept, struct tls_ct
         snprintf(err, errlen, "%s_sslmode \"%s\": unknown mode", bad->prefix, nz(bad->sslmode));
         return false;
     }
+    /* The user name comes from a certificate the handshake checked (PgBouncer's rule). */
+    if (g->auth_type == AUTH_TYPE_CERT && cm != TLS_VERIFY_FULL) {
+        snprintf(err, errlen, "auth_type cert needs client_tls_sslmode verify-full");
+        return false;
+    }
     if (cm != TLS_DISABLE && !(*accept = build_side(&client, true, err, errlen)))
         return false;
     if (sm != TLS_DISABLE && !(*connect = build_side(&server, false, err, errlen))) {

@@ -24,6 +24,7 @@
 #   pgu_psql_unix DB USER [ARGS] psql via the pooler's unix socket
 #   pgu_try CMD...              run CMD, never trip set -e: sets PGU_OUT (stdout+stderr), PGU_RC
 #   pgu_bg CMD...               run CMD in background, killed at exit; pid in PGU_BG_PID
+#   pgu_make_certs DIR          test certificates (openssl CLI) in DIR: see the function
 #   check "what"                announce what the test checks next
 #   assert_eq EXPECTED ACTUAL MSG / assert_contains HAYSTACK NEEDLE MSG /
 #   assert_not_contains HAYSTACK NEEDLE MSG / assert_fails MSG (after pgu_try) /
@@ -301,8 +302,9 @@ pgu_start() {
 			fail "pooler exited during startup (exit $rc)"
 		fi
 		# pg_isready: 0 = accepting, 1 = answered but rejected: both mean it is listening.
+		# Plaintext: a TLS listener answers it with an error (SSL required), not a TLS failure.
 		local r=0
-		pg_isready -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -t 1 >/dev/null 2>&1 || r=$?
+		PGSSLMODE=disable pg_isready -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -t 1 >/dev/null 2>&1 || r=$?
 		if ((r == 0 || r == 1)); then
 			return 0
 		fi
@@ -518,4 +520,90 @@ pgu_kill_tree() {
 
 pgu_admin() { # SQL: run on the pooler's console as postgres, '|'-separated rows (10 s)
 	timeout 10 psql -X -A -t -q -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c "$1"
+}
+
+# ---------------------------------------------------------------- TLS certificates
+
+# pgu_make_certs DIR: make a throw-away PKI in DIR with the openssl CLI (RSA 2048, SHA-256):
+#   ca.crt ca.key            the test CA ("pgusher test CA")
+#   server.crt server.key    CN=localhost, SAN DNS:localhost, IP:127.0.0.1, IP:127.0.0.2,
+#                            IP:127.0.0.3, signed by ca
+#   client.crt client.key    CN=u_trust (a client certificate), signed by ca
+#   expired.crt expired.key  like server, but valid only in January 2020
+#   ca2.crt ca2.key          a second, unrelated CA
+#   other.crt other.key      like server (same names), but signed by ca2
+#   other_client.crt other_client.key   CN=u_trust, signed by ca2
+# Keys are mode 0640 and, when the pooler runs as another user ($PGU_RUN_AS), of that user's
+# group, so the pooler (and PostgreSQL: root-owned 0640) may read them and libpq accepts them
+# as client keys. Does nothing when DIR/ca.crt exists already.
+pgu_make_certs() {
+	local d=$1 n
+	[[ -f $d/ca.crt ]] && return 0
+	mkdir -p "$d"
+	pgu__cert_req() { # name subject [san]
+		openssl req -new -nodes -newkey rsa:2048 -keyout "$d/$1.key" -out "$d/$1.csr" \
+			-subj "$2" ${3:+-addext "subjectAltName=$3"} >/dev/null 2>&1 ||
+			fail "openssl req for $1 failed"
+	}
+	pgu__cert_ca() { # name
+		openssl req -x509 -new -nodes -newkey rsa:2048 -keyout "$d/$1.key" -out "$d/$1.crt" \
+			-days 3650 -subj "/CN=pgusher test $1" \
+			-addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign" >/dev/null 2>&1 ||
+			fail "openssl: CA $1 failed"
+	}
+	pgu__cert_sign() { # name ca extensions
+		printf '%s\n' "$3" >"$d/$1.ext"
+		openssl x509 -req -in "$d/$1.csr" -CA "$d/$2.crt" -CAkey "$d/$2.key" \
+			-CAcreateserial -days 3650 -sha256 -extfile "$d/$1.ext" -out "$d/$1.crt" \
+			>/dev/null 2>&1 || fail "openssl: signing $1 with $2 failed"
+	}
+	local san="DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3"
+	local server_ext="basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=$san"
+	local client_ext="basicConstraints=CA:FALSE
+keyUsage=digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth"
+	pgu__cert_ca ca
+	pgu__cert_ca ca2
+	pgu__cert_req server "/CN=localhost"
+	pgu__cert_sign server ca "$server_ext"
+	pgu__cert_req client "/CN=u_trust"
+	pgu__cert_sign client ca "$client_ext"
+	pgu__cert_req other "/CN=localhost"
+	pgu__cert_sign other ca2 "$server_ext"
+	pgu__cert_req other_client "/CN=u_trust"
+	pgu__cert_sign other_client ca2 "$client_ext"
+	# An expired one needs explicit dates: "openssl ca" with a minimal database.
+	pgu__cert_req expired "/CN=localhost" "$san"
+	mkdir -p "$d/ca.db"
+	: >"$d/ca.db/index.txt"
+	echo 1000 >"$d/ca.db/serial"
+	cat >"$d/ca.cnf" <<EOF
+[ca]
+default_ca = tca
+[tca]
+database = $d/ca.db/index.txt
+serial = $d/ca.db/serial
+new_certs_dir = $d/ca.db
+default_md = sha256
+policy = anything
+copy_extensions = copy
+unique_subject = no
+[anything]
+commonName = supplied
+EOF
+	openssl ca -batch -config "$d/ca.cnf" -cert "$d/ca.crt" -keyfile "$d/ca.key" \
+		-in "$d/expired.csr" -out "$d/expired.crt" -notext \
+		-startdate 20200101000000Z -enddate 20200131000000Z >/dev/null 2>&1 ||
+		fail "openssl ca: expired certificate failed"
+	rm -f "$d"/*.csr "$d"/*.ext
+	for n in "$d"/*.key; do
+		chmod 0640 "$n"
+		[[ -z $PGU_RUN_AS ]] || chgrp "$(id -gn "$PGU_RUN_AS")" "$n"
+	done
+	chmod 0644 "$d"/*.crt
+	chmod 0755 "$d"
 }
