@@ -25,7 +25,7 @@ typedef enum {
     AUTH_TYPE_MD5,
     AUTH_TYPE_SCRAM, /* "scram-sha-256" */
     AUTH_TYPE_ANY,   /* "any": no auth, user name ignored (needs forced user in db) */
-    AUTH_TYPE_CERT,  /* accepted, not implemented yet */
+    AUTH_TYPE_CERT,  /* user name = client certificate CN (needs client_tls_sslmode verify-full) */
     AUTH_TYPE_HBA,   /* accepted, not implemented yet */
     AUTH_TYPE_PAM,   /* accepted, not implemented yet */
     AUTH_TYPE_LDAP,  /* accepted, not implemented yet */

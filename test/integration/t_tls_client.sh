@@ -116,8 +116,8 @@ set_ini() { # key value: change a [pgbouncer] setting in the running ini (then r
 	sed -i "s|^$1 = .*|$1 = $2|" "$PGU_INI"
 	grep -q "^$1 = $2\$" "$PGU_INI" || fail "could not set $1 in $PGU_INI"
 }
-RELOAD_RE="configuration reloaded|RELOAD failed|could not be|TLS setup failed"
-reload_wait() { # SIGHUP, then wait for its outcome in the log
+RELOAD_RE="got SIGHUP, re-reading config" # both log it, then reload in the same loop turn
+reload_wait() { # SIGHUP, then wait until the pooler took it
 	local n i
 	n=$(grep -cE "$RELOAD_RE" "$PGU_LOG" || true)
 	pgu_reload

@@ -195,7 +195,8 @@ START_TEST(table_defaults_and_flags_match_pgbouncer)
     ck_assert(config_find_setting("pool_mode")->reloadable);
     ck_assert(config_find_setting("listen_addr")->implemented);
     ck_assert(config_find_setting("peer_id")->implemented);
-    ck_assert(!config_find_setting("client_tls_sslmode")->implemented);
+    ck_assert(config_find_setting("client_tls_sslmode")->implemented);
+    ck_assert(!config_find_setting("auth_hba_file")->implemented);
     ck_assert(!config_find_setting("auth_user")->implemented);
     ck_assert_int_eq(config_find_setting("server_lifetime")->type, CF_TIME);
     ck_assert_int_eq(config_find_setting("auth_type")->type, CF_ENUM_AUTH_TYPE);
@@ -579,14 +580,14 @@ END_TEST
 START_TEST(unimplemented_settings_changed_from_default_are_listed)
 {
     struct config *cf = load_ok("[pgbouncer]\n"
-                                "client_tls_sslmode = require\n"
+                                "auth_hba_file = /etc/hba.conf\n"
                                 "max_prepared_statements = 0\n"
                                 "dns_max_ttl = 15\n"            /* same as default */
                                 "server_tls_sslmode = prefer\n" /* same as default */
                                 "listen_port = 7000\n");        /* implemented */
 
     ck_assert_int_eq(cf->nunimplemented, 2);
-    ck_assert_str_eq(cf->unimplemented[0], "client_tls_sslmode");
+    ck_assert_str_eq(cf->unimplemented[0], "auth_hba_file");
     ck_assert_str_eq(cf->unimplemented[1], "max_prepared_statements");
     config_free(cf);
 }
