@@ -720,7 +720,9 @@ void tls_conn_describe(const struct tls_conn *t, char *buf, size_t len)
     const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
     const char *cipher = c ? SSL_CIPHER_get_name(c) : "NONE";
     EVP_PKEY *k = NULL;
-    if (SSL_get_peer_tmp_key(t->ssl, &k) != 1 || !k) {
+    /* As PgBouncer: the key exchange group is shown for server connections only (its
+     * library asks for the server's temporary key, which a TLS server does not have). */
+    if (SSL_is_server(t->ssl) || SSL_get_peer_tmp_key(t->ssl, &k) != 1 || !k) {
         snprintf(buf, len, "%s/%s", proto, cipher);
         return;
     }
