@@ -127,7 +127,9 @@ static void react_to_change(struct backend *be)
             continue;
         int tsa = db->cf->target_session_attrs != CF_UNSET ? db->cf->target_session_attrs
                                                             : TSA_ANY;
-        bool can_serve = be->hc.state == BE_UP && lb_role_acceptable(tsa, be->role);
+        /* A host listed at start-up serves before its first check (BE_UNKNOWN): learning
+         * its role first must not throw away the servers it already gave. */
+        bool can_serve = be->hc.state != BE_DOWN && lb_role_acceptable(tsa, be->role);
         list_for_each(pi, &db->pools)
         {
             struct pool *p = container_of(pi, struct pool, node);
