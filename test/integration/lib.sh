@@ -25,6 +25,9 @@
 #   pgu_try CMD...              run CMD, never trip set -e: sets PGU_OUT (stdout+stderr), PGU_RC
 #   pgu_bg CMD...               run CMD in background, killed at exit; pid in PGU_BG_PID
 #   pgu_make_certs DIR          test certificates (openssl CLI) in DIR: see the function
+#   pgu_cluster_tls DIR C0 C1 C2  ssl=on on the cluster's nodes (node ni presents DIR/Ci.crt),
+#                               hostssl-only pg_hba for the test users: see the function
+#   pgu_node_cert I DIR C       node nI presents DIR/C.crt from now on (reload)
 #   check "what"                announce what the test checks next
 #   assert_eq EXPECTED ACTUAL MSG / assert_contains HAYSTACK NEEDLE MSG /
 #   assert_not_contains HAYSTACK NEEDLE MSG / assert_fails MSG (after pgu_try) /
@@ -533,6 +536,8 @@ pgu_admin() { # SQL: run on the pooler's console as postgres, '|'-separated rows
 #   ca2.crt ca2.key          a second, unrelated CA
 #   other.crt other.key      like server (same names), but signed by ca2
 #   other_client.crt other_client.key   CN=u_trust, signed by ca2
+#   noname.crt noname.key    CN=noname, SAN DNS:elsewhere.example only (names neither
+#                            localhost nor any 127.0.0.x), signed by ca
 # Keys are mode 0640 and, when the pooler runs as another user ($PGU_RUN_AS), of that user's
 # group, so the pooler (and PostgreSQL: root-owned 0640) may read them and libpq accepts them
 # as client keys. Does nothing when DIR/ca.crt exists already.
@@ -576,6 +581,8 @@ extendedKeyUsage=clientAuth"
 	pgu__cert_sign other ca2 "$server_ext"
 	pgu__cert_req other_client "/CN=u_trust"
 	pgu__cert_sign other_client ca2 "$client_ext"
+	pgu__cert_req noname "/CN=noname"
+	pgu__cert_sign noname ca "${server_ext/subjectAltName=$san/subjectAltName=DNS:elsewhere.example}"
 	# An expired one needs explicit dates: "openssl ca" with a minimal database.
 	pgu__cert_req expired "/CN=localhost" "$san"
 	mkdir -p "$d/ca.db"
@@ -606,4 +613,48 @@ EOF
 	done
 	chmod 0644 "$d"/*.crt
 	chmod 0755 "$d"
+}
+
+# pgu_cluster_tls CERTDIR CERT0 CERT1 CERT2: turn ssl on in the running cluster, node nI
+# presenting CERTDIR/CERTI.crt (and .key), with a pg_hba that accepts the test users over
+# hostssl only (u_md5 md5, u_scram scram-sha-256, everybody else trust; replication and Unix
+# sockets stay plaintext). For stories that run their own cluster: it is not undone.
+# pgu_node_cert I CERTDIR CERT: node nI presents CERTDIR/CERT.crt from now on (a reload,
+# no restart; new handshakes only).
+pgu_node_cert() { # node-index certdir cert
+	local host=${PGU_PRIMARY%.*}.$(($1 + 1))
+	psql -X -q -o /dev/null -h "$host" -p "$PGU_PGPORT" -U postgres postgres -v ON_ERROR_STOP=1 <<EOF ||
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$2/$3.crt';
+ALTER SYSTEM SET ssl_key_file = '$2/$3.key';
+SELECT pg_reload_conf();
+EOF
+		fail "could not give node n$1 ($host) the certificate $3"
+}
+pgu_cluster_tls() { # certdir cert0 cert1 cert2
+	local d=$1 i dd h out
+	shift
+	local certs=("$@")
+	# PostgreSQL reads a root-owned key of mode 0640 (pgu_make_certs's) when its group may.
+	[[ $(id -u) -ne 0 ]] || chgrp postgres "$d"/*.key
+	for i in 0 1 2; do
+		dd=$(pgu_node_datadir "n$i")
+		cat >"$dd/pg_hba.conf" <<'EOF'
+local   all             all                             trust
+hostssl all             u_md5           127.0.0.0/8     md5
+hostssl all             u_scram         127.0.0.0/8     scram-sha-256
+hostssl all             all             127.0.0.0/8     trust
+host    replication     all             127.0.0.0/8     trust
+EOF
+		[[ $(id -u) -ne 0 ]] || chown postgres:postgres "$dd/pg_hba.conf"
+		pgu_node_cert "$i" "$d" "${certs[$i]}"
+	done
+	sleep 1
+	for h in $PGU_PRIMARY $PGU_STANDBY1 $PGU_STANDBY2; do
+		out=$(PGSSLMODE=disable psql -X -At -h "$h" -p "$PGU_PGPORT" -U u_trust testdb -c 'select 1' 2>&1 || true)
+		[[ $out == *"no encryption"* ]] || fail "plaintext login to $h is not refused by pg_hba: $out"
+		out=$(PGSSLMODE=require psql -X -At -h "$h" -p "$PGU_PGPORT" -U postgres testdb -c 'show ssl' 2>&1 || true)
+		[[ $out == on ]] || fail "ssl is not on at $h: $out"
+	done
+	echo "   ok: ssl=on and hostssl-only pg_hba on $PGU_PRIMARY, $PGU_STANDBY1, $PGU_STANDBY2"
 }

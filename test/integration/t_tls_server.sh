@@ -8,7 +8,7 @@
 # spread over both standbys over TLS; cancel works; a RELOAD that changes server TLS
 # replaces servers as they are released (one that changes nothing replaces none).
 # Runs its own cluster (it turns ssl on and rewrites pg_hba).
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-tlssv
+export PGUSHER_CLUSTER_DIR=${PGUSHER_TLSSV_CLUSTER_DIR:-/tmp/pgusher-cluster-tlssv}
 export PGUSHER_PGPORT=${PGUSHER_TLSSV_PGPORT:-15520}
 . "$(dirname "$0")/lib.sh"
 trap 'rc=$?; set +e; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
@@ -37,56 +37,11 @@ wait_for() { # seconds description command...
 field_is() { [[ $(host_field "$1" "$2" "$3") == "$4" ]]; }
 field_has() { [[ $(host_field "$1" "$2" "$3") == *"$4"* ]]; }
 
-# Certificates made here: two CAs; "good" (signed by ca1) names 127.0.0.1 and 127.0.0.2 as IP
-# SANs, "noname" (signed by ca1 too) names only elsewhere.example. Node n2 (127.0.0.3) gets
-# "noname", the others "good".
-tls_server_certs() { # dir
-	local d=$1 n
-	mkdir -p "$d"
-	for n in ca1 ca2; do
-		openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=pgusher test $n" \
-			-keyout "$d/$n.key" -out "$d/$n.crt" 2>/dev/null
-	done
-	openssl req -newkey rsa:2048 -nodes -subj "/CN=good" -keyout "$d/good.key" -out "$d/good.csr" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -subj "/CN=noname" -keyout "$d/noname.key" -out "$d/noname.csr" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2\n' >"$d/good.ext"
-	printf 'subjectAltName=DNS:elsewhere.example\n' >"$d/noname.ext"
-	for n in good noname; do
-		openssl x509 -req -in "$d/$n.csr" -CA "$d/ca1.crt" -CAkey "$d/ca1.key" -CAcreateserial \
-			-days 2 -extfile "$d/$n.ext" -out "$d/$n.crt" 2>/dev/null
-	done
-	chmod 0600 "$d"/*.key
-	[[ $(id -u) -eq 0 ]] && chown -R postgres:postgres "$d"
-	return 0
-}
-tls_server_certs "$CERTS"
-
-# ssl=on on all three nodes, hostssl-only pg_hba for everything but replication.
-for i in 0 1 2; do
-	node=n$i host=${PGU_PRIMARY%.*}.$((i + 1)) cert=good
-	((i == 2)) && cert=noname
-	dd=$(pgu_node_datadir $node)
-	cat >"$dd/pg_hba.conf" <<'EOF'
-local   all             all                             trust
-hostssl all             u_md5           127.0.0.0/8     md5
-hostssl all             u_scram         127.0.0.0/8     scram-sha-256
-hostssl all             all             127.0.0.0/8     trust
-host    replication     all             127.0.0.0/8     trust
-EOF
-	[[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dd/pg_hba.conf"
-	psql -X -q -o /dev/null -h "$host" -p "$PORT" -U postgres postgres -v ON_ERROR_STOP=1 <<EOF
-ALTER SYSTEM SET ssl = on;
-ALTER SYSTEM SET ssl_cert_file = '$CERTS/$cert.crt';
-ALTER SYSTEM SET ssl_key_file = '$CERTS/$cert.key';
-SELECT pg_reload_conf();
-EOF
-done
-sleep 1
-for h in $P $S1 $S2; do
-	out=$(PGSSLMODE=disable psql -X -At -h "$h" -p "$PORT" -U u_trust testdb -c 'select 1' 2>&1 || true)
-	assert_contains "$out" "no encryption" "plaintext login to $h refused by pg_hba"
-	assert_eq on "$(direct "$h" 'show ssl')" "ssl on $h"
-done
+# Certificates: pgu_make_certs's. "server" (signed by ca) names 127.0.0.1-3; "noname" (signed by
+# ca too) names only elsewhere.example; "expired" (ca) names them all but expired in 2020; ca2 is
+# an unrelated CA. Node n2 (127.0.0.3) presents "noname", the others "server".
+pgu_make_certs "$CERTS"
+pgu_cluster_tls "$CERTS" server server noname
 
 pgu_user u_trust ""
 
@@ -164,7 +119,7 @@ after=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr 
 assert_eq "$before" "$after" "testdb server ids after a no-op RELOAD"
 
 check "RELOAD to verify-full (right CA): servers made under require are closed as released"
-sed -i "s|^server_tls_sslmode = require|server_tls_sslmode = verify-full\nserver_tls_ca_file = $CERTS/ca1.crt|" "$PGU_INI"
+sed -i "s|^server_tls_sslmode = require|server_tls_sslmode = verify-full\nserver_tls_ca_file = $CERTS/ca.crt|" "$PGU_INI"
 pgu_reload
 sleep 1
 for _ in 1 2 3; do assert_eq 1 "$(q testdb -c 'select 1')" "query after RELOAD"; done
@@ -205,10 +160,30 @@ check "liveness-only probes (no health_check_user) check the certificate in veri
 start_with verify-ca "server_tls_ca_file = $CERTS/ca2.crt"
 wait_for 10 "testdb/$P down with a certificate error (liveness probe)" field_has testdb "$P" 14 "certificate verify failed"
 pgu_stop
-start_with verify-ca "server_tls_ca_file = $CERTS/ca1.crt"
+start_with verify-ca "server_tls_ca_file = $CERTS/ca.crt"
 wait_for 10 "testdb/$P up (liveness probe, right CA)" field_is testdb "$P" 4 up
 assert_eq 1 "$(q testdb -c 'select 1')" "verify-ca with the right CA"
 pgu_stop
+
+# ---------------------------------------------------------------- expired
+check "verify-ca, $S2 presents an expired certificate: its login fails cleanly, last_error says expired, the others serve"
+pgu_node_cert 2 "$CERTS" expired
+start_with verify-ca "server_tls_ca_file = $CERTS/ca.crt
+health_check_user = u_trust"
+pgu_try q nonamedb -c 'select 1'
+assert_fails "query to a host with an expired certificate"
+echo "   client saw: $PGU_OUT"
+assert_log_contains "TLS handshake error: certificate verify failed: certificate has expired" 5
+wait_for 10 "twohosts/$S2 down" field_is twohosts "$S2" 4 down
+assert_contains "$(host_field twohosts "$S2" 14)" "certificate has expired" "last_error of $S2"
+for _ in 1 2 3; do assert_eq "$S1" "$(q twohosts -c 'select inet_server_addr()')" "twohosts read served by $S1"; done
+assert_eq 1 "$(q testdb -c 'select 1')" "testdb ($P) served meanwhile"
+pgu_stop
+check "require does not check the certificate's dates (as libpq's require)"
+start_with require
+assert_eq 1 "$(q nonamedb -c 'select 1')" "require to $S2 with its expired certificate"
+pgu_stop
+pgu_node_cert 2 "$CERTS" noname
 
 # ---------------------------------------------------------------- disable
 check "server_tls_sslmode=disable against hostssl-only gets the server's pg_hba error"
