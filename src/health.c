@@ -6,7 +6,7 @@
  * and no login per check. A connection the server drops is
  * replaced at once (a refused reconnect marks the host down). Without a health_check_user an
  * SSLRequest answered by the postmaster proves liveness (and leaves no line in its log).
- * Probes speak the server connections' TLS (server_tls_ctx, server_tls_sslmode): SSLRequest,
+ * Probes speak the server connections' TLS (tls_connect_ctx, server_tls_sslmode): SSLRequest,
  * handshake, certificate checks; a refusal or a certificate failure fails the check.
  * Results go to backend.c; nothing here touches pools.
  */
@@ -91,7 +91,8 @@ struct probe {
     bool liveness_only;      /* no health_check_user: SSLRequest, one byte back, done */
     bool refused;            /* the connect was refused */
     bool tls_wait;           /* SSLRequest sent, its one-byte answer not read yet */
-    struct tls_ctx *tls_ctx; /* server_tls_ctx() when it connected (referenced) */
+    struct tls_ctx *tls_ctx; /* tls_connect_ctx() when it connected (referenced) */
+    uint64_t tls_gen;        /* tls_connect_gen() then */
     int closing_handles;
     enum be_role role; /* from in_hot_standby, or the row */
     struct hc_probe_row row;
@@ -567,7 +568,7 @@ static void probe_start(struct backend *be)
         char *key = login_key();
         bool same = key && pr->login && strcmp(key, pr->login) == 0 && pr->logged_in &&
                     !pr->st.closing && !pr->st.error_reported &&
-                    pr->tls_ctx == server_tls_ctx(); /* server TLS settings unchanged */
+                    pr->tls_gen == tls_connect_gen(); /* server TLS settings unchanged */
         free(key);
         if (same) {
             be->checks++;
@@ -590,7 +591,8 @@ static void probe_start(struct backend *be)
         return;
     }
     pr->login = login_key();
-    pr->tls_ctx = tls_ctx_ref(server_tls_ctx());
+    pr->tls_ctx = tls_ctx_ref(tls_connect_ctx());
+    pr->tls_gen = tls_connect_gen();
     uv_timer_init(G.loop, &pr->timeout);
     pr->timeout.data = pr;
     be->probe = pr;

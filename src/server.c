@@ -21,64 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-
-/* ---------------------------------------------------------------- server TLS context */
-
-/* tls_apply builds new contexts on every RELOAD. New server connections keep using the
- * previous one while the server_tls_* settings and the files they name are unchanged, so a
- * RELOAD that does not touch server TLS makes no server connection obsolete. */
-static struct {
-    struct tls_ctx *seen; /* tls_connect_ctx() when last looked at (borrowed, compared only) */
-    struct tls_ctx *used; /* what server_tls_ctx returns (referenced) */
-    char sig[2048];       /* the settings and file identities `used` was built from */
-} sv_tls;
-
-static void tls_file_sig(char *buf, size_t len, const char *path)
-{
-    struct stat stt;
-    if (!path || !*path || stat(path, &stt) != 0) {
-        snprintf(buf, len, "|%s", path ? path : "");
-        return;
-    }
-    snprintf(buf, len, "|%s:%llu:%llu:%lld:%lld.%09ld", path, (unsigned long long)stt.st_dev,
-             (unsigned long long)stt.st_ino, (long long)stt.st_size, (long long)stt.st_mtim.tv_sec,
-             stt.st_mtim.tv_nsec);
-}
-
-static void tls_settings_sig(char *buf, size_t len)
-{
-    const struct cf_global *g = &G.cf->g;
-    char ca[600], key[600], cert[600];
-    tls_file_sig(ca, sizeof(ca), g->server_tls_ca_file);
-    tls_file_sig(key, sizeof(key), g->server_tls_key_file);
-    tls_file_sig(cert, sizeof(cert), g->server_tls_cert_file);
-#define SV_TLS_NZ(x) ((x) ? (x) : "")
-    snprintf(buf, len, "%s|%s|%s|%s%s%s%s", SV_TLS_NZ(g->server_tls_sslmode),
-             SV_TLS_NZ(g->server_tls_protocols), SV_TLS_NZ(g->server_tls_ciphers),
-             SV_TLS_NZ(g->server_tls13_ciphers), ca, key, cert);
-#undef SV_TLS_NZ
-}
-
-struct tls_ctx *server_tls_ctx(void)
-{
-    struct tls_ctx *cur = tls_connect_ctx();
-    if (cur == sv_tls.seen)
-        return sv_tls.used;
-    sv_tls.seen = cur;
-    char sig[sizeof(sv_tls.sig)];
-    tls_settings_sig(sig, sizeof(sig));
-    if (cur && sv_tls.used && strcmp(sig, sv_tls.sig) == 0)
-        return sv_tls.used; /* rebuilt from the same settings: keep the one in use */
-    tls_ctx_unref(sv_tls.used);
-    sv_tls.used = tls_ctx_ref(cur);
-    memcpy(sv_tls.sig, sig, sizeof(sig));
-    return sv_tls.used;
-}
 
 bool server_tls_obsolete(const struct server *s)
 {
-    return s->tls_ctx != server_tls_ctx();
+    return s->tls_gen != tls_connect_gen();
 }
 
 void server_log(struct server *s, int level, const char *fmt, ...)
@@ -185,7 +131,8 @@ struct server *server_launch(struct pool *p)
     s->connect_wall = time(NULL);
     pktbuf_init(&s->login_params);
     /* Made under the server TLS settings in force now, whatever the server answers. */
-    s->tls_ctx = tls_ctx_ref(server_tls_ctx());
+    s->tls_ctx = tls_ctx_ref(tls_connect_ctx());
+    s->tls_gen = tls_connect_gen();
     s->state = SV_LOGIN;
     list_append(&p->sv_login, &s->node);
     p->n_sv_login++;

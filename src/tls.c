@@ -1,6 +1,7 @@
 /*
  * tls.c: OpenSSL contexts from the client_tls_* / server_tls_* settings (the two in force are
- * this file's only global state) and the per-connection engine over memory BIOs.
+ * this file's only global state, with the generation of the server one) and the per-connection
+ * engine over memory BIOs.
  * Never does socket I/O and never blocks: stream.c moves the ciphertext.
  */
 #include "pgusher/tls.h"
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 struct tls_ctx {
     SSL_CTX *ssl;
@@ -33,6 +35,11 @@ struct tls_conn {
 };
 
 static struct tls_ctx *cur_accept, *cur_connect;
+/* The server-side settings cur_connect was built from (server_settings_sig), and its
+ * generation: bumped only when a tls_apply really changes them, so that a RELOAD that leaves
+ * server TLS alone keeps cur_connect and makes no server connection or probe obsolete. */
+static char connect_sig[2048];
+static uint64_t connect_gen;
 
 /* ---------------------------------------------------------------- setting values */
 
@@ -520,16 +527,54 @@ bool tls_build(const struct cf_global *g, struct tls_ctx **accept, struct tls_ct
     return true;
 }
 
+/* A file by name and identity (device, inode, size, modification time): a key or certificate
+ * replaced under the same name is a change. */
+static void file_sig(char *buf, size_t len, const char *path)
+{
+    struct stat stt;
+    if (!path || !*path || stat(path, &stt) != 0) {
+        snprintf(buf, len, "|%s", nz(path));
+        return;
+    }
+    snprintf(buf, len, "|%s:%llu:%llu:%lld:%lld.%09ld", path, (unsigned long long)stt.st_dev,
+             (unsigned long long)stt.st_ino, (long long)stt.st_size, (long long)stt.st_mtim.tv_sec,
+             stt.st_mtim.tv_nsec);
+}
+
+/* Everything the connect context is built from. */
+static void server_settings_sig(const struct cf_global *g, char *buf, size_t len)
+{
+    char ca[600], key[600], cert[600];
+    file_sig(ca, sizeof(ca), g->server_tls_ca_file);
+    file_sig(key, sizeof(key), g->server_tls_key_file);
+    file_sig(cert, sizeof(cert), g->server_tls_cert_file);
+    snprintf(buf, len, "%s|%s|%s|%s%s%s%s", nz(g->server_tls_sslmode), nz(g->server_tls_protocols),
+             nz(g->server_tls_ciphers), nz(g->server_tls13_ciphers), ca, key, cert);
+}
+
 bool tls_apply(const struct cf_global *g, char *err, size_t errlen)
 {
     struct tls_ctx *a, *c;
     if (!tls_build(g, &a, &c, err, errlen))
         return false;
     tls_ctx_unref(cur_accept);
-    tls_ctx_unref(cur_connect);
     cur_accept = a;
+    char sig[sizeof(connect_sig)];
+    server_settings_sig(g, sig, sizeof(sig));
+    if (connect_gen > 0 && strcmp(sig, connect_sig) == 0) {
+        tls_ctx_unref(c); /* rebuilt from the same settings and files: keep the one in force */
+        return true;
+    }
+    tls_ctx_unref(cur_connect);
     cur_connect = c;
+    memcpy(connect_sig, sig, sizeof(sig));
+    connect_gen++;
     return true;
+}
+
+uint64_t tls_connect_gen(void)
+{
+    return connect_gen;
 }
 
 struct tls_ctx *tls_accept_ctx(void)
@@ -547,6 +592,8 @@ void tls_release_all(void)
     tls_ctx_unref(cur_accept);
     tls_ctx_unref(cur_connect);
     cur_accept = cur_connect = NULL;
+    connect_sig[0] = '\0';
+    connect_gen++;
 }
 
 /* ---------------------------------------------------------------- connections */

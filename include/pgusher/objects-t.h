@@ -211,9 +211,11 @@ struct server {
     /* why a login failed, for the pool (set before server_close of a SV_LOGIN server) */
     char fail_sqlstate[6];
     bool fail_auth;
-    /* The server TLS context (server_tls_ctx) this connection was made under, referenced
-     * (NULL: server_tls_sslmode=disable), also when the server answered 'N'. */
+    /* The server TLS context (tls_connect_ctx) this connection was made under, referenced
+     * (NULL: server_tls_sslmode=disable), also when the server answered 'N'; tls_gen is
+     * tls_connect_gen() of that moment (server_tls_obsolete compares it). */
     struct tls_ctx *tls_ctx;
+    uint64_t tls_gen;
     bool tls_wait;              /* SSLRequest sent, its one-byte answer not read yet */
     struct proto_login *login;  /* the login exchange (proto.c), while SV_LOGIN */
     struct pktbuf login_params; /* ParameterStatus messages seen during login */

@@ -15,13 +15,8 @@ void server_close(struct server *s, const char *fmt, ...) __attribute__((format(
 bool server_run_internal(struct server *s, enum internal_query iq, const char *sql);
 void server_update_reading(struct server *s);
 void server_resume(struct server *s);
-/* The TLS context new server connections and health probes use (NULL: plaintext only): the
- * one in force (tls_connect_ctx), except that one a RELOAD rebuilt from unchanged
- * server_tls_* settings and files does not replace the previous one, so a RELOAD that does
- * not touch server TLS replaces no server connection. */
-struct tls_ctx *server_tls_ctx(void);
-/* The server was made under other server TLS settings than those in force: close it on
- * release rather than reuse it. */
+/* The server was made under other server TLS settings than those in force (its tls_gen is
+ * not tls_connect_gen()): close it on release rather than reuse it. */
 bool server_tls_obsolete(const struct server *s);
 void server_log(struct server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -15,7 +15,8 @@
  * - server.c and health.c, after the server answered 'S' to their SSLRequest:
  *   stream_start_tls(st, tls_connect_ctx(), host) where host is the name or address connected
  *   to (checked in verify-full). Keep a ref (tls_ctx_ref) to the context a server connection
- *   was made under; when it is released and that is no longer tls_connect_ctx(), close it.
+ *   was made under and the tls_connect_gen() of that moment; when it is released and the
+ *   generation moved on, close it (it was made under other server TLS settings).
  * - SHOW CLIENTS/SERVERS: stream_tls_describe() for the tls column ("" when plaintext).
  * Errors: builders return bool with the reason in err; the engine reports -1 with the reason in
  * tls_conn_error().
@@ -71,9 +72,14 @@ bool tls_ctx_is_accept(const struct tls_ctx *c);
  * sslmode is disable. On failure both are NULL and err says which setting and why. */
 bool tls_build(const struct cf_global *g, struct tls_ctx **accept, struct tls_ctx **connect,
                char *err, size_t errlen) __attribute__((warn_unused_result));
-/* Build and, only when that worked, replace the contexts in force. */
+/* Build and, only when that worked, replace the contexts in force. The connect context is
+ * replaced (and tls_connect_gen bumped) only when the server_tls_* settings, or the identity
+ * of a file they name, differ from those it was built from; otherwise the running one stays. */
 bool tls_apply(const struct cf_global *g, char *err, size_t errlen)
     __attribute__((warn_unused_result));
+/* The generation of tls_connect_ctx(): changes exactly when a tls_apply (or tls_release_all)
+ * replaced it with one built from other settings. */
+uint64_t tls_connect_gen(void);
 /* The contexts in force (borrowed; NULL: TLS disabled on that side). */
 struct tls_ctx *tls_accept_ctx(void);
 struct tls_ctx *tls_connect_ctx(void);

@@ -437,6 +437,63 @@ START_TEST(reload_with_a_broken_key_keeps_the_running_context)
 }
 END_TEST
 
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s.tmp' && mv '%s.tmp' '%s'", from, to, to, to);
+    ck_assert(system(cmd) == 0);
+}
+
+START_TEST(reload_replaces_the_server_context_only_when_its_settings_change)
+{
+    struct cf_global g;
+    char err[256];
+    base_cf(&g);
+    uint64_t gen0 = tls_connect_gen();
+    g.server_tls_sslmode = "require";
+    ck_assert_msg(tls_apply(&g, err, sizeof(err)), "%s", err);
+    struct tls_ctx *c1 = tls_connect_ctx();
+    uint64_t gen1 = tls_connect_gen();
+    ck_assert_ptr_ne(c1, NULL);
+    ck_assert(gen1 != gen0);
+    /* Same settings, and a change on the client side only: the running one stays. */
+    ck_assert(tls_apply(&g, err, sizeof(err)));
+    server_side(&g, "server", "require");
+    ck_assert_msg(tls_apply(&g, err, sizeof(err)), "%s", err);
+    ck_assert_ptr_eq(tls_connect_ctx(), c1);
+    ck_assert(tls_connect_gen() == gen1);
+    /* Another server setting: a new context, a new generation. */
+    g.server_tls_protocols = "tlsv1.3";
+    ck_assert(tls_apply(&g, err, sizeof(err)));
+    ck_assert(tls_connect_gen() != gen1);
+    uint64_t gen2 = tls_connect_gen();
+    /* A reload that fails changes nothing. */
+    g.server_tls_sslmode = "verify-ca";
+    g.server_tls_ca_file = path("no-such-ca.crt");
+    ck_assert(!tls_apply(&g, err, sizeof(err)));
+    ck_assert(tls_connect_gen() == gen2);
+    /* The same file name with other contents is a change. */
+    char *ca = path("reloaded-ca.crt");
+    copy_file(path("ca.crt"), ca);
+    g.server_tls_ca_file = ca;
+    ck_assert_msg(tls_apply(&g, err, sizeof(err)), "%s", err);
+    uint64_t gen3 = tls_connect_gen();
+    ck_assert(gen3 != gen2);
+    ck_assert(tls_apply(&g, err, sizeof(err)));
+    ck_assert(tls_connect_gen() == gen3);
+    copy_file(path("ca2.crt"), ca);
+    ck_assert(tls_apply(&g, err, sizeof(err)));
+    ck_assert(tls_connect_gen() != gen3);
+    /* Back to disable: a change too (server connections made under TLS are obsolete). */
+    uint64_t gen4 = tls_connect_gen();
+    base_cf(&g);
+    ck_assert(tls_apply(&g, err, sizeof(err)));
+    ck_assert_ptr_eq(tls_connect_ctx(), NULL);
+    ck_assert(tls_connect_gen() != gen4);
+    tls_release_all();
+}
+END_TEST
+
 /* ---------------------------------------------------------------- context errors */
 
 static void expect_build_error(struct cf_global *g, const char *want)
@@ -563,6 +620,7 @@ int main(void)
     tcase_add_test(tc, build_errors_name_the_setting_and_the_reason);
     tcase_add_test(tc, settings_values_pgbouncer_documents_build);
     tcase_add_test(tc, reload_with_a_broken_key_keeps_the_running_context);
+    tcase_add_test(tc, reload_replaces_the_server_context_only_when_its_settings_change);
     suite_add_tcase(s, tc);
     tc = tcase_create("handshake");
     tcase_set_timeout(tc, 30);
