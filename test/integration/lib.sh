@@ -24,6 +24,7 @@
 #   pgu_psql_unix DB USER [ARGS] psql via the pooler's unix socket
 #   pgu_try CMD...              run CMD, never trip set -e: sets PGU_OUT (stdout+stderr), PGU_RC
 #   pgu_bg CMD...               run CMD in background, killed at exit; pid in PGU_BG_PID
+#   pgu_host_field DB HOST COL  a column of SHOW HOSTS; pgu_wait_for SECS WHAT CMD...: poll
 #   pgu_make_certs DIR          test certificates (openssl CLI) in DIR: see the function
 #   pgu_cluster_tls DIR C0 C1 C2  ssl=on on the cluster's nodes (node ni presents DIR/Ci.crt),
 #                               hostssl-only pg_hba for the test users: see the function
@@ -523,6 +524,26 @@ pgu_kill_tree() {
 
 pgu_admin() { # SQL: run on the pooler's console as postgres, '|'-separated rows (10 s)
 	timeout 10 psql -X -A -t -q -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c "$1"
+}
+
+# pgu_host_field DB HOST COL: one column of DB's row for HOST in SHOW HOSTS (4 state, 5 role,
+# 14 last_error).
+pgu_host_field() {
+	pgu_admin 'SHOW HOSTS' | awk -F'|' -v d="$1" -v h="$2" -v c="$3" '$1==d && $2==h {print $c}'
+}
+
+# pgu_wait_for SECONDS WHAT CMD...: poll CMD (every 0.2 s) until it succeeds; fail the test
+# with SHOW HOSTS after SECONDS. Sets PGU_WAITED (seconds it took).
+pgu_wait_for() {
+	local secs=$1 what=$2 t0=$EPOCHREALTIME
+	shift 2
+	local deadline=$((SECONDS + secs))
+	while ! "$@" >/dev/null 2>&1; do
+		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what (SHOW HOSTS: $(pgu_admin 'SHOW HOSTS' 2>&1 | tr '\n' ';'))"
+		sleep 0.2
+	done
+	PGU_WAITED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
+	echo "   ok: $what (after $PGU_WAITED s)"
 }
 
 # ---------------------------------------------------------------- TLS certificates
