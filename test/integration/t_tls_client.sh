@@ -3,7 +3,11 @@
 # certificates a small CA made. psql and pgbench connect with sslmode=require and verify-full
 # (right CA, host name or address); a plaintext client is refused under require with
 # PgBouncer's "SSL required"; verify-ca wants a client certificate from client_tls_ca_file;
-# auth_type=cert logs in the certificate's common name only. Garbage instead of a
+# auth_type=cert logs in the certificate's common name only. When pgusher presents an expired
+# certificate, or one naming neither localhost nor 127.0.0.1, psql verify-full refuses it with
+# libpq's errors (certificate verify failed / does not match host name) while require clients,
+# held sessions and the Unix socket go on; verify-full refuses a client certificate from another
+# CA, or none. Garbage instead of a
 # ClientHello, or a handshake that stops half-way, costs nothing: closed cleanly or by
 # client_login_timeout, and everybody else is served all along. A RELOAD with a broken key
 # keeps the running TLS context and says why. SHOW CLIENTS and the login log show the TLS
@@ -30,6 +34,7 @@ ap.add_argument("--port", type=int, required=True)
 ap.add_argument("--user", default="u_trust")
 ap.add_argument("--database", default="testdb")
 ap.add_argument("--cert"); ap.add_argument("--key")
+ap.add_argument("--ca", help="verify the pooler's certificate against this CA (no name check)")
 ap.add_argument("--what", default="login", choices=["login", "garbage", "half", "nothing"])
 ap.add_argument("--wait", type=float, default=10)
 a = ap.parse_args()
@@ -39,6 +44,9 @@ print("SSL-REPLY", s.recv(1).decode(), flush=True)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.check_hostname = False
 ctx.verify_mode = ssl.CERT_NONE
+if a.ca:
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(a.ca)
 if a.cert:
     ctx.load_cert_chain(a.cert, a.key)
 if a.what != "login":
@@ -205,6 +213,40 @@ assert_eq still-ca "$(q "select 'still-ca'" sslmode=verify-full sslrootcert="$C/
 set_ini client_tls_cert_file "$C/server.crt"
 set_ini client_tls_key_file "$C/server.key"
 
+check "pgusher presenting an expired certificate: psql verify-full refuses it with libpq's certificate error"
+PGSSLMODE=require pgu_sess_open held
+assert_eq 1 "$(pgu_sess_q held 'select 1;')" "a TLS session held across the certificate changes"
+set_ini client_tls_cert_file "$C/expired.crt"
+set_ini client_tls_key_file "$C/expired.key"
+reload_wait
+pgu_try q "select 1" sslmode=verify-full sslrootcert="$C/ca.crt"
+assert_fails "verify-full against an expired certificate"
+assert_contains "$PGU_OUT" "certificate verify failed" "libpq's error"
+echo "   psql said: $PGU_OUT"
+pgu_try tlswire --ca "$C/ca.crt"
+assert_contains "$PGU_OUT" "certificate has expired" "OpenSSL's reason: the certificate pgusher presents has expired"
+still_works "with sslmode=require (which checks no certificate)"
+assert_eq 2 "$(pgu_sess_q held 'select 2;')" "the held session is still served"
+assert_eq unix-ok "$(pgu_psql_unix testdb u_trust -c "select 'unix-ok'")" "the Unix socket is still served"
+
+check "pgusher presenting a certificate that names neither localhost nor 127.0.0.1: verify-full says host name mismatch"
+set_ini client_tls_cert_file "$C/noname.crt"
+set_ini client_tls_key_file "$C/noname.key"
+reload_wait
+for h in localhost 127.0.0.1; do
+	pgu_try psql -X -At "host=$h port=$PGU_PORT dbname=testdb user=u_trust sslmode=verify-full sslrootcert=$C/ca.crt" -c 'select 1'
+	assert_fails "verify-full to $h"
+	assert_contains "$PGU_OUT" "does not match host name \"$h\"" "libpq's host name mismatch for $h"
+done
+assert_eq vca-ok "$(q "select 'vca-ok'" sslmode=verify-ca sslrootcert="$C/ca.crt")" "verify-ca (no name check) accepts it"
+still_works "with the mismatching certificate"
+assert_eq 3 "$(pgu_sess_q held 'select 3;')" "the held session is still served"
+set_ini client_tls_cert_file "$C/server.crt"
+set_ini client_tls_key_file "$C/server.key"
+reload_wait
+assert_eq vf-back "$(q "select 'vf-back'" sslmode=verify-full sslrootcert="$C/ca.crt")" "verify-full works again with the right certificate"
+pgu_sess_close held
+
 check "require ignores a client certificate (not validated: PgBouncer's manual)"
 assert_eq other-cert "$(q "select 'other-cert'" sslmode=require sslcert="$C/other_client.crt" sslkey="$C/other_client.key")" \
 	"a certificate from another CA is not checked under require"
@@ -229,6 +271,15 @@ assert_eq still-trust "$(q "select 'still-trust'" sslmode=require sslcert="$C/cl
 	"the running configuration (auth_type=trust) stays"
 set_ini client_tls_sslmode verify-full
 reload_wait
+
+check "verify-full refuses a client certificate from another CA, and none at all; others still served"
+pgu_try q "select 1" sslmode=require sslcert="$C/other_client.crt" sslkey="$C/other_client.key"
+assert_fails "a client certificate from another CA under verify-full"
+assert_contains "$PGU_OUT" "unknown ca" "TLS alert"
+pgu_try q "select 1" sslmode=require
+assert_fails "no client certificate under verify-full"
+assert_contains "$PGU_OUT" "certificate required" "TLS alert"
+assert_eq vf-cert "$(q "select 'vf-cert'" sslmode=require sslcert="$C/client.crt" sslkey="$C/client.key")" "the right client certificate is still served"
 
 check "auth_type=cert: the user must be the certificate's CN"
 pgu_try tlswire --cert "$C/client.crt" --key "$C/client.key" --user u_trust
