@@ -317,6 +317,7 @@ static void login_fail(struct server *s, const char *sqlstate, const char *msg, 
 {
     snprintf(s->fail_sqlstate, sizeof(s->fail_sqlstate), "%s", sqlstate);
     s->fail_auth = auth;
+    s->fail_msg = msg;
     server_close(s, "server login failed: %s", msg);
 }
 
@@ -794,7 +795,8 @@ void server_close(struct server *s, const char *fmt, ...)
         /* Not there, starting up, shutting down or full: the host is unavailable. */
         if (s->be && !s->fail_auth)
             backend_passive_failure(s->be, reason);
-        pool_login_failed(p, s->fail_sqlstate, reason, s->fail_auth);
+        pool_login_failed(p, s->fail_sqlstate, s->fail_msg ? s->fail_msg : reason, s->fail_auth);
+        s->fail_msg = NULL;
     }
     pool_service(p);
 }

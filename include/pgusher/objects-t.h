@@ -208,9 +208,12 @@ struct server {
     bool close_needed;
     bool dirty;       /* used by a client since its last reset */
     bool iq_failed;
-    /* why a login failed, for the pool (set before server_close of a SV_LOGIN server) */
+    /* why a login failed, for the pool (set before server_close of a SV_LOGIN server);
+     * fail_msg (borrowed, only during that server_close) is what waiting clients are told:
+     * the server's own message, as PgBouncer forwards it */
     char fail_sqlstate[6];
     bool fail_auth;
+    const char *fail_msg;
     /* The server TLS context (tls_connect_ctx) this connection was made under, referenced
      * (NULL: server_tls_sslmode=disable), also when the server answered 'N'; tls_gen is
      * tls_connect_gen() of that moment (server_tls_obsolete compares it). */

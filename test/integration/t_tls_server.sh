@@ -170,9 +170,10 @@ check "verify-ca, $S2 presents an expired certificate: its login fails cleanly, 
 pgu_node_cert 2 "$CERTS" expired
 start_with verify-ca "server_tls_ca_file = $CERTS/ca.crt
 health_check_user = u_trust"
-pgu_try q nonamedb -c 'select 1'
-assert_fails "query to a host with an expired certificate"
+pgu_try python3 "$PGU_LIBDIR/pgwire.py" startup --port "$PGU_PORT" --user u_trust --database nonamedb --query "select 1"
 echo "   client saw: $PGU_OUT"
+assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=query_wait_timeout" "the client gets PgBouncer's query_wait_timeout (08P01)"
+assert_not_contains "$PGU_OUT" "ROW" "no row"
 assert_log_contains "TLS handshake error: certificate verify failed: certificate has expired" 5
 wait_for 10 "twohosts/$S2 down" field_is twohosts "$S2" 4 down
 assert_contains "$(host_field twohosts "$S2" 14)" "certificate has expired" "last_error of $S2"
@@ -191,6 +192,10 @@ start_with disable
 pgu_try q testdb -c 'select 1'
 assert_fails "plaintext login to a hostssl-only server"
 assert_contains "$PGU_OUT" "no encryption" "client sees the server's pg_hba refusal"
+check "... word for word with its SQLSTATE, as PgBouncer 1.25.2 forwards it"
+pgu_try python3 "$PGU_LIBDIR/pgwire.py" startup --port "$PGU_PORT" --user u_trust --database testdb --query "select 1"
+assert_contains "$PGU_OUT" "ERROR S=FATAL C=28000 M=no pg_hba.conf entry for host \"127.0.0.1\", user \"u_trust\", database \"testdb\", no encryption" \
+	"the server's FATAL, unprefixed"
 pgu_stop
 
 pass
