@@ -6,8 +6,20 @@
 # a wrong CA is refused; disable gets the server's pg_hba refusal; health checks log in over
 # TLS (SHOW HOSTS up, roles right) and report a certificate failure in last_error; reads
 # spread over both standbys over TLS; cancel works; a RELOAD that changes server TLS
-# replaces servers as they are released (one that changes nothing replaces none).
-# Runs its own cluster (it turns ssl on and rewrites pg_hba).
+# replaces servers as they are released (one that changes nothing replaces none). A node
+# presenting an expired certificate is refused under verify-ca (last_error says "certificate
+# has expired", the client of its database gets query_wait_timeout, the others serve) and
+# accepted under require.
+#
+# Against PgBouncer 1.25.2, server side (checked by hand: this story needs SHOW HOSTS and
+# health checks, which PgBouncer lacks): a certificate failure gives the client FATAL 08P01
+# "query_wait_timeout" after query_wait_timeout in both; pgusher adds why no server was
+# available to that message and, unlike PgBouncer (whose log says only "certificate verify
+# failed"), names OpenSSL's reason in the log and in SHOW HOSTS last_error, and marks the host
+# down so the other hosts serve. A server refusing the login (pg_hba) reaches the client word
+# for word with its SQLSTATE in both (checked here).
+# Runs its own cluster (it turns ssl on and rewrites pg_hba): PGUSHER_TLSSV_CLUSTER_DIR
+# (default /tmp/pgusher-cluster-tlssv), PGUSHER_TLSSV_PGPORT (default 15520).
 export PGUSHER_CLUSTER_DIR=${PGUSHER_TLSSV_CLUSTER_DIR:-/tmp/pgusher-cluster-tlssv}
 export PGUSHER_PGPORT=${PGUSHER_TLSSV_PGPORT:-15520}
 . "$(dirname "$0")/lib.sh"
