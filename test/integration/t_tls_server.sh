@@ -11,13 +11,13 @@
 # has expired", the client of its database gets query_wait_timeout, the others serve) and
 # accepted under require.
 #
-# Against PgBouncer 1.25.2, server side (checked by hand: this story needs SHOW HOSTS and
-# health checks, which PgBouncer lacks): a certificate failure gives the client FATAL 08P01
+# Against PgBouncer 1.25.2, server side: a certificate failure gives the client FATAL 08P01
 # "query_wait_timeout" after query_wait_timeout in both; pgusher adds why no server was
 # available to that message and, unlike PgBouncer (whose log says only "certificate verify
 # failed"), names OpenSSL's reason in the log and in SHOW HOSTS last_error, and marks the host
 # down so the other hosts serve. A server refusing the login (pg_hba) reaches the client word
-# for word with its SQLSTATE in both (checked here).
+# for word with its SQLSTATE in both. PGUSHER_BIN=.../pgbouncer runs the part both share
+# ("clients' view": what the client gets).
 # Runs its own cluster (it turns ssl on and rewrites pg_hba): PGUSHER_TLSSV_CLUSTER_DIR
 # (default /tmp/pgusher-cluster-tlssv), PGUSHER_TLSSV_PGPORT (default 15520).
 export PGUSHER_CLUSTER_DIR=${PGUSHER_TLSSV_CLUSTER_DIR:-/tmp/pgusher-cluster-tlssv}
@@ -77,6 +77,58 @@ log_connections = 1
 ${2:-}
 EOF
 }
+
+# refusals: what a client sees when its server refuses pgusher, the same against PgBouncer
+# 1.25.2 (PGUSHER_BIN=.../pgbouncer runs only this): no health check settings, no multi-host.
+wire() { python3 "$PGU_LIBDIR/pgwire.py" startup --port "$PGU_PORT" --user u_trust --database "$1" --query "select 1"; }
+refusals_start() { # sslmode [extra global settings]
+	pgu_start <<EOF
+[databases]
+okdb = host=$P port=$PORT dbname=testdb
+expdb = host=$S1 port=$PORT dbname=testdb
+nonamedb = host=$S2 port=$PORT dbname=testdb
+
+[pgbouncer]
+pool_mode = transaction
+server_tls_sslmode = $1
+query_wait_timeout = 3
+server_login_retry = 1
+${2:-}
+EOF
+}
+refusals() {
+	pgu_node_cert 1 "$CERTS" expired
+	check "clients' view, verify-full: an expired certificate, one not naming the host: FATAL 08P01 query_wait_timeout; others served"
+	refusals_start verify-full "server_tls_ca_file = $CERTS/ca.crt"
+	pgu_try wire okdb
+	assert_contains "$PGU_OUT" "ROW 1" "okdb ($P, right certificate) is served"
+	local db
+	for db in expdb nonamedb; do
+		pgu_try wire $db
+		assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=query_wait_timeout" "$db: the client's error"
+		assert_not_contains "$PGU_OUT" "ROW" "$db: no row"
+	done
+	pgu_try wire okdb
+	assert_contains "$PGU_OUT" "ROW 1" "okdb is still served"
+	check "clients' view, verify-ca with the wrong CA: FATAL 08P01 query_wait_timeout"
+	refusals_start verify-ca "server_tls_ca_file = $CERTS/ca2.crt"
+	pgu_try wire okdb
+	assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=query_wait_timeout" "okdb: the client's error"
+	check "clients' view, disable against hostssl-only: the server's FATAL word for word with its SQLSTATE"
+	refusals_start disable
+	pgu_try q okdb -c 'select 1'
+	assert_fails "plaintext login to a hostssl-only server"
+	assert_contains "$PGU_OUT" "no encryption" "psql shows the server's pg_hba refusal"
+	pgu_try wire okdb
+	assert_contains "$PGU_OUT" "ERROR S=FATAL C=28000 M=no pg_hba.conf entry for host \"127.0.0.1\", user \"u_trust\", database \"testdb\", no encryption" \
+		"the server's FATAL, unprefixed"
+	pgu_stop
+	pgu_node_cert 1 "$CERTS" server
+}
+if [[ $(basename "$PGUSHER_BIN") == pgbouncer* ]]; then
+	refusals
+	pass
+fi
 
 # ---------------------------------------------------------------- require
 start_with require "health_check_user = u_trust"
@@ -166,6 +218,11 @@ assert_fails "query with a wrong CA"
 assert_log_contains "TLS handshake error: certificate verify failed" 5
 wait_for 10 "testdb/$P down with a certificate error" field_has testdb "$P" 14 "certificate verify failed"
 echo "   last_error: $(host_field testdb "$P" 14)"
+check "RELOAD with the right CA: the host is probed up again and serves, no restart"
+sed -i "s|^server_tls_ca_file = .*|server_tls_ca_file = $CERTS/ca.crt|" "$PGU_INI"
+pgu_reload
+wait_for 10 "testdb/$P up after the RELOAD" field_is testdb "$P" 4 up
+assert_eq 1 "$(q testdb -c 'select 1')" "verify-ca with the right CA after RELOAD"
 pgu_stop
 
 check "liveness-only probes (no health_check_user) check the certificate in verify-ca too"
@@ -198,16 +255,6 @@ assert_eq 1 "$(q nonamedb -c 'select 1')" "require to $S2 with its expired certi
 pgu_stop
 pgu_node_cert 2 "$CERTS" noname
 
-# ---------------------------------------------------------------- disable
-check "server_tls_sslmode=disable against hostssl-only gets the server's pg_hba error"
-start_with disable
-pgu_try q testdb -c 'select 1'
-assert_fails "plaintext login to a hostssl-only server"
-assert_contains "$PGU_OUT" "no encryption" "client sees the server's pg_hba refusal"
-check "... word for word with its SQLSTATE, as PgBouncer 1.25.2 forwards it"
-pgu_try python3 "$PGU_LIBDIR/pgwire.py" startup --port "$PGU_PORT" --user u_trust --database testdb --query "select 1"
-assert_contains "$PGU_OUT" "ERROR S=FATAL C=28000 M=no pg_hba.conf entry for host \"127.0.0.1\", user \"u_trust\", database \"testdb\", no encryption" \
-	"the server's FATAL, unprefixed"
-pgu_stop
-
+# ---------------------------------------------------------------- what clients see
+refusals
 pass
