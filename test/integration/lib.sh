@@ -561,10 +561,10 @@ pgu_wait_for() {
 #                            localhost nor any 127.0.0.x), signed by ca
 # Keys are mode 0640 and, when the pooler runs as another user ($PGU_RUN_AS), of that user's
 # group, so the pooler (and PostgreSQL: root-owned 0640) may read them and libpq accepts them
-# as client keys. Does nothing when DIR/ca.crt exists already.
+# as client keys. Does nothing when DIR holds them already.
 pgu_make_certs() {
 	local d=$1 n
-	[[ -f $d/ca.crt ]] && return 0
+	[[ -f $d/ca.crt && -f $d/noname.crt ]] && return 0
 	mkdir -p "$d"
 	pgu__cert_req() { # name subject [san]
 		openssl req -new -nodes -newkey rsa:2048 -keyout "$d/$1.key" -out "$d/$1.csr" \
