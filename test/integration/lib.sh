@@ -24,11 +24,13 @@
 #   pgu_psql_unix DB USER [ARGS] psql via the pooler's unix socket
 #   pgu_try CMD...              run CMD, never trip set -e: sets PGU_OUT (stdout+stderr), PGU_RC
 #   pgu_bg CMD...               run CMD in background, killed at exit; pid in PGU_BG_PID
-#   pgu_host_field DB HOST COL  a column of SHOW HOSTS; pgu_wait_for SECS WHAT CMD...: poll
 #   pgu_make_certs DIR          test certificates (openssl CLI) in DIR: see the function
 #   pgu_cluster_tls DIR C0 C1 C2  ssl=on on the cluster's nodes (node ni presents DIR/Ci.crt),
 #                               hostssl-only pg_hba for the test users: see the function
 #   pgu_node_cert I DIR C       node nI presents DIR/C.crt from now on (reload)
+#   pgu_direct HOST SQL / pgu_q DB [ARGS] / pgu_host_field DB HOST COL / pgu_host_is ...
+#   pgu_wait_for SECS WHAT CMD... / pgu_commits HOST / pgu_flush_stats DB
+#   pgu_soft_fail MSG / pgu_finish   multi-host stories on their own cluster: see that section
 #   check "what"                announce what the test checks next
 #   assert_eq EXPECTED ACTUAL MSG / assert_contains HAYSTACK NEEDLE MSG /
 #   assert_not_contains HAYSTACK NEEDLE MSG / assert_fails MSG (after pgu_try) /
@@ -526,24 +528,75 @@ pgu_admin() { # SQL: run on the pooler's console as postgres, '|'-separated rows
 	timeout 10 psql -X -A -t -q -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c "$1"
 }
 
-# pgu_host_field DB HOST COL: one column of DB's row for HOST in SHOW HOSTS (4 state, 5 role,
-# 14 last_error).
-pgu_host_field() {
+# ---------------------------------------------------------------- multi-host stories
+# For stories on a cluster of their own (stopping, pausing, promoting nodes). The cluster's
+# database is testdb; PORT is $PGU_PGPORT; the pooler's clients log in as u_trust.
+
+pgu_direct() { # host sql: psql straight to a node as postgres, database testdb
+	psql -X -At -q -h "$1" -p "$PGU_PGPORT" -U postgres testdb -c "$2"
+}
+
+pgu_q() { # db [psql args]: psql through the pooler as u_trust (20 s)
+	local db=$1
+	shift
+	timeout 20 psql -X -At -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust "$db" "$@"
+}
+
+pgu_host_field() { # db host column: one column of SHOW HOSTS (4 state, 5 role, 6 lag,
+	# 7 lag_bytes, 8 eligible, 9 sv_active, 10 sv_idle, 11 sv_login, 14 last_error)
 	pgu_admin 'SHOW HOSTS' | awk -F'|' -v d="$1" -v h="$2" -v c="$3" '$1==d && $2==h {print $c}'
 }
 
-# pgu_wait_for SECONDS WHAT CMD...: poll CMD (every 0.2 s) until it succeeds; fail the test
-# with SHOW HOSTS after SECONDS. Sets PGU_WAITED (seconds it took).
+pgu_host_is() { [[ $(pgu_host_field "$1" "$2" "$3") == "$4" ]]; } # db host column value
+
+# pgu_wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds (fail after
+# SECONDS, with SHOW HOSTS in the message); sets PGU_WAITED (seconds, one decimal).
 pgu_wait_for() {
-	local secs=$1 what=$2 t0=$EPOCHREALTIME
+	local secs=$1 what=$2 t0=$EPOCHREALTIME deadline=$((SECONDS + $1))
 	shift 2
-	local deadline=$((SECONDS + secs))
 	while ! "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what (SHOW HOSTS: $(pgu_admin 'SHOW HOSTS' 2>&1 | tr '\n' ';'))"
+		((SECONDS < deadline)) ||
+			fail "timed out after ${secs}s waiting for: $what (SHOW HOSTS: $(pgu_admin 'SHOW HOSTS' 2>&1 | tr '\n' ';'))"
 		sleep 0.2
 	done
 	PGU_WAITED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
 	echo "   ok: $what (after $PGU_WAITED s)"
+}
+
+pgu_commits() { # host: xact_commit of testdb on that node
+	pgu_direct "$1" "select xact_commit from pg_stat_database where datname='testdb'"
+}
+
+# pgu_flush_stats DB: a backend flushes its statistics at most once a second while busy and
+# at exit: close DB's server connections, then wait until the standbys' counters stop moving
+# (but for the two transactions each reading of them adds: its login and its query).
+pgu_flush_stats() {
+	pgu_admin "RECONNECT $1" >/dev/null
+	pgu_admin "WAIT_CLOSE $1" >/dev/null || fail "WAIT_CLOSE $1 did not finish"
+	local i a b pa=-2 pb=-2
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.5
+		a=$(pgu_commits "$PGU_STANDBY1") b=$(pgu_commits "$PGU_STANDBY2")
+		((pa >= 0 && a - pa <= 2 && b - pb <= 2)) && return 0
+		pa=$a pb=$b
+	done
+}
+
+# pgu_soft_fail MSG: report a failed assertion but go on with the other scenarios; pgu_finish
+# then fails the test (one bug should not hide the state of the rest) or passes it.
+PGU_SOFT_FAILS=()
+pgu_soft_fail() {
+	PGU_FAILED=1
+	PGU_SOFT_FAILS+=("$*")
+	echo "FAIL [$PGU_TEST]: $* (continuing with the other scenarios)" >&2
+}
+pgu_finish() {
+	if ((${#PGU_SOFT_FAILS[@]})); then
+		local m
+		for m in "${PGU_SOFT_FAILS[@]}"; do echo "FAIL [$PGU_TEST]: $m" >&2; done
+		fail "${#PGU_SOFT_FAILS[@]} assertion(s) failed (see above)"
+	fi
+	pass
 }
 
 # ---------------------------------------------------------------- TLS certificates

@@ -8,8 +8,8 @@
 #  (c) no standby up: prefer-standby reads are served by the primary;
 #  (d) the primary is stopped and 127.0.0.2 promoted: writes follow the new primary.
 # Runs its own cluster (it stops, freezes and promotes servers).
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-failover
 export PGUSHER_PGPORT=${PGUSHER_FAILOVER_PGPORT:-15502}
+export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-failover-$PGUSHER_PGPORT
 . "$(dirname "$0")/lib.sh"
 FROZEN=""
 trap 'rc=$?; set +e; [[ -n $FROZEN ]] && kill -CONT $FROZEN 2>/dev/null; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
@@ -26,31 +26,6 @@ pgctl() { # node pg_ctl-args...
 	pg_as "$PGBIN/pg_ctl" -D "$(datadir "$n")" "$@" >/dev/null
 }
 start_node() { pg_as "$PGBIN/pg_ctl" -D "$(datadir "$1")" -l "$PGUSHER_CLUSTER_DIR/$1.log" -w -t 60 start >/dev/null 9>&-; }
-direct() { psql -X -At -h "$1" -p "$PORT" -U postgres testdb -c "$2"; }
-q() { timeout 15 psql -X -At -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust "$@"; }
-admin() { timeout 10 psql -X -At -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c "$1"; }
-host_field() { # db host column-number of SHOW HOSTS (4 state, 5 role, 8 eligible, 14 last_error)
-	admin 'SHOW HOSTS' | awk -F'|' -v d="$1" -v h="$2" -v c="$3" '$1==d && $2==h {print $c}'
-}
-is_field() { [[ $(host_field "$1" "$2" "$3") == "$4" ]]; }
-wait_for() { # seconds description command...: poll until the command succeeds
-	local secs=$1 what=$2 t0=$EPOCHREALTIME
-	shift 2
-	local deadline=$((SECONDS + secs))
-	while ! "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what"
-		sleep 0.2
-	done
-	WAITED=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}')
-	echo "   ok: $what (after $WAITED s)"
-}
-commits() { direct "$1" "select xact_commit from pg_stat_database where datname='testdb'"; }
-flush_stats() { # close the pool's servers so their statistics are flushed
-	admin "RECONNECT $1" >/dev/null
-	timeout 15 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c "WAIT_CLOSE $1" >/dev/null ||
-		fail "WAIT_CLOSE $1 did not finish"
-	sleep 1
-}
 # run_ts OUTFILE CMD...: run CMD, each output line prefixed with the time it was printed;
 # CMD's exit status goes to OUTFILE.rc
 run_ts() {
@@ -62,23 +37,7 @@ run_ts() {
 		echo "$rc" >"$out.rc"
 	} | while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done >"$out"
 }
-# soft_fail MSG: report a failed assertion but go on with the other scenarios (the test still
-# fails at the end): one pooler bug should not hide the state of the rest.
-SOFT_FAILS=()
-soft_fail() {
-	PGU_FAILED=1
-	SOFT_FAILS+=("$*")
-	echo "FAIL [$PGU_TEST]: $* (continuing with the other scenarios)" >&2
-}
-finish() {
-	if ((${#SOFT_FAILS[@]})); then
-		local m
-		for m in "${SOFT_FAILS[@]}"; do echo "FAIL [$PGU_TEST]: $m" >&2; done
-		fail "${#SOFT_FAILS[@]} assertion(s) failed (see above)"
-	fi
-	pass
-}
-served_by() { q "$1" -c 'select host(inet_server_addr())'; }
+served_by() { pgu_q "$1" -c 'select host(inet_server_addr())'; }
 
 cat >"$PGU_TMP/body.ini" <<EOF
 [databases]
@@ -97,8 +56,8 @@ health_check_rise = 2
 EOF
 pgu_start "$PGU_TMP/body.ini"
 PID0=$PGU_PID
-wait_for 15 "all roles known" is_field writes "$S2" 5 standby
-wait_for 15 "$P primary" is_field writes "$P" 5 primary
+pgu_wait_for 15 "all roles known" pgu_host_is writes "$S2" 5 standby
+pgu_wait_for 15 "$P primary" pgu_host_is writes "$P" 5 primary
 
 # ------------------------------------------------------------------------------ (a)
 check "(a) $S2 stopped (immediate) during pgbench -S on reads: failures only at the kill"
@@ -108,9 +67,9 @@ sleep 3
 t_kill=$EPOCHREALTIME
 pgctl n2 -m immediate -w stop
 echo "   $S2 stopped at t=$t_kill"
-wait_for 10 "$S2 marked down in SHOW HOSTS" is_field reads "$S2" 4 down
+pgu_wait_for 10 "$S2 marked down in SHOW HOSTS" pgu_host_is reads "$S2" 4 down
 assert_log_contains "host $S2:$PORT is down"
-echo "   last_error: $(host_field reads "$S2" 14)"
+echo "   last_error: $(pgu_host_field reads "$S2" 14)"
 # The detection window is over: a second load, concurrent with the rest of the first, must
 # see no failure at all.
 sleep 1
@@ -136,20 +95,20 @@ $late"
 echo "   ok: errors (if any) only at the kill"
 check "(a) $S2 restarted: back up and serving"
 start_node n2
-wait_for 20 "$S2 up in SHOW HOSTS" is_field reads "$S2" 4 up
+pgu_wait_for 20 "$S2 up in SHOW HOSTS" pgu_host_is reads "$S2" 4 up
 assert_log_contains "host $S2:$PORT is up"
-c2=$(commits "$S2")
-( sleep 2; admin 'SHOW HOSTS' | awk -F'|' '$1=="reads"' >"$PGU_TMP/hosts_during.txt" ) &
+c2=$(pgu_commits "$S2")
+( sleep 2; pgu_admin 'SHOW HOSTS' | awk -F'|' '$1=="reads"' >"$PGU_TMP/hosts_during.txt" ) &
 pgu_try pgbench -n -S -T 3 -c 8 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads
 assert_ok "pgbench after $S2 came back"
 assert_contains "$PGU_OUT" "number of failed transactions: 0 " "0 failed"
-flush_stats reads
-d2=$(($(commits "$S2") - c2))
+pgu_flush_stats reads
+d2=$(($(pgu_commits "$S2") - c2))
 echo "   $S2 committed $d2 transactions"
 if ((d2 > 100)); then
 	echo "   ok: $S2 serves again"
 else
-	soft_fail "$S2 is up again but did not serve reads: its xact_commit grew by $d2 during pgbench -S -T 3 -c 8 (SHOW HOSTS during that run: $(cat "$PGU_TMP/hosts_during.txt" 2>/dev/null | tr '\n' ';'))"
+	pgu_soft_fail "$S2 is up again but did not serve reads: its xact_commit grew by $d2 during pgbench -S -T 3 -c 8 (SHOW HOSTS during that run: $(cat "$PGU_TMP/hosts_during.txt" 2>/dev/null | tr '\n' ';'))"
 fi
 
 # ------------------------------------------------------------------------------ (b)
@@ -160,10 +119,10 @@ ppid=$(head -n 1 "$(datadir n1)/postmaster.pid")
 FROZEN="$ppid $(pgrep -P "$ppid" | tr '\n' ' ')"
 kill -STOP $FROZEN
 echo "   froze $S1 (pids $FROZEN)"
-wait_for 15 "$S1 marked down while frozen" is_field reads "$S1" 4 down
-echo "   detection took $WAITED s (period 1 + timeout 1 x fall 3 = ~4-6 s expected)"
+pgu_wait_for 15 "$S1 marked down while frozen" pgu_host_is reads "$S1" 4 down
+echo "   detection took $PGU_WAITED s (period 1 + timeout 1 x fall 3 = ~4-6 s expected)"
 assert_log_contains "host $S1:$PORT is down"
-echo "   last_error: $(host_field reads "$S1" 14)"
+echo "   last_error: $(pgu_host_field reads "$S1" 14)"
 out=$(for i in $(seq 12); do timeout 10 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads -c 'select host(inet_server_addr())' 2>&1 || echo "FAILED($?)"; done | sort | uniq -c | awk '{print $2":"$1}' | tr '\n' ' ')
 assert_eq "$S2:12 " "$out" "12 new read transactions while $S1 is frozen"
 pgu_try timeout 20 pgbench -n -S -T 2 -c 4 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads
@@ -171,7 +130,7 @@ assert_ok "pgbench on reads while $S1 is frozen"
 assert_contains "$PGU_OUT" "number of failed transactions: 0 " "0 failed"
 kill -CONT $FROZEN
 FROZEN=""
-wait_for 20 "$S1 up again after SIGCONT" is_field reads "$S1" 4 up
+pgu_wait_for 20 "$S1 up again after SIGCONT" pgu_host_is reads "$S1" 4 up
 # The full pool (4 servers, all on $S2 now) gives one up to $S1 at the next janitor
 # passes; read transactions must reach $S1 again within 40 transactions / ~10 s.
 seen=""
@@ -184,9 +143,9 @@ hosts=$(sort -u <<<"$seen" | grep . | tr '\n' ' ')
 if [[ $hosts == "$S1 $S2 " ]]; then
 	echo "   ok: reads spread over both standbys again (after $((i + 1)) transactions)"
 else
-	soft_fail "after SIGCONT $S1 is up but $((i + 1)) new read transactions were served by: $hosts(expected both $S1 and $S2; SHOW HOSTS: $(admin 'SHOW HOSTS' | awk -F'|' '$1=="reads"' | tr '\n' ';'))"
+	pgu_soft_fail "after SIGCONT $S1 is up but $((i + 1)) new read transactions were served by: $hosts(expected both $S1 and $S2; SHOW HOSTS: $(pgu_admin 'SHOW HOSTS' | awk -F'|' '$1=="reads"' | tr '\n' ';'))"
 	# with fresh server connections the returning host is used
-	flush_stats reads
+	pgu_flush_stats reads
 	hosts=$(for i in $(seq 12); do served_by reads; done | sort -u | tr '\n' ' ')
 	assert_eq "$S1 $S2 " "$hosts" "after RECONNECT reads, reads spread over both standbys"
 fi
@@ -197,18 +156,18 @@ hosts=$(for i in $(seq 10); do served_by reads_pref; done | sort -u | tr '\n' ' 
 assert_eq "$S1 $S2 " "$hosts" "reads_pref on the standbys"
 pgctl n1 -m fast -w stop
 pgctl n2 -m fast -w stop
-wait_for 15 "$S1 and $S2 down" bash -c "[[ \$(psql -X -At -F'|' -h 127.0.0.1 -p $PGU_PORT -U postgres pgbouncer -c 'SHOW HOSTS' | awk -F'|' '\$1==\"reads_pref\" && \$4==\"down\"' | wc -l) == 2 ]]"
-out=$(for i in $(seq 10); do q reads_pref -F'|' -c 'select host(inet_server_addr()), pg_is_in_recovery()' 2>&1 || echo "FAILED"; done | sort | uniq -c | awk '{print $2":"$1}' | tr '\n' ' ')
+pgu_wait_for 15 "$S1 and $S2 down" bash -c "[[ \$(psql -X -At -F'|' -h 127.0.0.1 -p $PGU_PORT -U postgres pgbouncer -c 'SHOW HOSTS' | awk -F'|' '\$1==\"reads_pref\" && \$4==\"down\"' | wc -l) == 2 ]]"
+out=$(for i in $(seq 10); do pgu_q reads_pref -F'|' -c 'select host(inet_server_addr()), pg_is_in_recovery()' 2>&1 || echo "FAILED"; done | sort | uniq -c | awk '{print $2":"$1}' | tr '\n' ' ')
 assert_eq "$P|f:10 " "$out" "reads_pref with no standby up"
-assert_eq "1" "$(host_field reads_pref "$P" 8)" "primary eligible for reads_pref"
+assert_eq "1" "$(pgu_host_field reads_pref "$P" 8)" "primary eligible for reads_pref"
 pgu_try pgbench -n -S -T 2 -c 8 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads_pref
 assert_ok "pgbench -S on reads_pref with no standby up"
 assert_contains "$PGU_OUT" "number of failed transactions: 0 " "0 failed"
-echo "   reads_pref pool now: $(admin 'SHOW HOSTS' | awk -F'|' '$1=="reads_pref" {printf "%s sv_active=%s sv_idle=%s; ", $2, $9, $10}')"
+echo "   reads_pref pool now: $(pgu_admin 'SHOW HOSTS' | awk -F'|' '$1=="reads_pref" {printf "%s sv_active=%s sv_idle=%s; ", $2, $9, $10}')"
 start_node n1
 start_node n2
-wait_for 20 "$S1 up again" is_field reads_pref "$S1" 4 up
-wait_for 20 "$S2 up again" is_field reads_pref "$S2" 4 up
+pgu_wait_for 20 "$S1 up again" pgu_host_is reads_pref "$S1" 4 up
+pgu_wait_for 20 "$S2 up again" pgu_host_is reads_pref "$S2" 4 up
 seq_hosts=$(for i in $(seq 20); do served_by reads_pref; done | tr '\n' ' ')
 echo "   20 sequential reads_pref transactions after the standbys returned: $seq_hosts"
 on_primary=$(tr ' ' '\n' <<<"$seq_hosts" | grep -cx "$P" || true)
@@ -219,15 +178,15 @@ echo "   on the primary: $on_primary of 20 ($late_primary of the last 15)"
 if ((late_primary == 0)); then
 	echo "   ok: reads_pref back on the standbys"
 else
-	soft_fail "prefer-standby: both standbys up again (SHOW HOSTS eligible=1 for both), yet $on_primary of 20 sequential reads_pref transactions ran on the primary $P ($late_primary of the last 15): $seq_hosts; SHOW HOSTS: $(admin 'SHOW HOSTS' | awk -F'|' '$1=="reads_pref"' | tr '\n' ';')"
-	flush_stats reads_pref
+	pgu_soft_fail "prefer-standby: both standbys up again (SHOW HOSTS eligible=1 for both), yet $on_primary of 20 sequential reads_pref transactions ran on the primary $P ($late_primary of the last 15): $seq_hosts; SHOW HOSTS: $(pgu_admin 'SHOW HOSTS' | awk -F'|' '$1=="reads_pref"' | tr '\n' ';')"
+	pgu_flush_stats reads_pref
 fi
 
 # ------------------------------------------------------------------------------ (d)
 check "(d) failover: primary stopped, $S1 promoted: writes follow with no reload"
-direct "$P" 'create table fo_log(i int, h text, at timestamptz default now())' >/dev/null
-wait_for 10 "fo_log replicated to $S1" direct "$S1" 'select 1 from fo_log limit 1; select 1'
-assert_eq "$P" "$(q writes -c 'select host(inet_server_addr())')" "writes on $P before the failover"
+pgu_direct "$P" 'create table fo_log(i int, h text, at timestamptz default now())' >/dev/null
+pgu_wait_for 10 "fo_log replicated to $S1" pgu_direct "$S1" 'select 1 from fo_log limit 1; select 1'
+assert_eq "$P" "$(pgu_q writes -c 'select host(inet_server_addr())')" "writes on $P before the failover"
 # write loop: one short transaction at a time, each line "time ok host" or "time err ..."
 write_loop() {
 	local i r end=$((SECONDS + 35))
@@ -249,13 +208,13 @@ t_stop=$EPOCHREALTIME
 pgctl n0 -m fast -w stop
 pgctl n1 -w promote
 echo "   primary stopped, $S1 promoted"
-new_primary() { [[ $(q writes -c 'select host(inet_server_addr())||pg_is_in_recovery()::text') == "${S1}false" ]]; }
-wait_for 20 "writes served by $S1, not in recovery" new_primary
+new_primary() { [[ $(pgu_q writes -c 'select host(inet_server_addr())||pg_is_in_recovery()::text') == "${S1}false" ]]; }
+pgu_wait_for 20 "writes served by $S1, not in recovery" new_primary
 assert_log_contains "host $S1:$PORT is now primary"
 assert_eq "$PID0" "$PGU_PID" "same pgusher process"
 pgu__alive "$PID0" || fail "pgusher died"
 grep -qiE 'reload' "$PGU_LOG" && fail "pgusher log mentions a reload"
-pgu_try q writes -F'|' -c 'insert into fo_log(i, h) values (-1, host(inet_server_addr())) returning h, pg_is_in_recovery()'
+pgu_try pgu_q writes -F'|' -c 'insert into fo_log(i, h) values (-1, host(inet_server_addr())) returning h, pg_is_in_recovery()'
 assert_ok "a write through writes after the failover"
 assert_eq "$S1|f" "$PGU_OUT" "write landed on the new primary"
 # let the loop write a while on the new primary
@@ -283,12 +242,12 @@ echo "   ok: no write error after the first write on $S1"
 early=$(awk -v t="$t_stop" '$2=="err" && $1 < t {print}' "$PGU_TMP/writes.log")
 [[ -z $early ]] || fail "write errors before the primary was stopped:
 $early"
-rows=$(direct "$S1" "select count(*) from fo_log where h='$S1' and i > 0")
+rows=$(pgu_direct "$S1" "select count(*) from fo_log where h='$S1' and i > 0")
 assert_eq "$n_new" "$rows" "rows the loop wrote on $S1, counted on $S1"
 
 check "(d) SHOW HOSTS after the failover"
-wait_for 10 "$P down" is_field writes "$P" 4 down
-assert_eq "primary|1" "$(host_field writes "$S1" 5)|$(host_field writes "$S1" 8)" "writes: $S1 role|eligible"
-assert_eq "0" "$(host_field writes "$S2" 8)" "writes: $S2 not eligible"
+pgu_wait_for 10 "$P down" pgu_host_is writes "$P" 4 down
+assert_eq "primary|1" "$(pgu_host_field writes "$S1" 5)|$(pgu_host_field writes "$S1" 8)" "writes: $S1 role|eligible"
+assert_eq "0" "$(pgu_host_field writes "$S2" 8)" "writes: $S2 not eligible"
 assert_eq "$S2" "$(served_by reads_pref)" "reads_pref on the remaining standby"
-finish
+pgu_finish
