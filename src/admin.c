@@ -8,6 +8,7 @@
 #include "pgusher/admin.h"
 
 #include "pgusher/backend.h"
+#include "pgusher/balance.h"
 #include "pgusher/client.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
@@ -982,10 +983,10 @@ static void show_peers(struct client *c)
 static void show_hosts(struct client *c)
 {
     static const struct col cols[] = {
-        {"database", 'T'},  {"host", 'T'},      {"port", 'I'},     {"state", 'T'},
-        {"role", 'T'},      {"lag", 'N'},       {"lag_bytes", 'N'}, {"eligible", 'I'},
-        {"sv_active", 'I'}, {"sv_idle", 'I'},   {"sv_login", 'I'}, {"checks", 'N'},
-        {"failures", 'N'},  {"last_error", 'T'},
+        {"database", 'T'},  {"host", 'T'},       {"port", 'I'},       {"state", 'T'},
+        {"role", 'T'},      {"lag", 'N'},        {"lag_bytes", 'N'},  {"eligible", 'I'},
+        {"sv_active", 'I'}, {"sv_idle", 'I'},    {"sv_login", 'I'},   {"checks", 'N'},
+        {"failures", 'N'},  {"last_error", 'T'}, {"replay_age", 'N'},
     };
     struct result r;
     res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
@@ -995,11 +996,8 @@ static void show_hosts(struct client *c)
             continue;
         int elig[CF_MAX_HOSTS];
         int ne = database_eligible(db, elig, NULL, 0);
-        uint64_t primary_lsn = 0;
-        for (int i = 0; i < db->nbackends; i++)
-            if (db->backends[i]->role == ROLE_PRIMARY && db->backends[i]->hc.state == BE_UP &&
-                db->backends[i]->lsn > primary_lsn)
-                primary_lsn = db->backends[i]->lsn;
+        bool have_primary;
+        uint64_t primary_lsn = lb_primary_lsn(db->backends, db->nbackends, &have_primary);
         for (int i = 0; i < db->nbackends; i++) {
             struct backend *be = db->backends[i];
             int active = 0, idle = 0, login = 0;
@@ -1024,10 +1022,11 @@ static void show_hosts(struct client *c)
             bool is_elig = false;
             for (int j = 0; j < ne; j++)
                 is_elig = is_elig || elig[j] == i;
-            char lag[32];
+            char lag[32], replay_age[32];
             bool standby = be->role == ROLE_STANDBY && be->lag_known;
-            snprintf(lag, sizeof(lag), "%.3f", standby ? be->replay_age_sec : 0.0);
-            uint64_t ahead = primary_lsn ? primary_lsn : be->receive_lsn;
+            snprintf(lag, sizeof(lag), "%.3f", lb_lag_sec(be, primary_lsn, have_primary));
+            snprintf(replay_age, sizeof(replay_age), "%.3f", standby ? be->replay_age_sec : 0.0);
+            uint64_t ahead = have_primary ? primary_lsn : be->receive_lsn;
             long long lag_bytes = standby && ahead > be->lsn ? (long long)(ahead - be->lsn) : 0;
             row_begin(&r);
             row_str(&r, db->name);
@@ -1044,6 +1043,7 @@ static void show_hosts(struct client *c)
             row_int(&r, (long long)be->checks);
             row_int(&r, (long long)be->failures);
             row_str(&r, be->last_error);
+            row_str(&r, replay_age);
             row_end(&r);
         }
     }

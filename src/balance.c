@@ -28,18 +28,60 @@ static bool usable(const struct backend *be)
     return be->hc.state == BE_UP || (be->hc.state == BE_UNKNOWN && be->hc.fast_start);
 }
 
-/* A standby is lagging when it has not replayed WAL the primary has (or WAL it has itself
- * received, when the database lists no primary) and its last replayed transaction is older
- * than max. An old replay timestamp with nothing to replay is an idle primary, not lag. */
+uint64_t lb_primary_lsn(struct backend *const *bes, int n, bool *have)
+{
+    uint64_t lsn = 0;
+    *have = false;
+    for (int i = 0; i < n; i++) {
+        if (usable(bes[i]) && bes[i]->role == ROLE_PRIMARY && bes[i]->lag_known) {
+            *have = true;
+            if (bes[i]->lsn > lsn)
+                lsn = bes[i]->lsn;
+        }
+    }
+    return lsn;
+}
+
+void lb_behind_note(struct backend *be, usec_t now, uint64_t receive_lsn, uint64_t replay_lsn)
+{
+    int keep = 0;
+    for (int i = 0; i < be->behind.n; i++) {
+        if (be->behind.lsn[i] > replay_lsn) {
+            be->behind.at[keep] = be->behind.at[i];
+            be->behind.lsn[keep] = be->behind.lsn[i];
+            keep++;
+        }
+    }
+    be->behind.n = keep;
+    int cap = (int)(sizeof(be->behind.at) / sizeof(be->behind.at[0]));
+    if (receive_lsn > replay_lsn && (keep == 0 || be->behind.lsn[keep - 1] < receive_lsn)) {
+        int at = keep < cap ? keep : cap - 1; /* full: the newest entry gives way */
+        be->behind.at[at] = now;
+        be->behind.lsn[at] = receive_lsn;
+        be->behind.n = at + 1;
+    }
+    be->behind_sec = be->behind.n ? (double)(now - be->behind.at[0]) / 1e6 : 0.0;
+}
+
+double lb_lag_sec(const struct backend *be, uint64_t primary_lsn, bool have_primary)
+{
+    if (be->role != ROLE_STANDBY || !be->lag_known)
+        return 0.0;
+    uint64_t target = have_primary ? primary_lsn : be->receive_lsn;
+    if (target <= be->lsn)
+        return 0.0; /* replayed everything there is: an old replay time is an idle primary */
+    if (be->receive_lsn > be->lsn)
+        return be->behind_sec;
+    return be->replay_age_sec; /* behind the primary with nothing received to replay */
+}
+
+/* A standby is lagging when its lag (lb_lag_sec) is above max. */
 static bool lagging(const struct backend *be, usec_t max_lag, uint64_t primary_lsn,
                     bool have_primary)
 {
-    if (max_lag <= 0 || be->role != ROLE_STANDBY || !be->lag_known)
+    if (max_lag <= 0)
         return false;
-    if (be->replay_age_sec * 1e6 <= (double)max_lag)
-        return false;
-    uint64_t target = have_primary ? primary_lsn : be->receive_lsn;
-    return target > be->lsn;
+    return lb_lag_sec(be, primary_lsn, have_primary) * 1e6 > (double)max_lag;
 }
 
 int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
@@ -51,19 +93,11 @@ int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int 
 int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
                    char *why, size_t whylen, bool unknown_first_class)
 {
-    uint64_t primary_lsn = 0;
-    bool have_primary = false;
+    bool have_primary;
+    uint64_t primary_lsn = lb_primary_lsn(bes, n, &have_primary);
     int up = 0, lag_skipped = 0;
-    for (int i = 0; i < n; i++) {
-        if (usable(bes[i])) {
-            up++;
-            if (bes[i]->role == ROLE_PRIMARY && bes[i]->lag_known) {
-                have_primary = true;
-                if (bes[i]->lsn > primary_lsn)
-                    primary_lsn = bes[i]->lsn;
-            }
-        }
-    }
+    for (int i = 0; i < n; i++)
+        up += usable(bes[i]);
     /* Tiers: 0 = known role that matches; 1 = role unknown yet (the login checks it);
      * 2 = prefer-standby's fallback to the primary. */
     int count[3] = {0, 0, 0};

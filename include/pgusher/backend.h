@@ -37,6 +37,14 @@ struct backend {
     double replay_age_sec; /* standby: now() - pg_last_xact_replay_timestamp() */
     uint64_t lsn;          /* primary: pg_current_wal_lsn(); standby: replay LSN */
     uint64_t receive_lsn;  /* standby: WAL received (replayed or not) */
+    /* standby: probe times at which it had received WAL it has not replayed yet, oldest
+     * first, each with that received position; dropped once replay passes it. */
+    struct {
+        int n;
+        int64_t at[16];
+        uint64_t lsn[16];
+    } behind;
+    double behind_sec; /* at the last probe: seconds since the oldest entry (0 = none) */
     uint64_t checks, failures;
     char last_error[256];
     uint64_t last_change; /* usec */

@@ -27,4 +27,18 @@ bool lb_role_acceptable(int tsa, enum be_role role);
 int lb_pick(const int *eligible, int n_eligible, int policy, unsigned *rr, const int *conns,
             unsigned rnd);
 
+/* The furthest position of the usable primaries among bes (have: there is one). */
+uint64_t lb_primary_lsn(struct backend *const *bes, int n, bool *have);
+/* Note a standby's probe (now, its received and replayed positions) in be->behind and set
+ * be->behind_sec: how long it has had WAL in hand that it has not replayed (0 when it has
+ * replayed everything it received). Probe granularity; bounded memory (when full, the
+ * newest entries give way, so the age stays that of the oldest unreplayed position). */
+void lb_behind_note(struct backend *be, usec_t now, uint64_t receive_lsn, uint64_t replay_lsn);
+/* The lag of a standby, in seconds, as max_replica_lag and SHOW HOSTS use it: 0 when it has
+ * replayed everything there is (up to the primary's position when the database lists a
+ * primary, else up to what it received); otherwise how long it has been behind what it
+ * received, or, when what it lacks has not even reached it, the age of its last replayed
+ * transaction. */
+double lb_lag_sec(const struct backend *be, uint64_t primary_lsn, bool have_primary);
+
 #endif

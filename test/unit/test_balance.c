@@ -36,12 +36,17 @@ static void set(int i, enum be_state st, enum be_role role)
     be[i].role = role;
 }
 
+/* Probe data; a standby that received WAL it has not replayed has been so for age seconds
+ * (two probes age apart), as a paused replay would show. */
 static void set_lag(int i, double age, uint64_t lsn, uint64_t receive_lsn)
 {
     be[i].lag_known = true;
     be[i].replay_age_sec = age;
     be[i].lsn = lsn;
     be[i].receive_lsn = receive_lsn;
+    be[i].behind.n = 0;
+    lb_behind_note(&be[i], 0, receive_lsn, lsn);
+    lb_behind_note(&be[i], (usec_t)(age * 1e6), receive_lsn, lsn);
 }
 
 static int eligible(int n, int tsa, usec_t max_lag)
@@ -277,6 +282,94 @@ START_TEST(role_acceptance)
     ck_assert(lb_role_acceptable(TSA_STANDBY, ROLE_UNKNOWN));
     ck_assert(lb_role_acceptable(TSA_ANY, ROLE_STANDBY));
     ck_assert(lb_role_acceptable(TSA_PREFER_STANDBY, ROLE_PRIMARY));
+}
+END_TEST
+
+/* ---------------------------------------------------------------- behind tracking */
+
+START_TEST(behind_is_zero_when_everything_received_is_replayed)
+{
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    for (int t = 0; t < 5; t++)
+        lb_behind_note(&be[0], t * SEC, 1000 + (uint64_t)t, 1000 + (uint64_t)t);
+    ck_assert(be[0].behind_sec == 0.0);
+    ck_assert_int_eq(be[0].behind.n, 0);
+}
+END_TEST
+
+START_TEST(behind_stays_zero_for_a_stream_replayed_between_probes)
+{
+    /* Always something in flight at the probe, but each probe finds the position of the
+     * previous one replayed: a busy, healthy standby. */
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    for (int t = 0; t < 20; t++) {
+        uint64_t replayed = 1000 * (uint64_t)t, received = replayed + 500;
+        lb_behind_note(&be[0], t * SEC, received, replayed + 600 > received ? replayed : 0);
+    }
+    ck_assert(be[0].behind_sec < 1.01);
+}
+END_TEST
+
+START_TEST(behind_grows_from_the_first_unreplayed_position)
+{
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    lb_behind_note(&be[0], 10 * SEC, 100, 100);
+    lb_behind_note(&be[0], 11 * SEC, 200, 100); /* replay paused from here */
+    lb_behind_note(&be[0], 12 * SEC, 300, 100);
+    lb_behind_note(&be[0], 14 * SEC, 400, 100);
+    ck_assert(be[0].behind_sec == 3.0);
+    lb_behind_note(&be[0], 15 * SEC, 400, 250); /* passed 200: behind since 12 s (300) */
+    ck_assert(be[0].behind_sec == 3.0);
+    lb_behind_note(&be[0], 16 * SEC, 400, 400); /* caught up */
+    ck_assert(be[0].behind_sec == 0.0);
+}
+END_TEST
+
+START_TEST(behind_memory_is_bounded_and_keeps_the_oldest)
+{
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    for (int t = 0; t < 100; t++)
+        lb_behind_note(&be[0], t * SEC, 1000 + 10 * (uint64_t)t, 1000);
+    ck_assert_int_le(be[0].behind.n, (int)(sizeof(be[0].behind.at) / sizeof(be[0].behind.at[0])));
+    ck_assert(be[0].behind_sec == 98.0); /* t = 0 had nothing unreplayed */
+    /* Replay passes everything but the newest position: still behind, but only since the
+     * entry that took the newest positions' place. */
+    lb_behind_note(&be[0], 100 * SEC, 1000 + 10 * 100, 1000 + 10 * 98);
+    ck_assert(be[0].behind_sec > 0.0);
+    ck_assert(be[0].behind_sec <= 100.0);
+}
+END_TEST
+
+START_TEST(lag_is_zero_for_a_caught_up_standby_with_an_old_replay)
+{
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    set_lag(0, 3.6, 5000, 5000); /* idle cluster: last transaction replayed long ago */
+    ck_assert(lb_lag_sec(&be[0], 0, false) == 0.0);
+    ck_assert(lb_lag_sec(&be[0], 5000, true) == 0.0);
+}
+END_TEST
+
+START_TEST(lag_of_wal_not_received_yet_is_the_replay_age)
+{
+    reset();
+    set(0, BE_UP, ROLE_STANDBY);
+    set_lag(0, 42, 5000, 5000);
+    ck_assert(lb_lag_sec(&be[0], 9000, true) == 42.0); /* primary ahead, nothing received */
+    ck_assert(lb_lag_sec(&be[0], 0, false) == 0.0);
+}
+END_TEST
+
+START_TEST(primary_has_no_lag)
+{
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set_lag(0, 100, 100, 900);
+    ck_assert(lb_lag_sec(&be[0], 9000, true) == 0.0);
 }
 END_TEST
 
@@ -590,6 +683,16 @@ static Suite *balance_suite(void)
     tcase_add_test(tc, unknown_first_class_puts_unknown_role_with_known_matches);
     tcase_add_test(tc, unknown_role_is_a_fallback_unless_first_class);
     tcase_add_test(tc, role_acceptance);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("behind");
+    tcase_add_test(tc, behind_is_zero_when_everything_received_is_replayed);
+    tcase_add_test(tc, behind_stays_zero_for_a_stream_replayed_between_probes);
+    tcase_add_test(tc, behind_grows_from_the_first_unreplayed_position);
+    tcase_add_test(tc, behind_memory_is_bounded_and_keeps_the_oldest);
+    tcase_add_test(tc, lag_is_zero_for_a_caught_up_standby_with_an_old_replay);
+    tcase_add_test(tc, lag_of_wal_not_received_yet_is_the_replay_age);
+    tcase_add_test(tc, primary_has_no_lag);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("lag");
