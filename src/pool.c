@@ -503,6 +503,68 @@ static bool needs_check(const struct server *s)
 }
 
 static bool can_launch(struct pool *p, bool use_reserve);
+static bool within_connection_limits(const struct pool *p);
+static bool in_login_backoff(const struct pool *p);
+
+/* How many of the pool's server connections (any state) are on each of its database's
+ * hosts. O(servers): only on the paths where the spread is off. */
+static void count_per_host(const struct pool *p, int *count)
+{
+    const struct database *db = p->db;
+    for (int i = 0; i < db->nbackends; i++)
+        count[i] = 0;
+    struct list *lists[POOL_SV_NLISTS];
+    pool_server_lists((struct pool *)p, lists);
+    for (int l = 0; l < POOL_SV_NLISTS; l++) {
+        struct list *it;
+        list_for_each(it, lists[l])
+        {
+            const struct server *s = container_of(it, struct server, node);
+            for (int i = 0; i < db->nbackends; i++)
+                if (db->backends[i] == s->be)
+                    count[i]++;
+        }
+    }
+}
+
+/* A full pool whose servers sit mostly on other hosts (the pick just came back, was added,
+ * or caught up): open more servers on the pick, above pool_size, before any is closed, up
+ * to its share of pool_size (logins in flight count); pool_release_server then closes
+ * servers on the hosts above their share as they are released. Never beyond
+ * max_db_connections / max_user_connections. */
+static bool respread_wanted(struct pool *p, int pick, int n_elig)
+{
+    if (G.shutdown_mode == SHUTDOWN_NOW || in_login_backoff(p) || n_elig < 2)
+        return false;
+    int share = pool_pool_size(p) / n_elig;
+    if (pool_server_total(p) >= pool_pool_size(p) + share || !within_connection_limits(p))
+        return false;
+    int count[CF_MAX_HOSTS];
+    count_per_host(p, count);
+    return count[pick] < share;
+}
+
+/* A released server of a pool above pool_size (after respread_wanted, a reserve server or
+ * a smaller pool_size after RELOAD) whose host carries more than its share, while nobody
+ * waits: close it, so the pool moves to the hosts that have too few. */
+static bool surplus_on_busy_host(const struct server *s)
+{
+    struct pool *p = s->pool;
+    const struct database *db = p->db;
+    int total = pool_server_total(p);
+    if (total <= pool_pool_size(p) || p->n_cl_waiting > 0 || db->nbackends < 2 ||
+        database_lb_policy(db) == LB_DISABLE)
+        return false;
+    int elig[CF_MAX_HOSTS], n = database_eligible(db, elig, NULL, 0);
+    if (n < 2)
+        return false;
+    int count[CF_MAX_HOSTS];
+    count_per_host(p, count);
+    for (int i = 0; i < db->nbackends; i++)
+        if (db->backends[i] == s->be)
+            return count[i] * n > total;
+    return false;
+}
 
 /* The idle server to hand out next. With several backends, the database's balancing policy
  * picks the backend first, so transactions spread over hosts, not just connections; within
@@ -520,6 +582,7 @@ static struct server *take_idle(struct pool *p)
     if (n == 0)
         return NULL;
     struct server *cand[CF_MAX_HOSTS] = {0};
+    int last_pick = -1;
     struct list *it;
     list_for_each(it, &p->sv_idle)
     {
@@ -533,27 +596,36 @@ static struct server *take_idle(struct pool *p)
         for (int i = 0; i < db->nbackends; i++)
             conns[i] = db->backends[i]->sv_active;
         int pick = lb_pick(elig, n, database_lb_policy(db), &p->rr_idle, conns, (unsigned)rand());
+        last_pick = pick;
         if (cand[pick])
             return cand[pick];
         /* The policy's choice has no idle server in this pool (it just came back, or all of
          * its servers are busy): open one there for the next transactions if the pool may
-         * grow, and serve this one from another host meanwhile. (A full pool is rebalanced
-         * by the janitor.) */
+         * grow (or it is full but has too few servers there: respread_wanted), and serve
+         * this one from another host meanwhile. */
         bool pending = false;
         struct list *li;
         list_for_each(li, &p->sv_login)
         {
             pending = pending || container_of(li, struct server, node)->be == db->backends[pick];
         }
-        if (!pending && can_launch(p, false)) {
+        if ((!pending && can_launch(p, false)) || respread_wanted(p, pick, n)) {
             p->launch_hint = pick;
             server_launch(p);
         }
     }
-    /* disable, one host, or the pick had none: the first eligible host in list order. */
-    for (int j = 0; j < n; j++)
+    /* disable or one host: the first eligible host in list order. When the policy's pick had
+     * no idle server, the next eligible host after it in list order (wrapping), so the
+     * fallback does not favour the first host listed. */
+    int from = 0;
+    for (int j = 0; j < n && db->nbackends > 1 && database_lb_policy(db) != LB_DISABLE; j++)
+        if (elig[j] == last_pick)
+            from = j + 1;
+    for (int k = 0; k < n; k++) {
+        int j = (from + k) % n;
         if (cand[elig[j]])
             return cand[elig[j]];
+    }
     return NULL;
 }
 
@@ -664,6 +736,10 @@ void pool_release_server(struct server *s)
         server_run_internal(s, IQ_RESET, reset);
         return;
     }
+    if (surplus_on_busy_host(s)) {
+        server_close(s, "rebalancing onto another host");
+        return;
+    }
     pool_server_idle(s);
 }
 
@@ -721,6 +797,12 @@ static bool can_launch(struct pool *p, bool use_reserve)
     int limit = pool_pool_size(p) + (use_reserve ? pool_reserve_size(p) : 0);
     if (total >= limit)
         return false;
+    return within_connection_limits(p);
+}
+
+/* max_db_connections and max_user_connections allow one more server for this pool. */
+static bool within_connection_limits(const struct pool *p)
+{
     const struct cf_database *cf = p->db->cf;
     int max_db = cf->max_db_connections != CF_UNSET ? cf->max_db_connections
                                                      : G.cf->g.max_db_connections;
