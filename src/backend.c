@@ -125,11 +125,9 @@ static void react_to_change(struct backend *be)
             uses = uses || db->backends[i] == be;
         if (!uses)
             continue;
-        int tsa = db->cf->target_session_attrs != CF_UNSET ? db->cf->target_session_attrs
-                                                            : TSA_ANY;
         /* A host listed at start-up serves before its first check (BE_UNKNOWN): learning
          * its role first must not throw away the servers it already gave. */
-        bool can_serve = be->hc.state != BE_DOWN && lb_role_acceptable(tsa, be->role);
+        bool can_serve = be->hc.state != BE_DOWN && database_role_acceptable(db, be->role);
         list_for_each(pi, &db->pools)
         {
             struct pool *p = container_of(pi, struct pool, node);

@@ -171,3 +171,25 @@ int lb_pick(const int *eligible, int n, int policy, unsigned *rr, const int *con
     }
     }
 }
+
+int lb_ryw_filter(struct backend *const *bes, int nbes, const int *elig, int n, usec_t wrote,
+                  uint64_t *required, int *out)
+{
+    for (int i = 0; i < nbes && *required == 0; i++) {
+        const struct backend *be = bes[i];
+        if (usable(be) && be->role == ROLE_PRIMARY && be->lag_known && be->lsn_at > wrote)
+            *required = be->lsn;
+    }
+    int k = 0;
+    for (int j = 0; j < n; j++) {
+        const struct backend *be = bes[elig[j]];
+        if (*required && be->role == ROLE_STANDBY && be->lag_known && be->lsn >= *required)
+            out[k++] = elig[j];
+    }
+    if (k > 0)
+        return k; /* standbys that have the write: the primary is not needed */
+    for (int i = 0; i < nbes; i++)
+        if (usable(bes[i]) && bes[i]->role == ROLE_PRIMARY)
+            out[k++] = i;
+    return k;
+}

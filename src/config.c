@@ -663,6 +663,7 @@ static bool db_pair(void *arg, const char *key, const char *value, char *err, si
         {"datestyle", offsetof(struct cf_database, datestyle)},
         {"timezone", offsetof(struct cf_database, timezone)},
         {"application_name", offsetof(struct cf_database, application_name)},
+        {"read_your_writes", offsetof(struct cf_database, read_your_writes)},
     };
     static const struct {
         const char *key;
@@ -835,6 +836,7 @@ void config_free_database(struct cf_database *db)
     free(db->auth_dbname);
     free(db->auth_query);
     free(db->connect_query);
+    free(db->read_your_writes);
     free(db->client_encoding);
     free(db->datestyle);
     free(db->timezone);
@@ -1354,6 +1356,24 @@ done:
     return ok;
 }
 
+/* read_your_writes names another [databases] entry (not "*", not itself). */
+static bool check_read_your_writes(const struct config *cf, char *err, size_t errlen)
+{
+    for (int i = 0; i < cf->ndbs; i++) {
+        const struct cf_database *db = &cf->dbs[i];
+        const char *w = db->read_your_writes;
+        if (!w)
+            continue;
+        if (strcmp(w, db->name) == 0 || strcmp(w, "*") == 0 || !config_find_database(cf, w)) {
+            put_err(err, errlen, "%s:%d: database \"%s\": read_your_writes names no other "
+                                 "database: \"%s\"",
+                    db->file ? db->file : "", db->line, db->name, w);
+            return false;
+        }
+    }
+    return true;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
     struct config *cf = calloc(1, sizeof(*cf));
@@ -1386,6 +1406,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         goto oom;
     if (cf->g.job_name && !(cf->g.service_name = strdup(cf->g.job_name)))
         goto oom;
+    if (!check_read_your_writes(cf, err, errlen))
+        goto fail;
     if (!load_authfile(&ld, err, errlen))
         goto fail;
     if (!collect_unimplemented(&ld, err, errlen))

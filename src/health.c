@@ -135,7 +135,8 @@ static void probe_report(struct probe *pr, bool ok, const char *error)
         be->lsn = pr->row.lsn;
         be->receive_lsn = pr->row.receive_lsn;
         be->replay_age_sec = pr->row.replay_age;
-        lb_behind_note(be, (usec_t)now_usec(), be->receive_lsn, be->lsn);
+        be->lsn_at = (int64_t)now_usec();
+        lb_behind_note(be, be->lsn_at, be->receive_lsn, be->lsn);
     }
     if (ok && pr->role != ROLE_UNKNOWN)
         backend_set_role(be, pr->role, "health check");

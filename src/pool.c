@@ -12,6 +12,7 @@
 #include "pgusher/log.h"
 #include "pgusher/pktbuf.h"
 #include "pgusher/runtime.h"
+#include "pgusher/ryw.h"
 #include "pgusher/secret.h"
 #include "pgusher/server.h"
 #include "pgusher/varcache.h"
@@ -75,6 +76,52 @@ int database_eligible(const struct database *db, int *out, char *why, size_t why
     bool roles_from_logins = !hc_user || !*hc_user || G.cf->g.health_check_period <= 0;
     return lb_eligible_ex(db->backends, db->nbackends, database_tsa(db), database_max_lag(db),
                           out, why, whylen, roles_from_logins);
+}
+
+bool database_role_acceptable(const struct database *db, enum be_role role)
+{
+    return lb_role_acceptable(database_tsa(db), role) ||
+           (db->cf->read_your_writes && role == ROLE_PRIMARY);
+}
+
+/* ---------------------------------------------------------------- read_your_writes */
+
+static bool database_feeds_ryw(struct database *db)
+{
+    if (db->ryw_gen != G.cf_gen) {
+        db->ryw_gen = G.cf_gen;
+        db->ryw_source = false;
+        for (int i = 0; i < G.cf->ndbs; i++) {
+            const char *w = G.cf->dbs[i].read_your_writes;
+            db->ryw_source = db->ryw_source || (w && strcmp(w, db->name) == 0);
+        }
+    }
+    return db->ryw_source;
+}
+
+void pool_transaction_ended(const struct client *c)
+{
+    if (c->db && database_feeds_ryw(c->db))
+        ryw_note_write(c->user_name, c->addr, (usec_t)now_usec());
+}
+
+/* A client of a read_your_writes database that wrote recently: narrow the eligible hosts to
+ * those that have seen its writes (lb_ryw_filter). False (elig untouched) when it has not
+ * written, or when no host is known to qualify: then it reads like everybody else. */
+static bool ryw_restrict(const struct database *db, const struct client *c, int *elig, int *n)
+{
+    if (!c || !db->cf->read_your_writes)
+        return false;
+    struct ryw_write *w = ryw_find(c->user_name, c->addr, (usec_t)now_usec());
+    if (!w)
+        return false;
+    int allowed[CF_MAX_HOSTS];
+    int k = lb_ryw_filter(db->backends, db->nbackends, elig, *n, w->at, &w->lsn, allowed);
+    if (k == 0)
+        return false;
+    memcpy(elig, allowed, (size_t)k * sizeof(*elig));
+    *n = k;
+    return true;
 }
 
 struct database *database_create(const char *name, const char *connstr, bool autodb)
@@ -566,11 +613,49 @@ static bool surplus_on_busy_host(const struct server *s)
     return false;
 }
 
+/* disable or one host (after < 0): the first eligible host in list order with an idle
+ * server. When the policy's pick (after) had none, the next eligible host after it in list
+ * order, wrapping, so that the fallback does not favour the first host listed. */
+static struct server *idle_after(const int *elig, int n, int after, struct server *const *cand)
+{
+    int from = 0;
+    for (int j = 0; j < n && after >= 0; j++)
+        if (elig[j] == after)
+            from = j + 1;
+    for (int k = 0; k < n; k++) {
+        int j = (from + k) % n;
+        if (cand[elig[j]])
+            return cand[elig[j]];
+    }
+    return NULL;
+}
+
+/* A client that must see its own writes finds no idle server on the hosts that have them:
+ * open one on host (unless one is on its way there), making room in a full pool by closing
+ * its oldest idle server, which is on another host. */
+static void ryw_make_way(struct pool *p, int host)
+{
+    struct list *it;
+    list_for_each(it, &p->sv_login)
+    {
+        if (container_of(it, struct server, node)->be == p->db->backends[host])
+            return;
+    }
+    if (!can_launch(p, false) && !list_empty(&p->sv_idle) &&
+        pool_server_total(p) >= pool_pool_size(p))
+        server_close(container_of(p->sv_idle.next, struct server, node),
+                     "making room for a client that reads its own writes");
+    if (!can_launch(p, false))
+        return;
+    p->launch_hint = host;
+    server_launch(p);
+}
+
 /* The idle server to hand out next. With several backends, the database's balancing policy
  * picks the backend first, so transactions spread over hosts, not just connections; within
  * one backend, the most recently used server (PgBouncer's LIFO), or the oldest with
  * server_round_robin. */
-static struct server *take_idle(struct pool *p)
+static struct server *take_idle(struct pool *p, const struct client *c)
 {
     if (list_empty(&p->sv_idle))
         return NULL;
@@ -579,6 +664,7 @@ static struct server *take_idle(struct pool *p)
     /* Only servers on hosts that may serve the database now (up, right role, not lagging). */
     int elig[CF_MAX_HOSTS], conns[CF_MAX_HOSTS];
     int n = database_eligible(db, elig, NULL, 0);
+    bool ryw = ryw_restrict(db, c, elig, &n);
     if (n == 0)
         return NULL;
     struct server *cand[CF_MAX_HOSTS] = {0};
@@ -614,19 +700,10 @@ static struct server *take_idle(struct pool *p)
             server_launch(p);
         }
     }
-    /* disable or one host: the first eligible host in list order. When the policy's pick had
-     * no idle server, the next eligible host after it in list order (wrapping), so the
-     * fallback does not favour the first host listed. */
-    int from = 0;
-    for (int j = 0; j < n && db->nbackends > 1 && database_lb_policy(db) != LB_DISABLE; j++)
-        if (elig[j] == last_pick)
-            from = j + 1;
-    for (int k = 0; k < n; k++) {
-        int j = (from + k) % n;
-        if (cand[elig[j]])
-            return cand[elig[j]];
-    }
-    return NULL;
+    struct server *s = idle_after(elig, n, last_pick, cand);
+    if (!s && ryw)
+        ryw_make_way(p, last_pick >= 0 ? last_pick : elig[0]);
+    return s;
 }
 
 static void run_check(struct server *s)
@@ -662,7 +739,7 @@ bool pool_client_wants_server(struct client *c)
 {
     struct pool *p = c->pool;
     struct server *s;
-    while (!database_paused(p->db) && (s = take_idle(p)) != NULL) {
+    while (!database_paused(p->db) && (s = take_idle(p, c)) != NULL) {
         if (needs_check(s)) {
             run_check(s);
             continue;
@@ -846,7 +923,7 @@ void pool_service(struct pool *p)
     /* Idle servers go to waiting clients, oldest waiter first. */
     struct client *c;
     while ((c = first_waiting(p, CL_WAITING)) != NULL) {
-        struct server *s = take_idle(p);
+        struct server *s = take_idle(p, c);
         if (!s)
             break;
         if (needs_check(s)) {
@@ -921,6 +998,9 @@ static void check_balance(struct pool *p, struct victims *vs)
     int count[CF_MAX_HOSTS] = {0};
     for (int j = 0; j < n; j++)
         ok[elig[j]] = true;
+    for (int i = 0; i < db->nbackends && db->cf->read_your_writes; i++)
+        ok[i] =
+            ok[i] || (db->backends[i]->hc.state == BE_UP && db->backends[i]->role == ROLE_PRIMARY);
     struct list *lists[POOL_SV_NLISTS];
     pool_server_lists(p, lists);
     for (int l = 0; l < POOL_SV_NLISTS; l++) {
@@ -1047,6 +1127,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
 void pool_janitor(void)
 {
     uint64_t now = now_usec();
+    ryw_expire((usec_t)now);
     const struct cf_global *g = &G.cf->g;
     struct victims vs = {0};
     struct list *it, *pi;

@@ -96,10 +96,11 @@ struct server *server_launch(struct pool *p)
         return NULL; /* nothing can serve now; clients wait, the health checks will tell */
     for (int i = 0; i < db->nbackends; i++)
         conns[i] = db->backends[i]->sv_count;
-    int pick = -1;
-    for (int j = 0; j < n && p->launch_hint >= 0; j++)
-        if (elig[j] == p->launch_hint)
-            pick = p->launch_hint;
+    /* pool.c's hint is a host it just chose (eligible, or a primary that a client must read
+     * its own writes from): taken unless that host went down since. */
+    int pick = -1, hint = p->launch_hint;
+    if (hint >= 0 && hint < db->nbackends && db->backends[hint]->hc.state != BE_DOWN)
+        pick = hint;
     p->launch_hint = -1;
     if (pick < 0)
         pick = lb_pick(elig, n, database_lb_policy(db), &db->rr_next, conns, (unsigned)rand());
@@ -379,7 +380,7 @@ static void login_complete(struct server *s)
         p->welcome_ok = !p->welcome.failed;
     }
     pktbuf_free(&s->login_params);
-    if (s->be && !lb_role_acceptable(database_tsa(p->db), s->be->role)) {
+    if (s->be && !database_role_acceptable(p->db, s->be->role)) {
         /* The role was unknown when this host was picked; now it is known not to fit. */
         s->role_mismatch = true;
         server_close(s, "server is a %s, database %s wants target_session_attrs=%s",
@@ -531,6 +532,8 @@ static void finish_transaction(struct server *s)
     struct client *c = s->link;
     struct pool *p = s->pool;
     uint64_t now = now_usec();
+    if (c)
+        pool_transaction_ended(c);
     if (c && c->xact_start) {
         p->stats.xact_count++;
         p->stats.xact_time += now - c->xact_start;

@@ -40,5 +40,12 @@ void lb_behind_note(struct backend *be, usec_t now, uint64_t receive_lsn, uint64
  * received, or, when what it lacks has not even reached it, the age of its last replayed
  * transaction. */
 double lb_lag_sec(const struct backend *be, uint64_t primary_lsn, bool have_primary);
+/* read_your_writes: of the eligible hosts elig[0..n), those that may serve a client whose
+ * last write ended at wrote (usec): standbys that have replayed *required, or when none has,
+ * every usable primary among bes whatever the target asks. *required (0 = not known yet) is set, once, to
+ * the position of the furthest usable primary among bes at a health check after the write.
+ * To out[]; returns how many (0: none may, nothing known). */
+int lb_ryw_filter(struct backend *const *bes, int nbes, const int *elig, int n, usec_t wrote,
+                  uint64_t *required, int *out);
 
 #endif

@@ -80,6 +80,7 @@ struct cf_database {
                                 * the one to use when nhosts == 0 (Unix socket, default dir) */
     int target_session_attrs;  /* tsa_t or CF_UNSET (= any) */
     usec_t max_replica_lag;    /* standby replay lag limit; CF_UNSET = none given */
+    char *read_your_writes;    /* the database whose writes its clients must see, or NULL */
     usec_t query_wait_timeout; /* CF_UNSET = use the user's or the global value */
     char *connstr;             /* the raw value, to detect changes on reload */
     const char *file;          /* where it was defined, for messages */

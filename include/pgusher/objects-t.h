@@ -102,6 +102,9 @@ struct database {
     int cl_refs, sv_refs;
     uint64_t idle_since; /* janitor: since when no client refers to it; 0 = in use */
     bool reaping;        /* closing its servers to be freed: min_pool_size does not apply */
+    /* Another database names it in read_your_writes (worked out for settings ryw_gen). */
+    bool ryw_source;
+    uint64_t ryw_gen;
     /* stats_period averages (per second), computed by the janitor */
     struct stats_avg avg;
     struct pool_stats prev; /* totals at the start of the current stats period */

@@ -21,6 +21,12 @@ void pool_reconnect(struct database *db);
 /* Effective balancing settings of a database, and its eligible backends right now
  * (indexes into db->backends; 0 with a reason in why when none). */
 int database_tsa(const struct database *db);
+/* May a server of this role serve the database: target_session_attrs, or a primary for a
+ * read_your_writes database (it serves clients whose writes no standby has yet). */
+bool database_role_acceptable(const struct database *db, enum be_role role);
+/* A client's transaction ended (ReadyForQuery 'I', nothing left in flight): remembered
+ * for read_your_writes when another database reads after this one. */
+void pool_transaction_ended(const struct client *c);
 int database_lb_policy(const struct database *db);
 usec_t database_max_lag(const struct database *db);
 int database_eligible(const struct database *db, int *out, char *why, size_t whylen);

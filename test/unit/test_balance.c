@@ -373,6 +373,94 @@ START_TEST(primary_has_no_lag)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- read_your_writes */
+
+START_TEST(ryw_without_a_primary_check_after_the_write_allows_only_the_primary)
+{
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set_lag(0, 0, 5000, 0);
+    be[0].lsn_at = 10 * SEC; /* checked before the write */
+    set(1, BE_UP, ROLE_STANDBY);
+    set_lag(1, 0, 5000, 5000);
+    set(2, BE_UP, ROLE_STANDBY);
+    set_lag(2, 0, 5000, 5000);
+    int elig[2] = {1, 2}, allowed[3];
+    uint64_t req = 0;
+    ck_assert_int_eq(lb_ryw_filter(bes, 3, elig, 2, 11 * SEC, &req, allowed), 1);
+    ck_assert_int_eq(allowed[0], 0);
+}
+END_TEST
+
+START_TEST(ryw_allows_standbys_that_replayed_the_primary_position_after_the_write)
+{
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set_lag(0, 0, 7000, 0);
+    be[0].lsn_at = 12 * SEC; /* checked after the write: 7000 covers it */
+    set(1, BE_UP, ROLE_STANDBY);
+    set_lag(1, 0, 7000, 7000);
+    set(2, BE_UP, ROLE_STANDBY);
+    set_lag(2, 0, 6999, 7000);
+    int elig[2] = {1, 2}, allowed[3];
+    uint64_t req = 0;
+    ck_assert_int_eq(lb_ryw_filter(bes, 3, elig, 2, 11 * SEC, &req, allowed), 1);
+    ck_assert_int_eq(allowed[0], 1); /* the primary only when no standby has it */
+}
+END_TEST
+
+START_TEST(ryw_position_is_frozen_at_the_first_check_after_the_write)
+{
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set_lag(0, 0, 7000, 0);
+    be[0].lsn_at = 12 * SEC;
+    set(1, BE_UP, ROLE_STANDBY);
+    set_lag(1, 0, 7000, 7000);
+    int elig[1] = {1}, allowed[2];
+    uint64_t req = 0;
+    ck_assert_int_eq(lb_ryw_filter(bes, 2, elig, 1, 11 * SEC, &req, allowed), 1);
+    ck_assert_int_eq((int)req, 7000);
+    be[0].lsn = 9000; /* others write on: this client still needs only 7000 */
+    be[0].lsn_at = 13 * SEC;
+    ck_assert_int_eq(lb_ryw_filter(bes, 2, elig, 1, 11 * SEC, &req, allowed), 1);
+    ck_assert_int_eq(allowed[0], 1);
+    ck_assert_int_eq((int)req, 7000);
+}
+END_TEST
+
+START_TEST(ryw_with_no_usable_primary_and_nothing_known_allows_none)
+{
+    reset();
+    set(0, BE_DOWN, ROLE_PRIMARY);
+    set_lag(0, 0, 7000, 0);
+    be[0].lsn_at = 12 * SEC;
+    set(1, BE_UP, ROLE_STANDBY);
+    set_lag(1, 0, 7000, 7000);
+    int elig[1] = {1}, allowed[2];
+    uint64_t req = 0;
+    ck_assert_int_eq(lb_ryw_filter(bes, 2, elig, 1, 11 * SEC, &req, allowed), 0);
+}
+END_TEST
+
+START_TEST(ryw_only_narrows_eligible_standbys)
+{
+    /* A standby that is not eligible (lagging, excluded) stays out even if it replayed. */
+    reset();
+    set(0, BE_UP, ROLE_PRIMARY);
+    set_lag(0, 0, 7000, 0);
+    be[0].lsn_at = 12 * SEC;
+    set(1, BE_UP, ROLE_STANDBY);
+    set_lag(1, 0, 7000, 7000);
+    set(2, BE_UP, ROLE_STANDBY);
+    set_lag(2, 0, 7000, 7000);
+    int elig[1] = {2}, allowed[3];
+    uint64_t req = 0;
+    ck_assert_int_eq(lb_ryw_filter(bes, 3, elig, 1, 11 * SEC, &req, allowed), 1);
+    ck_assert_int_eq(allowed[0], 2);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- max_replica_lag */
 
 START_TEST(standby_behind_primary_with_old_replay_is_lagging)
@@ -683,6 +771,14 @@ static Suite *balance_suite(void)
     tcase_add_test(tc, unknown_first_class_puts_unknown_role_with_known_matches);
     tcase_add_test(tc, unknown_role_is_a_fallback_unless_first_class);
     tcase_add_test(tc, role_acceptance);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("read_your_writes");
+    tcase_add_test(tc, ryw_without_a_primary_check_after_the_write_allows_only_the_primary);
+    tcase_add_test(tc, ryw_allows_standbys_that_replayed_the_primary_position_after_the_write);
+    tcase_add_test(tc, ryw_position_is_frozen_at_the_first_check_after_the_write);
+    tcase_add_test(tc, ryw_with_no_usable_primary_and_nothing_known_allows_none);
+    tcase_add_test(tc, ryw_only_narrows_eligible_standbys);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("behind");
