@@ -10,6 +10,7 @@
 #                   and the binary is called pgbouncer, which refuses to run as root)
 #   PGUSHER_PGPORT  port of the test cluster (default 15432)
 #   PGU_KEEP=1      keep the per-test temp dir even when the test passes
+#   PGU_OWN_CLUSTER=NAME:PORT  (set by the story) a cluster of its own: see below
 #
 # Provides:
 #   $PGU_TMP                    per-test temp dir (ini, log, pidfile, unix socket, userlist)
@@ -31,6 +32,7 @@
 #   pgu_direct HOST SQL / pgu_q DB [ARGS] / pgu_host_field DB HOST COL / pgu_host_is ...
 #   pgu_wait_for SECS WHAT CMD... / pgu_commits HOST / pgu_flush_stats DB
 #   pgu_soft_fail MSG / pgu_finish   multi-host stories on their own cluster: see that section
+#   pgu_ts / pgu_run_ts OUT CMD...   output lines stamped with the time they were printed
 #   check "what"                announce what the test checks next
 #   assert_eq EXPECTED ACTUAL MSG / assert_contains HAYSTACK NEEDLE MSG /
 #   assert_not_contains HAYSTACK NEEDLE MSG / assert_fails MSG (after pgu_try) /
@@ -44,6 +46,17 @@ PGUSHER_SRC=${PGUSHER_SRC:-$(cd "$PGU_LIBDIR/../.." && pwd)}
 PGUSHER_BUILD=${PGUSHER_BUILD:-$PGUSHER_SRC/build}
 PGUSHER_BIN=${PGUSHER_BIN:-$PGUSHER_BUILD/pgusher}
 
+# PGU_OWN_CLUSTER=NAME:PORT, set before sourcing: the story stops, pauses or promotes nodes,
+# so it runs on a cluster of its own, on port $PGUSHER_<NAME>_PGPORT (default PORT) in
+# $PGUSHER_<NAME>_CLUSTER_DIR (default /tmp/pgusher-cluster-NAME-PORT), stopped at exit.
+if [[ -n ${PGU_OWN_CLUSTER:-} ]]; then
+	pgu__name=${PGU_OWN_CLUSTER%%:*}
+	pgu__var=PGUSHER_${pgu__name^^}_PGPORT
+	export PGUSHER_PGPORT=${!pgu__var:-${PGU_OWN_CLUSTER#*:}}
+	pgu__var=PGUSHER_${pgu__name^^}_CLUSTER_DIR
+	export PGUSHER_CLUSTER_DIR=${!pgu__var:-/tmp/pgusher-cluster-$pgu__name-$PGUSHER_PGPORT}
+	unset pgu__name pgu__var
+fi
 PGU_PGPORT=${PGUSHER_PGPORT:-15432}
 PGU_PRIMARY=127.0.0.1
 PGU_STANDBY1=127.0.0.2
@@ -443,7 +456,13 @@ pgu__exit() {
 	for p in "${PGU_BG_PIDS[@]}"; do
 		wait "$p" 2>/dev/null
 	done
+	if declare -F pgu_at_exit >/dev/null; then
+		pgu_at_exit # the story's own clean-up (e.g. resume a paused replay)
+	fi
 	pgu_stop || rc=1
+	if [[ -n ${PGU_OWN_CLUSTER:-} ]]; then
+		"$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1
+	fi
 	((PGU_FAILED)) && rc=1
 	if ((rc == 0)) && [[ ${PGU_KEEP:-0} != 1 ]]; then
 		rm -rf "$PGU_TMP"
@@ -509,6 +528,18 @@ pgu_node_pids() { # node: its postmaster and all the postmaster's children (empt
 pgu_ts() {
 	local line
 	while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
+}
+
+# pgu_run_ts OUTFILE CMD...: run CMD, its output (stdout+stderr) to OUTFILE, each line
+# prefixed with the time it was printed (pgu_ts); CMD's exit status to OUTFILE.rc
+pgu_run_ts() {
+	local out=$1
+	shift
+	{
+		local rc=0
+		"$@" 2>&1 || rc=$?
+		echo "$rc" >"$out.rc"
+	} | pgu_ts >"$out"
 }
 
 # pgu_kill_tree PID [SIGNAL]: signal PID and all its descendants (parents first, so that

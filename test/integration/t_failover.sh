@@ -26,17 +26,6 @@ pgctl() { # node pg_ctl-args...
 	pg_as "$PGBIN/pg_ctl" -D "$(datadir "$n")" "$@" >/dev/null
 }
 start_node() { pg_as "$PGBIN/pg_ctl" -D "$(datadir "$1")" -l "$PGUSHER_CLUSTER_DIR/$1.log" -w -t 60 start >/dev/null 9>&-; }
-# run_ts OUTFILE CMD...: run CMD, each output line prefixed with the time it was printed;
-# CMD's exit status goes to OUTFILE.rc
-run_ts() {
-	local out=$1
-	shift
-	{
-		local rc=0
-		"$@" 2>&1 || rc=$?
-		echo "$rc" >"$out.rc"
-	} | while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done >"$out"
-}
 served_by() { pgu_q "$1" -c 'select host(inet_server_addr())'; }
 
 cat >"$PGU_TMP/body.ini" <<EOF
@@ -61,7 +50,7 @@ pgu_wait_for 15 "$P primary" pgu_host_is writes "$P" 5 primary
 
 # ------------------------------------------------------------------------------ (a)
 check "(a) $S2 stopped (immediate) during pgbench -S on reads: failures only at the kill"
-pgu_bg run_ts "$PGU_TMP/pb1.log" pgbench -n -S -T 12 -c 8 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads
+pgu_bg pgu_run_ts "$PGU_TMP/pb1.log" pgbench -n -S -T 12 -c 8 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads
 PB1=$PGU_BG_PID
 sleep 3
 t_kill=$EPOCHREALTIME

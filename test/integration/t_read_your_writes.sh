@@ -6,11 +6,14 @@
 # Once the standbys have replayed past the primary's position after the write, the client's
 # reads go back to the standbys. A client that never wrote never reads from the primary.
 # Runs its own cluster (it pauses replay).
-export PGUSHER_PGPORT=${PGUSHER_RYW_PGPORT:-15541}
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-ryw-$PGUSHER_PGPORT
+PGU_OWN_CLUSTER=ryw:15541
 . "$(dirname "$0")/lib.sh"
-trap 'rc=$?; set +e; for h in $PGU_STANDBY1 $PGU_STANDBY2; do pgu_direct $h "select pg_wal_replay_resume()" >/dev/null 2>&1; done; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
-"$PGU_LIBDIR/cluster.sh" start >/dev/null
+pgu_at_exit() { # a paused replay would outlive the story
+	local h
+	for h in "$PGU_STANDBY1" "$PGU_STANDBY2"; do
+		pgu_direct "$h" "select pg_wal_replay_resume()" >/dev/null 2>&1
+	done
+}
 P=$PGU_PRIMARY S1=$PGU_STANDBY1 S2=$PGU_STANDBY2 PORT=$PGU_PGPORT
 
 pgu_start <<EOF

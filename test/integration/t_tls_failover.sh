@@ -32,17 +32,6 @@ tls_probes() { # host: encrypted health check connections on host
 	direct "$1" "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'pgusher health check' and s.ssl"
 }
 has_tls_probe() { (($(tls_probes "$1") >= 1)); }
-# run_ts OUTFILE CMD...: CMD's output, each line prefixed with the time it was printed; its
-# exit status in OUTFILE.rc
-run_ts() {
-	local out=$1
-	shift
-	{
-		local rc=0
-		"$@" 2>&1 || rc=$?
-		echo "$rc" >"$out.rc"
-	} | pgu_ts >"$out"
-}
 
 pgu_user u_trust ""
 pgu_start <<EOF
@@ -79,7 +68,7 @@ done
 stop_start() {
 	local node=$1 host=$2 other=$3 mode=$4
 	check "($mode) $host stopped (immediate) during pgbench -S on reads: failures only at the stop"
-	pgu_bg run_ts "$PGU_TMP/pb-$node.log" pgbench -n -S -T 10 -c 6 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads
+	pgu_bg pgu_run_ts "$PGU_TMP/pb-$node.log" pgbench -n -S -T 10 -c 6 -j 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust reads
 	local pb=$PGU_BG_PID
 	sleep 3
 	local t_stop=$EPOCHREALTIME
