@@ -10,6 +10,7 @@
 #include "pgusher/backend.h"
 #include "pgusher/balance.h"
 #include "pgusher/client.h"
+#include "pgusher/dns.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
@@ -1402,15 +1403,52 @@ static void show_peer_pools(struct client *c)
                                       {"sv_login", 'I'}};
     show_empty(c, cols, 5);
 }
+/* PgBouncer 1.25's: every cached name, seconds left before it is asked again, and its
+ * addresses as "addr:0" (PgBouncer prints the port of the sockaddr, which DNS leaves 0). */
 static void show_dns_hosts(struct client *c)
 {
     static const struct col cols[] = {{"hostname", 'T'}, {"ttl", 'L'}, {"addrs", 'T'}};
-    show_empty(c, cols, 3);
+    struct result r;
+    res_begin(&r, cols, 3);
+    uint64_t now = now_usec();
+    struct list *it;
+    list_for_each(it, dns_names())
+    {
+        const struct dns_name *dn = container_of(it, struct dns_name, node);
+        char addrs[DNS_MAX_ADDRS * (DNS_ADDRLEN + 3)] = "";
+        size_t al = 0;
+        for (int i = 0; i < dn->naddrs && al < sizeof(addrs); i++)
+            al += (size_t)snprintf(addrs + al, sizeof(addrs) - al, "%s%s:0", i ? "," : "",
+                                   dn->addrs[i]);
+        row_begin(&r);
+        row_str(&r, dn->name);
+        row_int(&r, dns_cache_ttl_left(dn, now));
+        row_str(&r, addrs);
+        row_end(&r);
+    }
+    res_send(c, &r);
 }
+
+/* PgBouncer 1.25's: every zone with cached names, its last SOA serial (0 until known or
+ * without dns_zone_check_period) and how many names it has. */
 static void show_dns_zones(struct client *c)
 {
     static const struct col cols[] = {{"zonename", 'T'}, {"serial", 'L'}, {"count", 'I'}};
-    show_empty(c, cols, 3);
+    struct result r;
+    res_begin(&r, cols, 3);
+    struct list *it;
+    list_for_each(it, dns_zones())
+    {
+        const struct dns_zone *z = container_of(it, struct dns_zone, node);
+        if (z->count == 0)
+            continue;
+        row_begin(&r);
+        row_str(&r, z->name);
+        row_int(&r, (long long)z->serial);
+        row_int(&r, z->count);
+        row_end(&r);
+    }
+    res_send(c, &r);
 }
 
 /* What SHOW can show. */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static struct list backends = LIST_INIT(backends);
 
@@ -68,7 +69,7 @@ struct backend *backend_get(const char *host, int port, bool at_startup)
     list_for_each(it, &backends)
     {
         struct backend *be = container_of(it, struct backend, node);
-        if (be->port == port && strcmp(be->host, host) == 0) {
+        if (be->port == port && !be->unresolved && strcmp(be->host, host) == 0) {
             be->refs++;
             return be;
         }
@@ -86,6 +87,35 @@ struct backend *backend_get(const char *host, int port, bool at_startup)
         be->hc.state = BE_UP; /* no health checks: trust the config, as PgBouncer does */
     else
         health_schedule(be, true);
+    return be;
+}
+
+struct backend *backend_get_unresolved(const char *name, int port, const char *error)
+{
+    struct backend *be = NULL;
+    struct list *it;
+    list_for_each(it, &backends)
+    {
+        struct backend *x = container_of(it, struct backend, node);
+        if (x->unresolved && x->port == port && strcasecmp(x->host, name) == 0)
+            be = x;
+    }
+    if (be) {
+        be->refs++;
+    } else {
+        be = calloc(1, sizeof(*be));
+        if (!be)
+            return NULL;
+        snprintf(be->host, sizeof(be->host), "%s", name);
+        snprintf(be->name, sizeof(be->name), "%s", name);
+        be->port = port;
+        be->refs = 1;
+        be->unresolved = true;
+        be->hc.state = BE_DOWN;
+        be->last_change = now_usec();
+        list_append(&backends, &be->node);
+    }
+    snprintf(be->last_error, sizeof(be->last_error), "%s", error);
     return be;
 }
 

@@ -363,7 +363,8 @@ static void probe_ssl_answer(struct probe *pr)
             probe_finish(pr, true, NULL);
             return;
         }
-        if (stream_start_tls(st, pr->tls_ctx, pr->be ? pr->be->host : "") != 0) {
+        if (stream_start_tls(st, pr->tls_ctx,
+                             !pr->be ? "" : pr->be->name[0] ? pr->be->name : pr->be->host) != 0) {
             snprintf(msg, sizeof(msg), "TLS startup failed: %s", stream_tls_error(st));
             probe_finish(pr, false, msg);
         }
@@ -610,8 +611,8 @@ static void probe_start(struct backend *be)
     struct sockaddr_storage ss;
     if (uv_ip4_addr(be->host, be->port, (struct sockaddr_in *)&ss) != 0 &&
         uv_ip6_addr(be->host, be->port, (struct sockaddr_in6 *)&ss) != 0) {
-        /* Host names are resolved by the server connections; a probe checks them with
-         * the system resolver too, but synchronously would block: treat as alive. */
+        /* Not reached: host names become backends per address (dns.c) and a name with no
+         * address yet is never probed. Kept as a guard: treat as alive. */
         probe_finish(pr, true, NULL);
         return;
     }
@@ -629,6 +630,8 @@ static void on_timer(uv_timer_t *t)
 
 void health_schedule(struct backend *be, bool probe_now)
 {
+    if (be->unresolved)
+        return; /* no address to probe: dns.c tells when there is one */
     if (!be->timer_init) {
         uv_timer_init(G.loop, &be->timer);
         be->timer.data = be;

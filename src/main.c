@@ -6,6 +6,7 @@
 #include "pgusher/admin.h"
 #include "pgusher/client.h"
 #include "pgusher/config.h"
+#include "pgusher/dns.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
@@ -297,6 +298,9 @@ int main(int argc, char **argv)
     stream_batch_init(G.loop);
     stream_set_bufsize(cf->g.pkt_buf > 16384 ? (uint32_t)cf->g.pkt_buf : 16384);
     G.start_time = G.last_stats = now_usec();
+    database_dns_init();
+    if (!dns_init())
+        log_warning("DNS: host names will not resolve");
     database_init_all();
     admin_init();
     if (!listener_start()) {
@@ -316,6 +320,7 @@ int main(int argc, char **argv)
              (int)getpid());
 
     uv_run(G.loop, UV_RUN_DEFAULT);
+    dns_shutdown();
     tls_release_all();
     remove_pidfile();
     return 0;

@@ -9,6 +9,7 @@
 #include "pgusher/balance.h"
 #include "pgusher/cancel.h"
 #include "pgusher/client.h"
+#include "pgusher/dns.h"
 #include "pgusher/log.h"
 #include "pgusher/pktbuf.h"
 #include "pgusher/runtime.h"
@@ -22,37 +23,205 @@
 
 /* ---------------------------------------------------------------- databases */
 
-/* Attach the backends (host:port) a definition lists; no host = the Unix socket. */
+/* Host i of a definition and its port; no host = the Unix socket in unix_socket_dir, as
+ * PgBouncer. */
+static const char *db_host(const struct database *db, int i, int *port)
+{
+    const struct cf_database *cf = db->cf;
+    const char *host = NULL;
+    *port = cf->port > 0 ? cf->port : 5432;
+    if (cf->nhosts > 0) {
+        host = cf->hosts[i];
+        *port = cf->ports[i];
+    }
+    if (!host || !*host)
+        host = G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir
+                                                                    : "/tmp";
+    return host;
+}
+
+static bool has_backend(struct backend *const *bes, int n, const struct backend *be)
+{
+    for (int i = 0; i < n; i++)
+        if (bes[i] == be)
+            return true;
+    return false;
+}
+
+/* Make db->backends what its hosts are now: literals and socket directories as listed, each
+ * name as the addresses dns.c has for it (a stand-in when none). Servers on a backend that
+ * left are closed when idle and replaced when released; waiting clients are served again. */
+static void rebuild_backends(struct database *db)
+{
+    struct backend *nb[CF_MAX_HOSTS];
+    int k = 0;
+    for (int i = 0; i < db->ndns; i++) {
+        int port;
+        const char *host = db_host(db, i, &port);
+        struct dns_name *dn = db->dns[i];
+        struct backend *got[DNS_MAX_ADDRS];
+        int ng = 0;
+        if (!dn) {
+            got[ng++] = backend_get(host, port, !G.started);
+        } else if (dn->naddrs > 0) {
+            /* The first addresses of a name serve at once, as a host listed at start-up;
+             * one that joins a known name later passes health_check_rise checks first. */
+            bool fast = !G.started || !db->dns_had[i];
+            db->dns_had[i] = true;
+            for (int a = 0; a < dn->naddrs; a++) {
+                struct backend *be = backend_get(dn->addrs[a], port, fast);
+                if (be && !be->name[0])
+                    snprintf(be->name, sizeof(be->name), "%s", dn->name);
+                got[ng++] = be;
+            }
+        } else {
+            char err[200];
+            snprintf(err, sizeof(err), "DNS: %s",
+                     dn->status == DNS_NEW ? "lookup in progress" : dn->error);
+            got[ng++] = backend_get_unresolved(host, port, err);
+        }
+        for (int j = 0; j < ng; j++) {
+            if (!got[j])
+                continue;
+            if (k >= CF_MAX_HOSTS || has_backend(nb, k, got[j]))
+                backend_unref(got[j]);
+            else
+                nb[k++] = got[j];
+        }
+    }
+    /* A name that stopped resolving keeps the addresses it had; tell SHOW HOSTS why. */
+    for (int i = 0; i < db->ndns; i++) {
+        struct dns_name *dn = db->dns[i];
+        if (!dn || dn->naddrs == 0)
+            continue;
+        for (int j = 0; j < k; j++) {
+            if (nb[j]->unresolved || strcmp(nb[j]->name, dn->name) != 0)
+                continue;
+            if (dn->status != DNS_OK)
+                snprintf(nb[j]->last_error, sizeof(nb[j]->last_error), "DNS: %s", dn->error);
+            else if (strncmp(nb[j]->last_error, "DNS: ", 5) == 0)
+                nb[j]->last_error[0] = '\0';
+        }
+    }
+    struct backend **arr = malloc(sizeof(*arr) * (size_t)(k ? k : 1));
+    if (!arr) {
+        for (int j = 0; j < k; j++)
+            backend_unref(nb[j]);
+        return; /* keep the current set */
+    }
+    memcpy(arr, nb, sizeof(*arr) * (size_t)k);
+    struct backend **old = db->backends;
+    int nold = db->nbackends;
+    db->backends = arr;
+    db->nbackends = k;
+    struct list *pi, *si, *tmp;
+    list_for_each(pi, &db->pools)
+    {
+        struct pool *p = container_of(pi, struct pool, node);
+        p->launch_hint = -1;
+        list_for_each_safe(si, tmp, &p->sv_idle)
+        {
+            struct server *s = container_of(si, struct server, node);
+            if (!has_backend(arr, k, s->be))
+                server_close(s, "host %s:%d left the DNS answer of %s", s->be->host,
+                             s->be->port, s->be->name);
+        }
+        struct list *lists[POOL_SV_NLISTS];
+        pool_server_lists(p, lists);
+        for (int l = 0; l < POOL_SV_NLISTS; l++) {
+            list_for_each(si, lists[l])
+            {
+                struct server *s = container_of(si, struct server, node);
+                if (!has_backend(arr, k, s->be))
+                    s->close_needed = true;
+            }
+        }
+    }
+    for (int j = 0; j < nold; j++)
+        backend_unref(old[j]);
+    free(old);
+}
+
+/* Attach the backends (host:port) a definition lists, watching the names among them. */
 static void attach_backends(struct database *db)
 {
     const struct cf_database *cf = db->cf;
     int n = cf->nhosts > 0 ? cf->nhosts : 1;
-    db->backends = calloc((size_t)n, sizeof(*db->backends));
-    if (!db->backends)
+    db->dns = calloc((size_t)n, sizeof(*db->dns));
+    db->dns_had = calloc((size_t)n, sizeof(*db->dns_had));
+    if (!db->dns || !db->dns_had) {
+        free(db->dns);
+        free(db->dns_had);
+        db->dns = NULL;
+        db->dns_had = NULL;
         return;
-    for (int i = 0; i < n; i++) {
-        const char *host = NULL;
-        int port = cf->port > 0 ? cf->port : 5432;
-        if (cf->nhosts > 0) {
-            host = cf->hosts[i];
-            port = cf->ports[i];
-        }
-        if (!host || !*host) /* no host: the Unix socket in unix_socket_dir, as PgBouncer */
-            host = G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir
-                                                                        : "/tmp";
-        struct backend *be = backend_get(host, port, !G.started);
-        if (be)
-            db->backends[db->nbackends++] = be;
     }
+    db->ndns = n;
+    for (int i = 0; i < n; i++) {
+        int port;
+        const char *host = db_host(db, i, &port);
+        if (host[0] != '/' && !dns_is_literal(host))
+            db->dns[i] = dns_watch(host); /* may answer at once: rebuild reads the cache */
+    }
+    rebuild_backends(db);
 }
 
 static void detach_backends(struct database *db)
 {
     for (int i = 0; i < db->nbackends; i++)
         backend_unref(db->backends[i]);
+    for (int i = 0; i < db->ndns; i++)
+        dns_unwatch(db->dns[i]);
     free(db->backends);
+    free(db->dns);
+    free(db->dns_had);
     db->backends = NULL;
-    db->nbackends = 0;
+    db->dns = NULL;
+    db->dns_had = NULL;
+    db->nbackends = db->ndns = 0;
+}
+
+/* dns.c's listener: a lookup of a name some databases list has completed. */
+static void database_dns_changed(struct dns_name *dn, bool changed)
+{
+    struct list *di, *pi;
+    list_for_each(di, &G.databases)
+    {
+        struct database *db = container_of(di, struct database, node);
+        bool uses = false;
+        for (int i = 0; i < db->ndns; i++)
+            uses = uses || db->dns[i] == dn;
+        if (!uses)
+            continue;
+        rebuild_backends(db);
+        list_for_each(pi, &db->pools)
+        {
+            pool_service(container_of(pi, struct pool, node));
+        }
+    }
+}
+
+void database_dns_init(void)
+{
+    dns_set_listener(database_dns_changed);
+}
+
+/* When every host of db is a name whose lookup failed and none ever gave an address, the
+ * reason (for waiting clients); false while any host may still serve or a lookup runs. */
+static bool database_dns_failed(const struct database *db, char *why, size_t whylen)
+{
+    if (db->ndns == 0 || db->nbackends == 0)
+        return false;
+    for (int i = 0; i < db->nbackends; i++)
+        if (!db->backends[i]->unresolved)
+            return false;
+    for (int i = 0; i < db->ndns; i++)
+        if (!db->dns[i] || db->dns[i]->status == DNS_NEW || db->dns[i]->querying ||
+            db->dns[i]->naddrs > 0)
+            return false;
+    snprintf(why, whylen, "server DNS lookup failed: %s: %s", db->dns[0]->name,
+             db->dns[0]->error);
+    return true;
 }
 
 int database_tsa(const struct database *db)
@@ -932,6 +1101,25 @@ void pool_service(struct pool *p)
         }
         pool_link(c, s);
         client_resume(c);
+    }
+    /* A database whose only hosts are names that do not resolve: waiting clients get the
+     * lookup's error now rather than query_wait_timeout later. */
+    char why[300];
+    if (p->n_cl_waiting > 0 && database_dns_failed(p->db, why, sizeof(why))) {
+        uint64_t t = now_usec();
+        if (!p->last_dns_fail_log ||
+            t - p->last_dns_fail_log >= (uint64_t)G.cf->g.dns_nxdomain_ttl) {
+            /* As PgBouncer 1.25 says it, once per dns_nxdomain_ttl and pool. */
+            p->last_dns_fail_log = t;
+            int port;
+            const char *host = db_host(p->db, 0, &port);
+            log_info("%s/%s@%s:%d closing because: server DNS lookup failed (%s)", p->db->name,
+                     p->user, host, port, why + strlen("server DNS lookup failed: "));
+        }
+        while ((c = first_waiting(p, CL_WAITING_LOGIN)) != NULL ||
+               (c = first_waiting(p, CL_WAITING)) != NULL)
+            client_error_close(c, "08006", "%s", why);
+        return;
     }
     /* Open servers for clients still waiting (a first one to learn the welcome). */
     int pending = p->n_sv_login + p->n_sv_tested;

@@ -1,5 +1,5 @@
 /*
- * server.c: connections to PostgreSQL: address resolution, connect, the login exchange
+ * server.c: connections to PostgreSQL: connect (to an address dns.c resolved), the login exchange
  * (driving proto.c's state machine) after the SSLRequest and TLS handshake that
  * server_tls_sslmode asks for, the server half of the relay and internal queries.
  * It never chooses which client a server serves (pool.c does); cancel.c forwards cancels.
@@ -57,28 +57,6 @@ static const struct stream_ops server_ops = {
 };
 
 static void start_connect(struct server *s);
-
-static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-    struct server *s = req->data;
-    s->resolving = false;
-    if (s->state == SV_CLOSING) {
-        uv_freeaddrinfo(res);
-        stream_close(&s->st);
-        return;
-    }
-    if (status != 0 || !res) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "could not resolve host \"%s\": %s", s->host,
-                 uv_strerror(status));
-        uv_freeaddrinfo(res);
-        server_close(s, "%s", msg);
-        return;
-    }
-    memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
-    uv_freeaddrinfo(res);
-    start_connect(s);
-}
 
 static void start_connect(struct server *s)
 {
@@ -145,22 +123,13 @@ struct server *server_launch(struct pool *p)
         snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", host, port);
         stream_connect_unix(&s->st, s->unix_path);
     } else {
+        /* Host names were resolved by dns.c: a backend's host is an address. */
         struct sockaddr_in *in4 = (struct sockaddr_in *)&s->addr;
         struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
-        if (uv_ip4_addr(host, port, in4) == 0 || uv_ip6_addr(host, port, in6) == 0) {
+        if (uv_ip4_addr(host, port, in4) == 0 || uv_ip6_addr(host, port, in6) == 0)
             start_connect(s);
-        } else {
-            char portstr[16];
-            snprintf(portstr, sizeof(portstr), "%d", port);
-            struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-            s->gai.data = s;
-            s->resolving = true;
-            r = uv_getaddrinfo(G.loop, &s->gai, gai_cb, host, portstr, &hints);
-            if (r != 0) {
-                s->resolving = false;
-                server_close(s, "could not resolve host \"%s\": %s", host, uv_strerror(r));
-            }
-        }
+        else
+            server_close(s, "server DNS lookup failed: %s is not an address", host);
     }
     return s;
 }
@@ -251,7 +220,7 @@ static void process_ssl_answer(struct server *s)
     const char *why;
     switch (proto_ssl_answer(answer, tls_ctx_mode(s->tls_ctx) >= TLS_REQUIRE, &why)) {
     case PROTO_SSL_START:
-        if (stream_start_tls(st, s->tls_ctx, s->host) != 0) {
+        if (stream_start_tls(st, s->tls_ctx, s->be && s->be->name[0] ? s->be->name : s->host) != 0) {
             char msg[300];
             snprintf(msg, sizeof(msg), "TLS startup failed: %s", stream_tls_error(st));
             server_log(s, LOG_LVL_WARNING, "%s", msg);
@@ -790,10 +759,7 @@ void server_close(struct server *s, const char *fmt, ...)
         static const uint8_t term[5] = {'X', 0, 0, 0, 4};
         stream_write(&s->st, term, sizeof(term)); /* stream_close pushes it out */
     }
-    if (s->resolving)
-        uv_cancel((uv_req_t *)&s->gai); /* gai_cb closes the stream */
-    else
-        stream_close(&s->st);
+    stream_close(&s->st);
     if (was_login) {
         /* Not there, starting up, shutting down or full: the host is unavailable. */
         if (s->be && !s->fail_auth)

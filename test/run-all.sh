@@ -13,7 +13,7 @@ cd "$ROOT"
 JOBS=${PGUSHER_JOBS:-2}
 
 PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev check
-	postgresql postgresql-contrib python3 pgbouncer procps iproute2
+	postgresql postgresql-contrib python3 pgbouncer procps iproute2 dnsmasq
 	clang libclang-rt-14-dev python3-psycopg2 python3-psycopg)
 
 say() { echo "run-all: $*"; }

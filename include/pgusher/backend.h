@@ -28,8 +28,12 @@ struct probe;
 
 struct backend {
     struct list node; /* G.backends */
-    char host[256];
+    char host[256]; /* an address, a Unix socket directory, or (unresolved) a host name */
     int port;
+    char name[256]; /* the host name it was resolved from ("" for a literal): TLS checks it */
+    /* A stand-in for a host name with no address yet (first lookup pending or failed): never
+     * up, never probed, shown by SHOW HOSTS with the DNS error in last_error. */
+    bool unresolved;
     struct hc_state hc;
     enum be_role role;
     /* From the last successful probe. */
@@ -60,6 +64,8 @@ struct backend {
 
 /* Find or create the backend for host:port (a new one is probed at once). */
 struct backend *backend_get(const char *host, int port, bool at_startup);
+/* The stand-in for a name that has no address (see unresolved); error goes to last_error. */
+struct backend *backend_get_unresolved(const char *name, int port, const char *error);
 /* References: every database listing it and every server connection to it holds one, so a
  * backend dropped by a reload lives until its last server connection is gone. */
 void backend_ref(struct backend *be);

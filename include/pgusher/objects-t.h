@@ -80,13 +80,21 @@ struct stats_avg {
     uint64_t client_parse_count, server_parse_count, bind_count, client_login_count;
 };
 
+struct dns_name;
+
 struct database {
     struct list node; /* G.databases */
     char *name;
     struct cf_database *cf; /* owned copy of its definition */
     char *connstr;          /* the definition it was parsed from, to spot changes on reload */
-    struct backend **backends; /* one per host of cf, shared with other databases */
+    /* One per address of its hosts (a host name gives one per address dns.c has for it, or
+     * a stand-in while it has none), shared with other databases; rebuilt when an answer
+     * changes (database_dns_changed). */
+    struct backend **backends;
     int nbackends;
+    struct dns_name **dns; /* per host of cf: its cache entry when it is a name, else NULL */
+    bool *dns_had;         /* per host of cf: its name has had addresses */
+    int ndns;
     bool autodb;            /* made from the "*" entry */
     struct list pools;      /* struct pool.node */
     int server_count;       /* servers of all pools of this database */
@@ -132,6 +140,7 @@ struct pool {
     struct varcache welcome_vars;
     bool welcome_ok;
     uint64_t last_login_failure; /* usec, 0 = none */
+    uint64_t last_dns_fail_log;  /* usec: "server DNS lookup failed" said for this pool */
     unsigned rr_idle;            /* round-robin cursor when choosing idle servers */
     int launch_hint;             /* backend index the next new server should go to, or -1 */
     char last_login_error[256];
@@ -225,8 +234,6 @@ struct server {
     bool tls_wait;              /* SSLRequest sent, its one-byte answer not read yet */
     struct proto_login *login;  /* the login exchange (proto.c), while SV_LOGIN */
     struct pktbuf login_params; /* ParameterStatus messages seen during login */
-    uv_getaddrinfo_t gai;
-    bool resolving;
     struct sockaddr_storage addr; /* resolved address (TCP), reused for cancel requests */
     char unix_path[300];          /* Unix socket path when host is a directory */
     uint64_t connect_time, request_time, last_used;

@@ -14,6 +14,8 @@ void database_init_all(void);
 struct database *database_find(const char *name, bool create_auto);
 /* Create a runtime database from a connection string (NULL on error, logged). */
 struct database *database_create(const char *name, const char *connstr, bool autodb);
+/* Have databases follow their host names' DNS answers (dns.c's listener); once at start. */
+void database_dns_init(void);
 /* Replace the database's definition; its servers are closed as soon as they are released. */
 void database_redefine(struct database *db, struct cf_database *cf, const char *connstr);
 /* Mark every server of db (NULL = all) close_needed; idle ones close now. */

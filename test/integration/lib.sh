@@ -446,10 +446,69 @@ pgu_wait_active_query() {
 	fail "no active '$1' on the primary within 5 s"
 }
 
+# ---------------------------------------------------------------- test DNS server
+# A DNS server the test controls (dnsmasq, authoritative for pgu.test) on port 53 of
+# PGU_DNS_ADDR, a loopback address nothing else uses; never the machine's resolver.
+#   pgu_dns_start [SERIAL]     start it (SOA serial SERIAL, default 1); $PGU_DNS_RESOLV is a
+#                              resolv.conf naming it (for resolv_conf=)
+#   pgu_dns_set NAME [ADDR...] NAME's records are ADDR... (none: NXDOMAIN); re-read at once
+#   pgu_dns_pause / pgu_dns_resume   SIGSTOP/SIGCONT: a server that does not answer
+#   pgu_dns_stop               stop it (also at exit)
+#   pgu_dns_queries NAME       how many queries for NAME it has answered so far (any type)
+PGU_DNS_ADDR=${PGU_DNS_ADDR:-127.0.0.153}
+PGU_DNS_PID=""
+pgu_dns_start() {
+	local serial=${1:-1} i
+	command -v dnsmasq >/dev/null || fail "dnsmasq is not installed (test/run-all.sh installs it)"
+	PGU_DNS_HOSTS=$PGU_TMP/dns.hosts
+	PGU_DNS_LOG=$PGU_TMP/dns.log
+	PGU_DNS_RESOLV=$PGU_TMP/resolv.conf
+	[[ -f $PGU_DNS_HOSTS ]] || : >"$PGU_DNS_HOSTS"
+	echo "nameserver $PGU_DNS_ADDR" >"$PGU_DNS_RESOLV"
+	chmod 0644 "$PGU_DNS_HOSTS" "$PGU_DNS_RESOLV"
+	dnsmasq --keep-in-foreground --user=root --no-resolv --no-hosts --no-poll \
+		--addn-hosts="$PGU_DNS_HOSTS" --listen-address="$PGU_DNS_ADDR" --bind-interfaces \
+		--port=53 --local=/pgu.test/ --auth-zone=pgu.test --auth-soa="$serial" \
+		--auth-server=ns.pgu.test,"$PGU_DNS_ADDR" --local-ttl=1 --neg-ttl=1 --cache-size=0 \
+		--log-queries --log-facility="$PGU_DNS_LOG" --pid-file= 2>>"$PGU_TMP/dns.stderr" &
+	PGU_DNS_PID=$!
+	PGU_BG_PIDS+=("$PGU_DNS_PID")
+	for ((i = 0; i < 50; i++)); do
+		ss -Hlun "sport = :53" 2>/dev/null | grep -q "$PGU_DNS_ADDR" && return 0
+		pgu__alive "$PGU_DNS_PID" || break
+		sleep 0.1
+	done
+	cat "$PGU_TMP/dns.stderr" >&2 2>/dev/null
+	fail "dnsmasq did not start on $PGU_DNS_ADDR:53"
+}
+pgu_dns_set() { # name addr...
+	local name=$1 a
+	shift
+	awk -v n="$name" '$2 != n' "$PGU_DNS_HOSTS" >"$PGU_DNS_HOSTS.new"
+	for a in "$@"; do echo "$a $name" >>"$PGU_DNS_HOSTS.new"; done
+	mv "$PGU_DNS_HOSTS.new" "$PGU_DNS_HOSTS"
+	chmod 0644 "$PGU_DNS_HOSTS"
+	[[ -n $PGU_DNS_PID ]] && kill -HUP "$PGU_DNS_PID"
+	sleep 0.2 # dnsmasq re-reads on SIGHUP asynchronously
+}
+pgu_dns_pause() { kill -STOP "$PGU_DNS_PID"; }
+pgu_dns_resume() { kill -CONT "$PGU_DNS_PID"; }
+pgu_dns_stop() {
+	[[ -n $PGU_DNS_PID ]] || return 0
+	kill -CONT "$PGU_DNS_PID" 2>/dev/null || true
+	kill -TERM "$PGU_DNS_PID" 2>/dev/null || true
+	wait "$PGU_DNS_PID" 2>/dev/null || true
+	PGU_DNS_PID=""
+}
+pgu_dns_queries() { # name
+	grep -c -E "query\[[A-Z]+\] $1 from" "$PGU_DNS_LOG" 2>/dev/null || true
+}
+
 pgu__exit() {
 	local rc=$?
 	set +e
 	local p
+	[[ -n ${PGU_DNS_PID:-} ]] && kill -CONT "$PGU_DNS_PID" 2>/dev/null
 	for p in "${PGU_BG_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null
 	done
