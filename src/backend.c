@@ -63,13 +63,16 @@ uint64_t backend_parse_lsn(const char *text)
     return ((uint64_t)hi << 32) | (uint64_t)(lo & 0xffffffffULL);
 }
 
-struct backend *backend_get(const char *host, int port, bool at_startup)
+struct backend *backend_get(const char *host, int port, const char *name, bool at_startup)
 {
+    if (!name)
+        name = "";
     struct list *it;
     list_for_each(it, &backends)
     {
         struct backend *be = container_of(it, struct backend, node);
-        if (be->port == port && !be->unresolved && strcmp(be->host, host) == 0) {
+        if (be->port == port && !be->unresolved && strcmp(be->host, host) == 0 &&
+            strcasecmp(be->name, name) == 0) {
             be->refs++;
             return be;
         }
@@ -78,6 +81,7 @@ struct backend *backend_get(const char *host, int port, bool at_startup)
     if (!be)
         return NULL;
     snprintf(be->host, sizeof(be->host), "%s", host);
+    snprintf(be->name, sizeof(be->name), "%s", name);
     be->port = port;
     be->refs = 1;
     be->hc.fast_start = at_startup;

@@ -220,18 +220,18 @@ static void rearm_timeout(void)
 
 /* ---------------------------------------------------------------- lookups */
 
-static void lookup_done(struct dns_name *dn, enum dns_status st, char (*addrs)[DNS_ADDRLEN],
-                        int n, const char *error)
+static void lookup_done(struct dns_name *dn, enum dns_status st, char (*addrs)[DNS_ADDRLEN], int n,
+                        const char *error)
 {
     const struct cf_global *g = &G.cf->g;
     char before[DNS_MAX_ADDRS * (DNS_ADDRLEN + 1)] = "";
     size_t bl = 0;
     for (int i = 0; i < dn->naddrs && bl < sizeof(before); i++)
-        bl += (size_t)snprintf(before + bl, sizeof(before) - bl, "%s%s", i ? "," : "",
-                               dn->addrs[i]);
+        bl +=
+            (size_t)snprintf(before + bl, sizeof(before) - bl, "%s%s", i ? "," : "", dn->addrs[i]);
     bool had = dn->naddrs > 0;
-    bool changed = dns_cache_store(dn, st, addrs, n, error, now_usec(), g->dns_max_ttl,
-                                   g->dns_nxdomain_ttl);
+    bool changed =
+        dns_cache_store(dn, st, addrs, n, error, now_usec(), g->dns_max_ttl, g->dns_nxdomain_ttl);
     if (dn->status != DNS_OK) {
         /* Once per lookup, and a failing name is looked up once per dns_nxdomain_ttl. */
         log_warning("DNS lookup failed: %s: %s%s", dn->name, dn->error,
@@ -311,8 +311,8 @@ static void on_soa(void *arg, int status, int timeouts, unsigned char *abuf, int
     uint32_t old = z->serial;
     if (dns_zone_store_serial(z, soa->serial)) {
         int n = dns_zone_expire_names(z);
-        log_info("zone '%s' serial changed: old=%u new=%u (%d name%s to look up again)",
-                 z->name, old, soa->serial, n, n == 1 ? "" : "s");
+        log_info("zone '%s' serial changed: old=%u new=%u (%d name%s to look up again)", z->name,
+                 old, soa->serial, n, n == 1 ? "" : "s");
     }
     ares_free_data(soa);
 }

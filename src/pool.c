@@ -20,6 +20,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---------------------------------------------------------------- databases */
 
@@ -62,17 +63,14 @@ static void rebuild_backends(struct database *db)
         struct backend *got[DNS_MAX_ADDRS];
         int ng = 0;
         if (!dn) {
-            got[ng++] = backend_get(host, port, !G.started);
+            got[ng++] = backend_get(host, port, NULL, !G.started);
         } else if (dn->naddrs > 0) {
             /* The first addresses of a name serve at once, as a host listed at start-up;
              * one that joins a known name later passes health_check_rise checks first. */
             bool fast = !G.started || !db->dns_had[i];
             db->dns_had[i] = true;
             for (int a = 0; a < dn->naddrs; a++) {
-                struct backend *be = backend_get(dn->addrs[a], port, fast);
-                if (be && !be->name[0])
-                    snprintf(be->name, sizeof(be->name), "%s", dn->name);
-                got[ng++] = be;
+                got[ng++] = backend_get(dn->addrs[a], port, dn->name, fast);
             }
         } else {
             char err[200];
@@ -95,7 +93,7 @@ static void rebuild_backends(struct database *db)
         if (!dn || dn->naddrs == 0)
             continue;
         for (int j = 0; j < k; j++) {
-            if (nb[j]->unresolved || strcmp(nb[j]->name, dn->name) != 0)
+            if (nb[j]->unresolved || strcasecmp(nb[j]->name, dn->name) != 0)
                 continue;
             if (dn->status != DNS_OK)
                 snprintf(nb[j]->last_error, sizeof(nb[j]->last_error), "DNS: %s", dn->error);
@@ -123,8 +121,8 @@ static void rebuild_backends(struct database *db)
         {
             struct server *s = container_of(si, struct server, node);
             if (!has_backend(arr, k, s->be))
-                server_close(s, "host %s:%d left the DNS answer of %s", s->be->host,
-                             s->be->port, s->be->name);
+                server_close(s, "host %s:%d left the DNS answer for %s", s->be->host,
+                             s->be->port, s->be->name[0] ? s->be->name : db->name);
         }
         struct list *lists[POOL_SV_NLISTS];
         pool_server_lists(p, lists);

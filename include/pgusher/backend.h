@@ -62,8 +62,11 @@ struct backend {
     bool reprobe_asap;
 };
 
-/* Find or create the backend for host:port (a new one is probed at once). */
-struct backend *backend_get(const char *host, int port, bool at_startup);
+/* Find or create the backend for host:port reached as name (the host name it was resolved
+ * from, NULL or "" for a literal): an address two names share is one backend per name, so
+ * each is checked (TLS verify-full) and shown under its own name. A new one is probed at
+ * once. */
+struct backend *backend_get(const char *host, int port, const char *name, bool at_startup);
 /* The stand-in for a name that has no address (see unresolved); error goes to last_error. */
 struct backend *backend_get_unresolved(const char *name, int port, const char *error);
 /* References: every database listing it and every server connection to it holds one, so a

@@ -28,9 +28,9 @@ struct dns_zone {
     char *name;
     uint32_t serial;
     bool have_serial;
-    int count;             /* cached names in the zone */
-    bool querying;         /* an SOA query is in flight */
-    uint64_t next_check;   /* usec: next SOA query */
+    int count;           /* cached names in the zone */
+    bool querying;       /* an SOA query is in flight */
+    uint64_t next_check; /* usec: next SOA query */
 };
 
 /* One cached name. Addresses are kept through a failed lookup (status says what happened),
