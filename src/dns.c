@@ -129,11 +129,11 @@ const char *dns_zone_of(const char *name)
     return dot && dot[1] ? dot + 1 : NULL;
 }
 
-int dns_zone_expire_names(struct dns_zone *z)
+int dns_zone_expire_names(struct list *cache, struct dns_zone *z)
 {
     int n = 0;
     struct list *it;
-    list_for_each(it, &names)
+    list_for_each(it, cache)
     {
         struct dns_name *dn = container_of(it, struct dns_name, node);
         if (dn->zone == z) {
@@ -310,7 +310,7 @@ static void on_soa(void *arg, int status, int timeouts, unsigned char *abuf, int
     }
     uint32_t old = z->serial;
     if (dns_zone_store_serial(z, soa->serial)) {
-        int n = dns_zone_expire_names(z);
+        int n = dns_zone_expire_names(&names, z);
         log_info("zone '%s' serial changed: old=%u new=%u (%d name%s to look up again)", z->name,
                  old, soa->serial, n, n == 1 ? "" : "s");
     }

@@ -87,7 +87,8 @@ bool dns_zone_store_serial(struct dns_zone *z, uint32_t serial);
 /* The zone of a name: what follows its first dot ("db.example.com" -> "example.com"); NULL
  * for a single label. */
 const char *dns_zone_of(const char *name);
-/* Make every cached name of zone z due now (its serial changed). Returns how many. */
-int dns_zone_expire_names(struct dns_zone *z);
+/* Make every name of zone z in cache (a list of struct dns_name, dns_names()) due now: its
+ * serial changed. Returns how many. */
+int dns_zone_expire_names(struct list *cache, struct dns_zone *z);
 
 #endif
