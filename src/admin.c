@@ -852,10 +852,12 @@ static void show_lists(struct client *c)
     list_row(&r, "login_clients", login);
     list_row(&r, "free_servers", 0);
     list_row(&r, "used_servers", used_servers);
-    list_row(&r, "dns_names", 0);
-    list_row(&r, "dns_zones", 0);
-    list_row(&r, "dns_queries", 0);
-    list_row(&r, "dns_pending", 0);
+    struct dns_counts dc;
+    dns_count(&dc);
+    list_row(&r, "dns_names", dc.names);
+    list_row(&r, "dns_zones", dc.zones);
+    list_row(&r, "dns_queries", dc.queries);
+    list_row(&r, "dns_pending", dc.pending);
     res_send(c, &r);
 }
 

@@ -70,6 +70,25 @@ bool dns_is_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+void dns_count(struct dns_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct list *it;
+    list_for_each(it, &names)
+    {
+        const struct dns_name *dn = container_of(it, struct dns_name, node);
+        out->names++;
+        out->queries += dn->querying;
+        out->pending += dn->status == DNS_NEW;
+    }
+    list_for_each(it, &zones)
+    {
+        const struct dns_zone *z = container_of(it, struct dns_zone, node);
+        out->zones += z->count > 0;
+        out->queries += z->querying;
+    }
+}
+
 /* ---------------------------------------------------------------- pure cache logic */
 
 static int addr_cmp(const void *a, const void *b)

@@ -70,6 +70,13 @@ void dns_unwatch(struct dns_name *dn);
 struct list *dns_names(void);
 struct list *dns_zones(void);
 
+/* SHOW LISTS' dns_* rows: cached names, zones with names, lookups in flight (names and SOA
+ * queries), and names with no answer yet. */
+struct dns_counts {
+    int names, zones, queries, pending;
+};
+void dns_count(struct dns_counts *out);
+
 /* ---- pure cache logic (no I/O; now is the caller's clock), unit-tested. */
 
 /* Record a lookup's outcome at now. OK takes addrs (sorted and made distinct here) and is
