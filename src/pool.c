@@ -154,13 +154,16 @@ static void attach_backends(struct database *db)
         db->dns_had = NULL;
         return;
     }
-    db->ndns = n;
+    /* ndns stays 0 while watching: an answer given at once (a hosts file) must not make
+     * database_dns_changed rebuild a half-filled database. rebuild_backends reads it. */
+    db->ndns = 0;
     for (int i = 0; i < n; i++) {
         int port;
         const char *host = db_host(db, i, &port);
         if (host[0] != '/' && !dns_is_literal(host))
-            db->dns[i] = dns_watch(host); /* may answer at once: rebuild reads the cache */
+            db->dns[i] = dns_watch(host);
     }
+    db->ndns = n;
     rebuild_backends(db);
 }
 
