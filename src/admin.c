@@ -989,7 +989,7 @@ static void show_hosts(struct client *c)
         {"database", 'T'},  {"host", 'T'},       {"port", 'I'},       {"state", 'T'},
         {"role", 'T'},      {"lag", 'N'},        {"lag_bytes", 'N'},  {"eligible", 'I'},
         {"sv_active", 'I'}, {"sv_idle", 'I'},    {"sv_login", 'I'},   {"checks", 'N'},
-        {"failures", 'N'},  {"last_error", 'T'}, {"replay_age", 'N'},
+        {"failures", 'N'},  {"last_error", 'T'}, {"replay_age", 'N'}, {"hostname", 'T'},
     };
     struct result r;
     res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
@@ -1047,6 +1047,7 @@ static void show_hosts(struct client *c)
             row_int(&r, (long long)be->failures);
             row_str(&r, be->last_error);
             row_str(&r, replay_age);
+            row_str(&r, be->name);
             row_end(&r);
         }
     }

@@ -363,8 +363,11 @@ static void probe_ssl_answer(struct probe *pr)
             probe_finish(pr, true, NULL);
             return;
         }
-        if (stream_start_tls(st, pr->tls_ctx,
-                             !pr->be ? "" : pr->be->name[0] ? pr->be->name : pr->be->host) != 0) {
+        /* A backend reached through a host name is verified against that name. */
+        const char *verify = "";
+        if (pr->be)
+            verify = pr->be->name[0] ? pr->be->name : pr->be->host;
+        if (stream_start_tls(st, pr->tls_ctx, verify) != 0) {
             snprintf(msg, sizeof(msg), "TLS startup failed: %s", stream_tls_error(st));
             probe_finish(pr, false, msg);
         }

@@ -36,8 +36,8 @@ static const char *db_host(const struct database *db, int i, int *port)
         *port = cf->ports[i];
     }
     if (!host || !*host)
-        host = G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir
-                                                                    : "/tmp";
+        host =
+            G.cf->g.unix_socket_dir && *G.cf->g.unix_socket_dir ? G.cf->g.unix_socket_dir : "/tmp";
     return host;
 }
 
@@ -121,8 +121,8 @@ static void rebuild_backends(struct database *db)
         {
             struct server *s = container_of(si, struct server, node);
             if (!has_backend(arr, k, s->be))
-                server_close(s, "host %s:%d left the DNS answer for %s", s->be->host,
-                             s->be->port, s->be->name[0] ? s->be->name : db->name);
+                server_close(s, "host %s:%d left the DNS answer for %s", s->be->host, s->be->port,
+                             s->be->name[0] ? s->be->name : db->name);
         }
         struct list *lists[POOL_SV_NLISTS];
         pool_server_lists(p, lists);
@@ -220,8 +220,7 @@ static bool database_dns_failed(const struct database *db, char *why, size_t why
         if (!db->dns[i] || db->dns[i]->status == DNS_NEW || db->dns[i]->querying ||
             db->dns[i]->naddrs > 0)
             return false;
-    snprintf(why, whylen, "server DNS lookup failed: %s: %s", db->dns[0]->name,
-             db->dns[0]->error);
+    snprintf(why, whylen, "server DNS lookup failed: %s: %s", db->dns[0]->name, db->dns[0]->error);
     return true;
 }
 

@@ -220,7 +220,8 @@ static void process_ssl_answer(struct server *s)
     const char *why;
     switch (proto_ssl_answer(answer, tls_ctx_mode(s->tls_ctx) >= TLS_REQUIRE, &why)) {
     case PROTO_SSL_START:
-        if (stream_start_tls(st, s->tls_ctx, s->be && s->be->name[0] ? s->be->name : s->host) != 0) {
+        if (stream_start_tls(st, s->tls_ctx, s->be && s->be->name[0] ? s->be->name : s->host) !=
+            0) {
             char msg[300];
             snprintf(msg, sizeof(msg), "TLS startup failed: %s", stream_tls_error(st));
             server_log(s, LOG_LVL_WARNING, "%s", msg);

@@ -28,7 +28,7 @@ struct probe;
 
 struct backend {
     struct list node; /* G.backends */
-    char host[256]; /* an address, a Unix socket directory, or (unresolved) a host name */
+    char host[256];   /* an address, a Unix socket directory, or (unresolved) a host name */
     int port;
     char name[256]; /* the host name it was resolved from ("" for a literal): TLS checks it */
     /* A stand-in for a host name with no address yet (first lookup pending or failed): never

@@ -87,6 +87,8 @@ check "a name with two addresses: two SHOW HOSTS rows, connections spread over b
 hosts=$(admin 'SHOW HOSTS')
 assert_contains "$hosts" "two|$PGU_STANDBY1|$PGU_PGPORT|" "first address of two"
 assert_contains "$hosts" "two|$PGU_STANDBY2|$PGU_PGPORT|" "second address of two"
+assert_eq "two.pgu.test two.pgu.test" "$(awk -F'|' '$1=="two" {print $16}' <<<"$hosts" | xargs)" "hostname column"
+assert_eq "" "$(admin 'SHOW HOSTS' | awk -F'|' '$1=="lit" {print $16}')" "no hostname for a literal"
 seen=""
 for i in 1 2 3 4 5 6 7 8; do seen+=" $(addr_of two)"; done
 assert_contains "$seen" "$PGU_STANDBY1" "two served from $PGU_STANDBY1 ($seen)"
