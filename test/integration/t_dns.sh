@@ -6,7 +6,8 @@
 # servers to the new address while clients stay connected; a name that does not exist gives
 # clients PgBouncer's error at once and serves once created; a DNS server that does not
 # answer gives a bounded error, is logged once per period, and names keep their last
-# addresses; an AAAA answer (::1) connects over IPv6; SHOW DNS_HOSTS / DNS_ZONES show the
+# addresses; target_session_attrs applies across a name's addresses; an AAAA answer (::1)
+# connects over IPv6; SHOW DNS_HOSTS / DNS_ZONES show the
 # cache; pgbench -C does not look the name up per connection; a zone serial change refreshes
 # names before dns_max_ttl.
 source "$(dirname "$0")/lib.sh"
@@ -30,6 +31,7 @@ pgu_dns_set one.pgu.test "$PGU_STANDBY1"
 pgu_dns_set two.pgu.test "$PGU_STANDBY1" "$PGU_STANDBY2"
 pgu_dns_set fo.pgu.test "$PGU_STANDBY1"
 pgu_dns_set six.pgu.test ::1
+pgu_dns_set rw.pgu.test "$PGU_PRIMARY" "$PGU_STANDBY1"
 
 # IPv6: PostgreSQL listens on 127.0.0.x only, so a forwarder on [::1] stands in for it.
 V6PORT=$(pgu_free_port)
@@ -69,6 +71,7 @@ fo = host=fo.pgu.test port=$PGU_PGPORT dbname=testdb pool_mode=transaction
 nx = host=nx.pgu.test port=$PGU_PGPORT dbname=testdb
 six = host=six.pgu.test port=$V6PORT dbname=testdb
 lit = host=$PGU_STANDBY2 port=$PGU_PGPORT dbname=testdb
+rw = host=rw.pgu.test port=$PGU_PGPORT dbname=testdb target_session_attrs=read-write pool_mode=transaction
 [pgbouncer]
 resolv_conf = $PGU_DNS_RESOLV
 dns_max_ttl = 2
@@ -93,6 +96,11 @@ seen=""
 for i in 1 2 3 4 5 6 7 8; do seen+=" $(addr_of two)"; done
 assert_contains "$seen" "$PGU_STANDBY1" "two served from $PGU_STANDBY1 ($seen)"
 assert_contains "$seen" "$PGU_STANDBY2" "two served from $PGU_STANDBY2 ($seen)"
+
+check "target_session_attrs applies across a name's addresses"
+for i in 1 2 3 4; do
+	assert_eq "$PGU_PRIMARY|f" "$(pgu_psql rw u_trust -F'|' -c 'select host(inet_server_addr()), pg_is_in_recovery()' 2>&1)" "rw connection $i"
+done
 
 check "an address literal never touches DNS"
 assert_eq "$PGU_STANDBY2" "$(addr_of lit)" "lit"
@@ -123,7 +131,10 @@ done
 assert_contains "$dz" "pgu.test|" "zone pgu.test listed"
 serial=$(cut -d'|' -f2 <<<"$dz")
 ((serial > 0)) || fail "zone serial not learned: $dz"
-assert_eq 5 "$(cut -d'|' -f3 <<<"$dz")" "names in zone pgu.test"
+assert_eq 6 "$(cut -d'|' -f3 <<<"$dz")" "names in zone pgu.test"
+lists=$(admin 'SHOW LISTS')
+assert_contains "$lists" "dns_names|6" "SHOW LISTS: dns_names"
+assert_contains "$lists" "dns_zones|1" "SHOW LISTS: dns_zones"
 
 check "NXDOMAIN: clients get PgBouncer's error at once, SHOW HOSTS shows the DNS error"
 t0=$(date +%s%N)
