@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uv.h>
 
 #define DNS_TICK_MS 1000
@@ -400,7 +401,15 @@ static struct dns_zone *zone_get(const char *name)
         return NULL;
     }
     z->count = 1;
-    list_append(&zones, &z->node);
+    struct list *at = &zones;
+    list_for_each(it, &zones)
+    {
+        if (strcasecmp(container_of(it, struct dns_zone, node)->name, zn) > 0) {
+            at = it;
+            break;
+        }
+    }
+    list_append(at, &z->node); /* in name order */
     return z;
 }
 
@@ -424,7 +433,16 @@ struct dns_name *dns_watch(const char *name)
     }
     dn->refs = 1;
     dn->zone = zone_get(name);
-    list_append(&names, &dn->node);
+    /* Kept in name order, as PgBouncer lists SHOW DNS_HOSTS. */
+    struct list *at = &names;
+    list_for_each(it, &names)
+    {
+        if (strcasecmp(container_of(it, struct dns_name, node)->name, name) > 0) {
+            at = it;
+            break;
+        }
+    }
+    list_append(at, &dn->node); /* just before at */
     start_lookup(dn);
     return dn;
 }

@@ -116,6 +116,7 @@ cols=$(psql -X -A -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'SHOW DNS
 assert_eq "zonename|serial|count" "$cols" "DNS_ZONES columns"
 dh=$(admin 'SHOW DNS_HOSTS')
 assert_contains "$dh" "two.pgu.test|" "two is cached"
+assert_eq "fo nx one rw six two" "$(cut -d'|' -f1 <<<"$dh" | sed 's/\.pgu\.test$//' | xargs)" "names in name order, as PgBouncer"
 assert_contains "$(grep '^two.pgu.test|' <<<"$dh")" "|$PGU_STANDBY1:0,$PGU_STANDBY2:0" "two's addresses"
 assert_contains "$(grep '^six.pgu.test|' <<<"$dh")" "|::1:0" "six's AAAA address"
 assert_contains "$(grep '^nx.pgu.test|' <<<"$dh")" "|" "nx is cached (negative)"
