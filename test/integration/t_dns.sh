@@ -5,7 +5,7 @@
 # both, each its own SHOW HOSTS row; a changed record moves new connections and released
 # servers to the new address while clients stay connected; a name that does not exist gives
 # clients PgBouncer's error at once and serves once created; a DNS server that does not
-# answer gives a bounded error, is logged once per period, and names keep their last
+# answer (or is stopped) gives a bounded error, is logged once per period, and names keep their last
 # addresses; target_session_attrs applies across a name's addresses; an AAAA answer (::1)
 # connects over IPv6; SHOW DNS_HOSTS / DNS_ZONES show the cache; pgbench -C does not look
 # the name up per connection; a zone serial change refreshes names before dns_max_ttl.
@@ -217,5 +217,21 @@ sleep 1.5 # the zone's first serial is learned
 pgu_dns_set one.pgu.test "$PGU_STANDBY2" # dnsmasq bumps the serial when it re-reads hosts
 wait_addr one "$PGU_STANDBY2" 5
 assert_log_contains "zone 'pgu.test' serial changed"
+
+check "the DNS server stopped: a new name fails at once, a known one keeps serving"
+pgu_dns_stop
+cat >>"$PGU_INI" <<CONF
+[databases]
+gone = host=gone.pgu.test port=$PGU_PGPORT dbname=testdb
+CONF
+pgu_reload
+sleep 0.3
+t0=$(date +%s%N)
+pgu_try pgu_psql gone u_trust -c 'select 1'
+ms=$((($(date +%s%N) - t0) / 1000000))
+assert_fails "gone with no DNS server"
+assert_contains "$PGU_OUT" "server DNS lookup failed: gone.pgu.test" "the client's error"
+((ms < 8000)) || fail "the error took $ms ms"
+assert_eq "$PGU_STANDBY2" "$(addr_of one)" "one still serves"
 
 pass
