@@ -5,10 +5,11 @@
 # both, each its own SHOW HOSTS row; a changed record moves new connections and released
 # servers to the new address while clients stay connected; a name that does not exist gives
 # clients PgBouncer's error at once and serves once created; a DNS server that does not
-# answer (or is stopped) gives a bounded error, is logged once per period, and names keep their last
-# addresses; target_session_attrs applies across a name's addresses; an AAAA answer (::1)
-# connects over IPv6; SHOW DNS_HOSTS / DNS_ZONES show the cache; pgbench -C does not look
-# the name up per connection; a zone serial change refreshes names before dns_max_ttl.
+# answer (or is stopped) gives a bounded error, is logged once per period, and names keep
+# their last addresses; target_session_attrs applies across a name's addresses; an AAAA
+# answer (::1) connects over IPv6; SHOW DNS_HOSTS / DNS_ZONES show the cache; pgbench -C
+# does not look the name up per connection; a zone serial change refreshes names before
+# dns_max_ttl.
 source "$(dirname "$0")/lib.sh"
 
 admin() { psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c "$1"; }
