@@ -9,6 +9,7 @@
 
 #include "pgusher/backend.h"
 #include "pgusher/balance.h"
+#include "pgusher/cancel.h"
 #include "pgusher/client.h"
 #include "pgusher/dns.h"
 #include "pgusher/listener.h"
@@ -1404,7 +1405,22 @@ static void show_peer_pools(struct client *c)
                                       {"cl_waiting_cancel_req", 'I'},
                                       {"sv_active_cancel", 'I'},
                                       {"sv_login", 'I'}};
-    show_empty(c, cols, 5);
+    struct result r;
+    res_begin(&r, cols, 5);
+    for (int i = 0; i < G.cf->npeers; i++) {
+        int id = G.cf->peers[i].peer_id, active, waiting, sv_active, sv_login;
+        if (id == G.cf->g.peer_id)
+            continue; /* this process's own entry is ignored, as PgBouncer does */
+        cancel_peer_counts(id, &active, &waiting, &sv_active, &sv_login);
+        row_begin(&r);
+        row_int(&r, id);
+        row_int(&r, active);
+        row_int(&r, waiting);
+        row_int(&r, sv_active);
+        row_int(&r, sv_login);
+        row_end(&r);
+    }
+    res_send(c, &r);
 }
 /* PgBouncer 1.25's: every cached name, seconds left before it is asked again, and its
  * addresses as "addr:0" (PgBouncer prints the port of the sockaddr, which DNS leaves 0). */

@@ -1,7 +1,8 @@
 /*
- * cancel.c: forwarding CancelRequests to servers, each over a connection of its own to the
- * server's postmaster, and keeping the cancelled server away from other clients until its
- * cancels are done. It never decides which server a client gets (pool.c does).
+ * cancel.c: cancel keys and forwarding CancelRequests: to servers, each over a connection of
+ * its own to the server's postmaster, keeping the cancelled server away from other clients
+ * until its cancels are done; and to the peer process ([peers]) whose id a key carries. It
+ * never decides which server a client gets (pool.c does).
  */
 #include "pgusher/cancel.h"
 
@@ -12,7 +13,9 @@
 #include "pgusher/runtime.h"
 #include "pgusher/server.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* One cancel request on its way to a server, over a connection of its own to the server's
  * postmaster. While any is on its way the server stays out of the pool (SV_BEING_CANCELED once
@@ -25,12 +28,38 @@ struct canceller {
     struct list node;                  /* all_cancels, for the janitor's deadline */
     struct server *target;             /* NULL once the server is gone */
     struct client *requester;          /* NULL once it is gone */
-    struct pool *pool;                 /* counted in pool->n_sv_active_cancel */
+    struct pool *pool;                 /* counted in pool->n_sv_active_cancel; NULL for a peer */
+    struct peer_link *peer;            /* forwarded to this peer process, or NULL */
     uint64_t start;
     uint8_t pkt[16];
+    uv_getaddrinfo_t gai; /* a peer given by host name */
+    bool resolving;
+    bool sent;          /* the whole request went out */
+    char peer_addr[300]; /* "peer-N@host:port", for the log */
 };
 
 static struct list all_cancels = LIST_INIT(all_cancels);
+
+/* A [peers] entry's traffic: forwards in flight (at most its pool_size) and requests
+ * waiting for one of them to finish. Kept by peer id across reloads. */
+struct peer_link {
+    struct peer_link *next;
+    int peer_id;
+    int n_active, n_login; /* connected and sending / still connecting */
+    struct list waiting;   /* struct pending_cancel */
+    int n_waiting;
+};
+
+struct pending_cancel {
+    struct list node;
+    struct client *requester;
+    uint8_t pkt[16];
+    uint64_t since;
+};
+
+static struct peer_link *peer_links;
+
+static void peer_start_waiting(struct peer_link *pl);
 
 /* The server no longer waits for this cancel. */
 static void cancel_detach_target(struct canceller *k)
@@ -55,12 +84,23 @@ static void cancel_closed(struct stream *st)
     cancel_detach_target(k);
     struct client *req = k->requester;
     k->requester = NULL;
+    if (k->peer)
+        log_info("%s closing because: %s (age=%llus)", k->peer_addr,
+                 k->sent ? "successfully sent cancel request" : "cancel request failed",
+                 (unsigned long long)((now_usec() - k->start) / 1000000));
     if (req)
-        client_close(req, "cancel request done");
-    k->pool->n_sv_active_cancel--;
-    k->pool->db->sv_refs--;
+        client_close(req, k->peer ? "successfully sent cancel request" : "cancel request done");
+    if (k->pool) {
+        k->pool->n_sv_active_cancel--;
+        k->pool->db->sv_refs--;
+    }
+    struct peer_link *pl = k->peer;
     list_del(&k->node);
     free(k);
+    if (pl) {
+        pl->n_active--;
+        peer_start_waiting(pl);
+    }
 }
 
 static void cancel_error(struct stream *st, int err)
@@ -70,6 +110,7 @@ static void cancel_error(struct stream *st, int err)
 
 static void cancel_drain(struct stream *st)
 {
+    ((struct canceller *)st->owner)->sent = true;
     /* PostgreSQL closes the connection after reading the request. */
     stream_read_start(st);
 }
@@ -82,6 +123,13 @@ static void cancel_read(struct stream *st)
 static void cancel_connect(struct stream *st, int status)
 {
     struct canceller *k = st->owner;
+    if (k->peer && k->peer->n_login > 0) {
+        k->peer->n_login--;
+        k->peer->n_active++;
+    }
+    if (k->peer && status != 0)
+        log_warning("cancel request to peer %d (%s): %s", k->peer->peer_id, k->peer_addr,
+                    uv_strerror(status));
     if (status != 0 || !stream_write(st, k->pkt, sizeof(k->pkt))) {
         stream_close(st);
         return;
@@ -147,17 +195,31 @@ void cancel_forget_server(struct server *s)
 
 void cancel_requester_gone(struct client *c)
 {
-    struct list *it;
+    struct list *it, *tmp;
     list_for_each(it, &all_cancels)
     {
         struct canceller *k = container_of(it, struct canceller, node);
         if (k->requester == c)
             k->requester = NULL;
     }
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next) {
+        list_for_each_safe(it, tmp, &pl->waiting)
+        {
+            struct pending_cancel *pc = container_of(it, struct pending_cancel, node);
+            if (pc->requester == c) {
+                list_del(&pc->node);
+                pl->n_waiting--;
+                free(pc);
+            }
+        }
+    }
 }
+
+static void peer_janitor(uint64_t now);
 
 void cancel_janitor(uint64_t now)
 {
+    peer_janitor(now);
     usec_t limit = G.cf->g.cancel_wait_timeout;
     struct list *it;
     list_for_each(it, &all_cancels)
@@ -169,6 +231,221 @@ void cancel_janitor(uint64_t now)
                            "cancel request timed out "
                            "(cancel_wait_timeout)");
             stream_close(&k->st); /* the server is released when the close completes */
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- keys and peers
+ * With peer_id set, a cancel key carries it as PgBouncer 1.21+ does, so that PgBouncer and
+ * pgusher processes can be peered: bytes 1-2 of the 8-byte key hold the peer id (14 bits,
+ * little-endian), the low 2 bits of byte 7 how many more times the request may be
+ * forwarded (3 in a new key, one less at each hop). Keys are matched without those 2 bits. */
+
+#define KEY_TTL_MASK 3u
+
+void cancel_key_encode(uint32_t *pid, uint32_t *key, int peer_id)
+{
+    *pid = (*pid & 0xff0000ffu) | ((uint32_t)(peer_id & 0xff) << 16) |
+           ((uint32_t)((peer_id >> 8) & 0x3f) << 8);
+    *key |= KEY_TTL_MASK;
+}
+
+int cancel_key_decode(uint32_t pid)
+{
+    return (int)(((pid >> 16) & 0xffu) | (((pid >> 8) & 0x3fu) << 8));
+}
+
+void cancel_new_key(uint32_t *pid, uint32_t *key, uint32_t (*rnd)(void))
+{
+    *pid = rnd();
+    *key = rnd();
+    if (G.cf->g.peer_id > 0)
+        cancel_key_encode(pid, key, G.cf->g.peer_id);
+}
+
+int cancel_key_peer(uint32_t pid)
+{
+    return G.cf->g.peer_id > 0 ? cancel_key_decode(pid) : 0;
+}
+
+uint32_t cancel_key_local(uint32_t key)
+{
+    return G.cf->g.peer_id > 0 ? key | KEY_TTL_MASK : key;
+}
+
+static struct peer_link *peer_link_get(int peer_id)
+{
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next)
+        if (pl->peer_id == peer_id)
+            return pl;
+    struct peer_link *pl = calloc(1, sizeof(*pl));
+    if (!pl)
+        return NULL;
+    pl->peer_id = peer_id;
+    list_init(&pl->waiting);
+    pl->next = peer_links;
+    peer_links = pl;
+    return pl;
+}
+
+static const struct cf_peer *peer_config(int peer_id)
+{
+    for (int i = 0; i < G.cf->npeers; i++)
+        if (G.cf->peers[i].peer_id == peer_id)
+            return &G.cf->peers[i];
+    return NULL;
+}
+
+static int peer_pool_size(const struct cf_peer *cp)
+{
+    return cp->pool_size != CF_UNSET && cp->pool_size > 0 ? cp->pool_size
+                                                           : G.cf->g.default_pool_size;
+}
+
+static void peer_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct canceller *k = req->data;
+    k->resolving = false;
+    int r = status;
+    if (status == 0 && res) {
+        r = stream_connect_tcp(&k->st, res->ai_addr);
+        uv_freeaddrinfo(res);
+    }
+    if (r != 0) {
+        log_warning("cancel request to peer %d: %s", k->peer->peer_id, uv_strerror(r));
+        stream_close(&k->st);
+    }
+}
+
+/* Open the connection that carries pkt to the peer; the requester is closed when done. */
+static void peer_connect(struct peer_link *pl, const struct cf_peer *cp, struct client *req,
+                         const uint8_t pkt[16])
+{
+    struct canceller *k = calloc(1, sizeof(*k));
+    bool is_unix = cp->host[0] == '/';
+    if (!k || (is_unix ? stream_init_pipe(&k->st, G.loop, &cancel_ops, k)
+                       : stream_init_tcp(&k->st, G.loop, &cancel_ops, k)) != 0) {
+        free(k);
+        if (req)
+            client_close(req, "cancel request to peer failed: out of resources");
+        return;
+    }
+    memcpy(k->pkt, pkt, sizeof(k->pkt));
+    snprintf(k->peer_addr, sizeof(k->peer_addr), "peer-%d@%s:%d", pl->peer_id, cp->host,
+             cp->port);
+    k->peer = pl;
+    k->requester = req;
+    k->start = now_usec();
+    list_append(&all_cancels, &k->node);
+    pl->n_login++;
+    int r;
+    if (is_unix) {
+        char path[300];
+        snprintf(path, sizeof(path), "%s/.s.PGSQL.%d", cp->host, cp->port);
+        r = stream_connect_unix(&k->st, path);
+    } else {
+        struct sockaddr_storage ss;
+        if (uv_ip4_addr(cp->host, cp->port, (struct sockaddr_in *)&ss) == 0 ||
+            uv_ip6_addr(cp->host, cp->port, (struct sockaddr_in6 *)&ss) == 0) {
+            r = stream_connect_tcp(&k->st, (const struct sockaddr *)&ss);
+        } else {
+            char port[16];
+            snprintf(port, sizeof(port), "%d", cp->port);
+            struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+            k->gai.data = k;
+            k->resolving = true;
+            r = uv_getaddrinfo(G.loop, &k->gai, peer_resolved, cp->host, port, &hints);
+            if (r != 0)
+                k->resolving = false;
+        }
+    }
+    if (r != 0) {
+        log_warning("cancel request to peer %d (%s:%d): %s", pl->peer_id, cp->host, cp->port,
+                    uv_strerror(r));
+        stream_close(&k->st);
+    }
+}
+
+/* Forwards the peer has room for now, oldest waiting first. */
+static void peer_start_waiting(struct peer_link *pl)
+{
+    const struct cf_peer *cp = peer_config(pl->peer_id);
+    while (!list_empty(&pl->waiting)) {
+        struct pending_cancel *pc =
+            container_of(pl->waiting.next, struct pending_cancel, node);
+        if (cp && pl->n_active + pl->n_login >= peer_pool_size(cp))
+            return;
+        list_del(&pc->node);
+        pl->n_waiting--;
+        if (cp)
+            peer_connect(pl, cp, pc->requester, pc->pkt);
+        else if (pc->requester) /* the peer left the config while the request waited */
+            client_close(pc->requester, "cancel request for unknown peer");
+        free(pc);
+    }
+}
+
+bool cancel_to_peer(struct client *requester, int peer_id, uint32_t pid, uint32_t key)
+{
+    const struct cf_peer *cp = peer_config(peer_id);
+    if (!cp) {
+        log_warning("cancel request for unknown peer %d: dropped", peer_id);
+        return false;
+    }
+    if ((key & KEY_TTL_MASK) == 0) {
+        log_warning("cancel request for peer %d forwarded too many times: dropped", peer_id);
+        return false;
+    }
+    struct peer_link *pl = peer_link_get(peer_id);
+    struct pending_cancel *pc = pl ? calloc(1, sizeof(*pc)) : NULL;
+    if (!pc)
+        return false;
+    const uint32_t v[4] = {16, PROTO_CANCEL_REQUEST_CODE, pid, key - 1};
+    for (int i = 0; i < 4; i++) {
+        pc->pkt[4 * i] = (uint8_t)(v[i] >> 24);
+        pc->pkt[4 * i + 1] = (uint8_t)(v[i] >> 16);
+        pc->pkt[4 * i + 2] = (uint8_t)(v[i] >> 8);
+        pc->pkt[4 * i + 3] = (uint8_t)v[i];
+    }
+    pc->requester = requester;
+    pc->since = now_usec();
+    list_append(&pl->waiting, &pc->node);
+    pl->n_waiting++;
+    peer_start_waiting(pl);
+    return true;
+}
+
+void cancel_peer_counts(int peer_id, int *cl_active, int *cl_waiting, int *sv_active,
+                        int *sv_login)
+{
+    *cl_active = *cl_waiting = *sv_active = *sv_login = 0;
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next) {
+        if (pl->peer_id != peer_id)
+            continue;
+        *cl_waiting = pl->n_waiting;
+        *sv_active = pl->n_active;
+        *sv_login = pl->n_login;
+        *cl_active = pl->n_active + pl->n_login;
+    }
+}
+
+/* Requests that waited cancel_wait_timeout for a slot give up. */
+static void peer_janitor(uint64_t now)
+{
+    usec_t limit = G.cf->g.cancel_wait_timeout;
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next) {
+        struct list *it, *tmp;
+        list_for_each_safe(it, tmp, &pl->waiting)
+        {
+            struct pending_cancel *pc = container_of(it, struct pending_cancel, node);
+            if (!timeout_expired(pc->since, now, limit))
+                continue;
+            list_del(&pc->node);
+            pl->n_waiting--;
+            struct client *req = pc->requester;
+            free(pc);
+            if (req)
+                client_close(req, "cancel request timed out (cancel_wait_timeout)");
         }
     }
 }

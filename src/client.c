@@ -213,7 +213,7 @@ void client_close(struct client *c, const char *fmt, ...)
     struct server *s = c->link;
     struct pool *p = c->pool;
     bool counted = c->state != CL_LOGIN && c->state != CL_CANCEL && c->db;
-    if (c->state == CL_CANCEL)
+    if (c->state == CL_CANCEL || c->peer_cancel)
         cancel_requester_gone(c);
     client_set_state(c, CL_CLOSING);
     if (s)
@@ -308,7 +308,18 @@ static void on_drain(struct stream *st)
 static void handle_cancel(struct client *c, const uint8_t *pkt)
 {
     uint32_t pid = pkt_get32(pkt + 8), key = pkt_get32(pkt + 12);
-    struct client *target = cancel_hash_find(pid, key);
+    int owner = cancel_key_peer(pid);
+    if (owner != G.cf->g.peer_id) {
+        /* Another process of the group handed out this key ([peers], peer_id). */
+        stream_read_stop(&c->st);
+        c->peer_cancel = true;
+        if (cancel_to_peer(c, owner, pid, key))
+            return;
+        c->peer_cancel = false;
+        client_close(c, "cancel request for unknown peer");
+        return;
+    }
+    struct client *target = cancel_hash_find(pid, cancel_key_local(key));
     if (target && target->link && target->link->ready) {
         /* Held open until the cancel is done (SHOW POOLS: cl_active_cancel_req). */
         c->pool = target->pool;
@@ -753,8 +764,7 @@ static void auth_ok(struct client *c)
     db->client_count++;
     p->stats.client_login_count++;
     do {
-        c->cancel_pid = random_u32();
-        c->cancel_key = random_u32();
+        cancel_new_key(&c->cancel_pid, &c->cancel_key, random_u32);
     } while (cancel_hash_find(c->cancel_pid, c->cancel_key));
     cancel_hash_add(c);
     if (p->welcome_ok) {

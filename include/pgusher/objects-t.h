@@ -175,6 +175,7 @@ struct client {
     bool startup_done;
     /* SSLRequest / GSSENCRequest answered: PostgreSQL takes at most one of each. */
     bool ssl_answered, gss_answered;
+    bool peer_cancel; /* its CancelRequest is being forwarded to a peer process */
     /* relay */
     uint32_t pkt_remain; /* body bytes of the current message still to pass through */
     bool in_hash;

@@ -59,7 +59,13 @@ def out(*a):
 
 class Conn:
     def __init__(self, host, port, timeout, rcvbuf=0):
-        if rcvbuf:
+        self.backend_key = None
+        if host.startswith("/"):
+            # A Unix socket directory, as libpq takes it.
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect("%s/.s.PGSQL.%d" % (host, port))
+        elif rcvbuf:
             # Set before connecting, so that the window the peer sees is small from the start.
             self.sock = socket.socket()
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -229,7 +235,9 @@ def login(conn, user, database, password, wait, quiet=False, extra=()):
         elif typ == b"Z":
             quiet or out("READY " + body.decode())
             return True
-        # S (ParameterStatus), K (BackendKeyData): ignore
+        elif typ == b"K":
+            conn.backend_key = body
+        # S (ParameterStatus): ignore
 
 
 def query(conn, sql, wait, quiet=False):
@@ -494,13 +502,48 @@ def cmd_badlogins(a):
     return 0
 
 
+def cmd_cancel(a):
+    """Run a long query, cancel it over another connection (to --cancel-host/--cancel-port,
+    e.g. another process of a peered group), report whether it was cancelled:
+    KEY <hex>, then CANCELED <sqlstate> after <s> | NOT-CANCELED <what> after <s>."""
+    conn = Conn(a.host, a.port, a.wait)
+    if not login(conn, a.user, a.database, a.password, a.wait, quiet=True):
+        out("LOGIN-FAILED")
+        return 1
+    key = bytes.fromhex(a.hex) if a.hex else conn.backend_key
+    out("KEY " + key.hex())
+    conn.send(msg(b"Q", ("select pg_sleep(%g)" % a.seconds).encode() + b"\0"))
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    cc = Conn(a.cancel_host or a.host, a.cancel_port or a.port, a.wait)
+    cc.send(struct.pack("!II", 16, 80877102) + key)
+    while cc.read_msg(a.wait) is not None:
+        pass
+    cc.close()
+    while True:
+        m = conn.read_msg(a.seconds + a.wait)
+        if m is None:
+            out("NOT-CANCELED closed after %.1f" % (time.monotonic() - t0))
+            return 0
+        typ, body = m
+        if typ == b"E":
+            code = [f[1:] for f in body.split(b"\0") if f.startswith(b"C")]
+            out("CANCELED %s after %.1f" % (code[0].decode() if code else "?", time.monotonic() - t0))
+            return 0
+        if typ == b"Z":
+            out("NOT-CANCELED completed after %.1f" % (time.monotonic() - t0))
+            return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn", "unread", "flood",
+    p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn", "unread", "flood", "cancel",
                                       "badlogins"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--listen-port", type=int, default=0)
+    p.add_argument("--cancel-host", default="", help="cancel: send the CancelRequest here")
+    p.add_argument("--cancel-port", type=int, default=0)
     p.add_argument("--hold", type=float, default=0, help="startup: stay idle this long at the end")
     p.add_argument("--user", default="u_trust")
     p.add_argument("--database", default="testdb")
@@ -522,7 +565,7 @@ def main():
     try:
         cmds = {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "stall": cmd_stall,
                 "blackhole": cmd_blackhole, "maxconn": cmd_maxconn, "unread": cmd_unread,
-                "flood": cmd_flood, "badlogins": cmd_badlogins}
+                "flood": cmd_flood, "badlogins": cmd_badlogins, "cancel": cmd_cancel}
         return cmds[a.cmd](a)
     except ConnectionRefusedError:
         out("REFUSED")
