@@ -10,6 +10,7 @@
 #include "pgusher/cancel.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/prepared.h"
 #include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/secret.h"
@@ -266,6 +267,7 @@ static void on_closed(struct stream *st)
     secret_free_str(c->secret_copy);
     free(c->admin_wait_db);
     varcache_free(&c->vars);
+    prepared_client_free(c);
     if (c->scram) {
         scram_server_reset(c->scram);
         free(c->scram);
@@ -977,6 +979,75 @@ static bool flush_to_server(struct client *c, uint32_t from)
     return true;
 }
 
+/* Rewritten client messages for the server; reused, so no allocation per message. */
+static struct pktbuf ps_out;
+
+/* A Parse/Bind/Describe/Close under prepared-statement tracking: msg (total bytes long, avail
+ * of them at hand, at st->rpos unless it was collected) is shown to prepared.c, and what it
+ * says is done. Returns 1 when the message was consumed (its replacement sent, the rest
+ * left to stream through), 0 when it passes unchanged, and -1 when the client was closed.
+ * *need_more: its head is not all here yet. */
+static int relay_tracked_msg(struct client *c, struct server *s, const uint8_t *msg,
+                             uint32_t avail, uint32_t total, bool *need_more);
+
+static int relay_tracked(struct client *c, struct server *s, const uint8_t *msg, uint32_t avail,
+                         uint32_t total, bool *need_more)
+{
+    int r = relay_tracked_msg(c, s, msg, avail, total, need_more);
+    if (!need_more)
+        prepared_collect_done(c); /* msg was the collected copy */
+    return r;
+}
+
+static int relay_tracked_msg(struct client *c, struct server *s, const uint8_t *msg,
+                             uint32_t avail, uint32_t total, bool *need_more)
+{
+    struct stream *st = &c->st;
+    bool collected = need_more == NULL;
+    uint32_t consumed = 0;
+    pktbuf_reset(&ps_out);
+    enum ps_verdict v = prepared_client_msg(c, s, msg, avail, &ps_out, &consumed);
+    switch (v) {
+    case PS_PASS:
+        if (collected) { /* not expected: the message goes on as it came */
+            if (!stream_write(&s->st, msg, total)) {
+                server_close(s, "server write failed");
+                return -1;
+            }
+            return 1;
+        }
+        return 0;
+    case PS_MORE:
+        if (collected) {
+            client_error_close(c, "08P01", "invalid Parse message");
+            return -1;
+        }
+        *need_more = true;
+        return 1;
+    case PS_COLLECT:
+        if (collected || !prepared_collect_start(c, total)) {
+            client_error_close(c, "53200", "out of memory");
+            return -1;
+        }
+        return 1;
+    case PS_FAIL:
+        client_error_close(c, "08P01", "%s", prepared_error());
+        return -1;
+    case PS_REWRITE:
+        break;
+    }
+    if (!collected) {
+        st->rpos += consumed;
+        c->pool->stats.bytes_received += consumed;
+        c->pkt_remain = total - consumed;
+    }
+    if (ps_out.len > 0 && !stream_write(&s->st, ps_out.data, ps_out.len)) {
+        server_close(s, "server write failed");
+        return -1;
+    }
+    return 1;
+}
+
 /* Logged in: relay messages to the linked server, asking for one when needed. */
 static void process_active(struct client *c)
 {
@@ -1008,9 +1079,28 @@ static void process_active(struct client *c)
             return; /* resumed when the server is ready / drained */
         uint32_t from = st->rpos;
         uint64_t now = now_usec();
+        /* Named prepared statements are tracked while enabled, and until every response
+         * owed under tracking has come back (a reload may have turned it off). */
+        bool track = prepared_enabled(c->pool) || !prepared_server_quiet(s);
+        bool need_more = false;
         while (stream_avail(st) > 0) {
             if (c->pkt_remain) {
                 stream_pass(st, &c->pkt_remain);
+                continue;
+            }
+            if (prepared_collect_need(c)) {
+                /* A named Parse larger than the buffer: kept aside until it is whole. */
+                uint32_t n = stream_avail(st), mlen = 0;
+                if (n > prepared_collect_need(c))
+                    n = prepared_collect_need(c);
+                const uint8_t *m = prepared_collect(c, st->buf + st->rpos, n, &mlen);
+                st->rpos += n;
+                from = st->rpos;
+                c->pool->stats.bytes_received += n;
+                if (!m && prepared_collect_need(c))
+                    continue;
+                if (!m || !relay_tracked(c, s, m, mlen, mlen, NULL))
+                    return;
                 continue;
             }
             if (stream_avail(st) < 5)
@@ -1036,6 +1126,9 @@ static void process_active(struct client *c)
                 client_error_close(c, "08P01", "PQexec disallowed");
                 return;
             }
+            bool tracked = track && (type == 'P' || type == 'B' || type == 'D' || type == 'C');
+            if (track && !tracked)
+                prepared_client_note(s, type);
             switch (type) {
             case 'Q':
                 c->pool->stats.query_count++;
@@ -1048,12 +1141,15 @@ static void process_active(struct client *c)
                 s->open_batch = false;
                 break;
             case 'P':
-                c->pool->stats.client_parse_count++;
-                c->pool->stats.server_parse_count++;
+                if (!tracked) {
+                    c->pool->stats.client_parse_count++;
+                    c->pool->stats.server_parse_count++;
+                }
                 s->open_batch = true;
                 break;
             case 'B':
-                c->pool->stats.bind_count++;
+                if (!tracked)
+                    c->pool->stats.bind_count++;
                 s->open_batch = true;
                 break;
             case 'E':
@@ -1069,6 +1165,19 @@ static void process_active(struct client *c)
             }
             if (s->tx_status == 'I' && s->expect_rfq <= 1 && c->xact_start == 0)
                 c->xact_start = now;
+            if (tracked) {
+                if (!flush_to_server(c, from))
+                    return;
+                from = st->rpos;
+                int r = relay_tracked(c, s, p, stream_avail(st), len + 1, &need_more);
+                if (r < 0)
+                    return;
+                from = st->rpos;
+                if (need_more)
+                    break;
+                if (r > 0)
+                    continue; /* consumed (rewritten, answered or being collected) */
+            }
             st->rpos += 5;
             c->pkt_remain = len - 4;
         }
@@ -1077,7 +1186,17 @@ static void process_active(struct client *c)
         s->dirty = true;
         if (!flush_to_server(c, from))
             return;
+        if (track)
+            server_send_synth(s);
+        if (st->closing || c->link != s)
+            return;
         stream_compact(st);
+        if (need_more && stream_full(st)) {
+            client_error_close(c, "08P01", "prepared statement name too long");
+            return;
+        }
+        if (need_more)
+            break;
         if (s->st.queued > 0)
             break; /* wait for the server socket to drain */
         if (stream_avail(st) > 0 && stream_avail(st) < 5)

@@ -12,6 +12,7 @@
 #include "pgusher/dns.h"
 #include "pgusher/log.h"
 #include "pgusher/pktbuf.h"
+#include "pgusher/prepared.h"
 #include "pgusher/runtime.h"
 #include "pgusher/ryw.h"
 #include "pgusher/secret.h"
@@ -936,8 +937,9 @@ void pool_unlink(struct client *c)
     struct server *s = c->link;
     if (!s)
         return;
-    if (c->pkt_remain > 0)
+    if (c->pkt_remain > 0 || prepared_collect_need(c))
         s->open_batch = true; /* it holds part of a message: nobody else can use it */
+    prepared_server_unlinked(s); /* responses still owed will not reach this client */
     s->link = NULL;
     c->link = NULL;
     pool_release_server(s);

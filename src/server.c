@@ -11,6 +11,7 @@
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/prepared.h"
 #include "pgusher/proto.h"
 #include "pgusher/runtime.h"
 #include "pgusher/tls.h"
@@ -470,11 +471,15 @@ static void process_internal(struct server *s)
             return;
         }
         bool small = len < st->cap;
-        if ((type == 'Z' || type == 'S' || type == 'E') && small) {
+        if ((type == 'Z' || type == 'S' || type == 'E' || type == 'C') && small) {
             if (stream_avail(st) < len + 1)
                 return;
             st->rpos += len + 1;
-            if (type == 'S') {
+            if (type == 'C') {
+                /* server_reset_query = DISCARD ALL: nothing is prepared on it any more. */
+                if (prepared_wipes_all(p + 5, len - 4))
+                    prepared_server_forget(s);
+            } else if (type == 'S') {
                 handle_param_status(s, p + 5, len - 4);
             } else if (type == 'E') {
                 char msg[512], state[6];
@@ -511,6 +516,30 @@ static void finish_transaction(struct server *s)
     }
 }
 
+/* Synthesized answers (ParseComplete, CloseComplete) now due go to the client, after the
+ * server bytes in [*from, rpos). False: the client write failed. */
+static struct pktbuf synth_out;
+
+static bool send_synth_at(struct server *s, uint32_t *from)
+{
+    pktbuf_reset(&synth_out);
+    if (!prepared_take_synth(s, &synth_out))
+        return true;
+    if (!flush_to_client(s, *from))
+        return false;
+    *from = s->st.rpos;
+    s->pool->stats.bytes_sent += synth_out.len;
+    return !s->link || client_send(s->link, synth_out.data, synth_out.len);
+}
+
+void server_send_synth(struct server *s)
+{
+    if (s->pkt_remain == 0 && s->link && !s->st.closing) {
+        uint32_t from = s->st.rpos;
+        send_synth_at(s, &from);
+    }
+}
+
 /* Linked to a client: pass everything through, watching ReadyForQuery and ParameterStatus. */
 static void process_active(struct server *s)
 {
@@ -531,6 +560,23 @@ static void process_active(struct server *s)
             flush_to_client(s, from);
             server_close(s, "bad packet from server");
             return;
+        }
+        if (!prepared_server_quiet(s) && type != 'S') {
+            /* Prepared-statement tracking: answers the pooler owes come first, and
+             * responses to the pooler's own requests are dropped. */
+            bool small = len < st->cap, whole = stream_avail(st) >= len + 1;
+            if (small && !whole && (type == '1' || type == '3' || type == 'C' || type == 'Z'))
+                break;
+            if (!send_synth_at(s, &from))
+                return;
+            if (prepared_server_msg(s, type, small && whole ? p + 5 : NULL, len - 4) ==
+                PS_SWALLOW) {
+                if (!flush_to_client(s, from))
+                    return;
+                st->rpos += len + 1; /* ParseComplete or CloseComplete: 5 bytes */
+                from = st->rpos;
+                continue;
+            }
         }
         if ((type == 'Z' || type == 'S') && len < st->cap) {
             if (stream_avail(st) < len + 1)
@@ -579,6 +625,8 @@ static void process_active(struct server *s)
         s->pkt_remain = len - 4;
     }
     if (!flush_to_client(s, from))
+        return;
+    if (s->pkt_remain == 0 && !send_synth_at(s, &from))
         return;
     server_update_reading(s);
 }
@@ -715,6 +763,7 @@ static void on_closed(struct stream *st)
         backend_unref(s->be);
     }
     varcache_free(&s->vars);
+    prepared_server_free(s);
     pktbuf_free(&s->login_params);
     login_free(s);
     tls_ctx_unref(s->tls_ctx);

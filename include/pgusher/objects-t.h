@@ -30,6 +30,8 @@ enum var_id {
 };
 
 struct canceller; /* server.c: one cancel request on its way to a server */
+struct ps_client; /* prepared.c: a client's statement names */
+struct ps_server; /* prepared.c: a server's prepared statements and owed responses */
 
 struct varcache {
     const char *val[VAR_COUNT]; /* NULL = unknown; interned (varcache.c), shared */
@@ -178,6 +180,7 @@ struct client {
     bool peer_cancel; /* its CancelRequest is being forwarded to a peer process */
     /* relay */
     uint32_t pkt_remain; /* body bytes of the current message still to pass through */
+    struct ps_client *ps; /* named prepared statements (prepared.c), or NULL */
     bool in_hash;
     bool close_after_flush; /* CL_CLOSING, on client.c's draining list until freed */
     bool wait_notified; /* the query_wait_notify notice went out for this wait */
@@ -216,6 +219,7 @@ struct server {
     struct canceller *cancels; /* cancel requests for this server still on their way */
     char tx_status;  /* from the last ReadyForQuery: 'I', 'T' or 'E' */
     uint32_t pkt_remain;
+    struct ps_server *ps; /* prepared statements on it, responses owed (prepared.c), or NULL */
     bool login_done;
     bool ready;       /* logged in (welcome received) */
     bool close_needed;

@@ -15,6 +15,9 @@ void server_close(struct server *s, const char *fmt, ...) __attribute__((format(
 bool server_run_internal(struct server *s, enum internal_query iq, const char *sql);
 void server_update_reading(struct server *s);
 void server_resume(struct server *s);
+/* Send the client the answers the pooler owes it now (prepared.c), when nothing the server
+ * sent is half forwarded. */
+void server_send_synth(struct server *s);
 /* The server was made under other server TLS settings than those in force (its tls_gen is
  * not tls_connect_gen()): close it on release rather than reuse it. */
 bool server_tls_obsolete(const struct server *s);

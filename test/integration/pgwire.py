@@ -37,6 +37,15 @@ Subcommands:
                                      while the connection is still open
     badlogins --n N --password P     N logins, each to a new random database name, with a
                                      wrong password; prints BADLOGINS refused=<n> of <N>
+    extended --script FILE           extended-protocol messages, one per line, over one or
+                                     more connections ("@N " prefix picks connection N, 0 by
+                                     default): P name|query[|oid,..], B stmt[|p1,p2], E, S, H,
+                                     D S|P name, C S|P name, Q sql, PBIG name BYTES (a Parse
+                                     whose query text is BYTES long), WAIT (read until every
+                                     Sync/Query sent on that connection is answered); prints
+                                     "N: EVENT" lines: PARSE-OK BIND-OK CLOSE-OK PARAMS n
+                                     ROWDESC n NODATA ROW a|b COMPLETE tag SUSPENDED EMPTY
+                                     ERROR .. READY s
 """
 import argparse
 import base64
@@ -535,10 +544,107 @@ def cmd_cancel(a):
             return 0
 
 
+def ext_events(conn, idx, typ, body):
+    """One line per extended-protocol response; returns True at ReadyForQuery."""
+    names = {b"1": "PARSE-OK", b"2": "BIND-OK", b"3": "CLOSE-OK", b"n": "NODATA", b"s": "SUSPENDED",
+             b"I": "EMPTY"}
+    if typ in names:
+        out("%d: %s" % (idx, names[typ]))
+    elif typ == b"t":
+        out("%d: PARAMS %d" % (idx, struct.unpack("!H", body[:2])[0]))
+    elif typ == b"T":
+        out("%d: ROWDESC %d" % (idx, struct.unpack("!H", body[:2])[0]))
+    elif typ == b"D":
+        (n,) = struct.unpack("!H", body[:2])
+        pos, vals = 2, []
+        for _ in range(n):
+            (ln,) = struct.unpack("!i", body[pos : pos + 4])
+            pos += 4
+            vals.append("" if ln < 0 else body[pos : pos + ln].decode(errors="replace"))
+            pos += max(ln, 0)
+        out("%d: ROW %s" % (idx, "|".join(vals)))
+    elif typ == b"C":
+        out("%d: COMPLETE %s" % (idx, body.rstrip(b"\0").decode()))
+    elif typ == b"E":
+        f = fields(body)
+        out("%d: ERROR C=%s M=%s" % (idx, f.get("C", "?"), f.get("M", "?")))
+    elif typ == b"Z":
+        out("%d: READY %s" % (idx, body.decode()))
+        return True
+    return False
+
+
+def cmd_extended(a):
+    conns, owed = {}, {}
+
+    def conn(i):
+        if i not in conns:
+            c = Conn(a.host, a.port, a.wait)
+            if not login(c, a.user, a.database, a.password, a.wait, quiet=True):
+                raise SystemExit("login failed on connection %d" % i)
+            conns[i], owed[i] = c, 0
+        return conns[i]
+
+    with open(a.script) as f:
+        lines = [ln.rstrip("\n") for ln in f if ln.strip() and not ln.startswith("#")]
+    for line in lines:
+        i = 0
+        if line.startswith("@"):
+            head, line = line.split(" ", 1)
+            i = int(head[1:])
+        c = conn(i)
+        op, _, arg = line.partition(" ")
+        if op == "P":
+            parts = arg.split("|")
+            oids = [int(x) for x in parts[2].split(",")] if len(parts) > 2 and parts[2] else []
+            c.send(msg(b"P", parts[0].encode() + b"\0" + parts[1].encode() + b"\0" +
+                       struct.pack("!H", len(oids)) + b"".join(struct.pack("!I", o) for o in oids)))
+        elif op == "PBIG":
+            name, size = arg.split(" ")
+            head = "SELECT length('"
+            text = head + "x" * (int(size) - len(head) - 3) + "')"
+            c.send(msg(b"P", name.encode() + b"\0" + text.encode() + b"\0" + struct.pack("!H", 0)))
+        elif op == "B":
+            parts = arg.split("|")
+            vals = parts[1].split(",") if len(parts) > 1 else []
+            body = b"\0" + parts[0].encode() + b"\0" + struct.pack("!H", 0) + struct.pack("!H", len(vals))
+            for v in vals:
+                body += struct.pack("!I", len(v)) + v.encode()
+            c.send(msg(b"B", body + struct.pack("!H", 0)))
+        elif op == "E":
+            c.send(msg(b"E", b"\0" + struct.pack("!I", 0)))
+        elif op == "S":
+            c.send(msg(b"S", b""))
+            owed[i] += 1
+        elif op == "H":
+            c.send(msg(b"H", b""))
+        elif op in ("D", "C"):
+            kind, _, name = arg.partition(" ")
+            c.send(msg(op.encode(), kind.encode() + name.encode() + b"\0"))
+        elif op == "Q":
+            c.send(msg(b"Q", arg.encode() + b"\0"))
+            owed[i] += 1
+        elif op == "WAIT":
+            while owed[i] > 0:
+                m = c.read_msg(a.wait)
+                if m is None:
+                    out("%d: TIMEOUT" % i)
+                    c.report_end()
+                    return 1
+                if ext_events(c, i, *m):
+                    owed[i] -= 1
+        else:
+            raise SystemExit("bad script line: " + line)
+    for c in conns.values():
+        c.send(msg(b"X", b""))
+        c.close()
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn", "unread", "flood", "cancel",
-                                      "badlogins"])
+                                      "badlogins", "extended"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--listen-port", type=int, default=0)
@@ -560,12 +666,14 @@ def main():
     p.add_argument("--seconds", type=float, default=5, help="flood: stop after this long")
     p.add_argument("--rss-pid", type=int, default=0, help="flood: report this process's RSS growth")
     p.add_argument("--n", type=int, default=5)
+    p.add_argument("--script", help="extended: the message script")
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each answer")
     a = p.parse_args()
     try:
         cmds = {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "stall": cmd_stall,
                 "blackhole": cmd_blackhole, "maxconn": cmd_maxconn, "unread": cmd_unread,
-                "flood": cmd_flood, "badlogins": cmd_badlogins, "cancel": cmd_cancel}
+                "flood": cmd_flood, "badlogins": cmd_badlogins, "cancel": cmd_cancel,
+                "extended": cmd_extended}
         return cmds[a.cmd](a)
     except ConnectionRefusedError:
         out("REFUSED")
