@@ -15,6 +15,7 @@
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/prepared.h"
 #include "pgusher/runtime.h"
 #include "pgusher/secret.h"
 #include "pgusher/server.h"
@@ -460,7 +461,7 @@ static void client_row(struct result *r, struct client *c, bool sockets)
     row_int(r, peer_cred(c, &cred) ? cred.pid : 0); /* remote_pid: Unix-socket clients */
     row_str(r, tls);
     row_str(r, c->vars.val[VAR_APPLICATION_NAME] ? c->vars.val[VAR_APPLICATION_NAME] : "");
-    row_int(r, 0);
+    row_int(r, prepared_client_count(c));
     row_int(r, (long long)c->id);
     if (sockets)
         socket_cols(r, &c->st);
@@ -499,7 +500,7 @@ static void server_row(struct result *r, struct server *s, bool sockets)
     row_int(r, s->be_pid);
     row_str(r, tls);
     row_str(r, s->vars.val[VAR_APPLICATION_NAME] ? s->vars.val[VAR_APPLICATION_NAME] : "");
-    row_int(r, 0);
+    row_int(r, prepared_server_count(s));
     row_int(r, (long long)s->id);
     if (sockets)
         socket_cols(r, &s->st);

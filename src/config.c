@@ -101,7 +101,7 @@ const struct cf_setting config_settings[] = {
     ROW(max_db_client_connections, CF_INT, "0", true, true),
     ROW(max_db_connections, CF_INT, "0", true, true),
     ROW(max_packet_size, CF_INT, "2147483647", true, true),
-    ROW(max_prepared_statements, CF_INT, "200", true, false),
+    ROW(max_prepared_statements, CF_INT, "200", true, true),
     ROW(max_user_client_connections, CF_INT, "0", true, true),
     ROW(max_user_connections, CF_INT, "0", true, true),
     ROW(min_pool_size, CF_INT, "0", true, true),
