@@ -1141,15 +1141,9 @@ static void process_active(struct client *c)
                 s->open_batch = false;
                 break;
             case 'P':
-                if (!tracked) {
-                    c->pool->stats.client_parse_count++;
-                    c->pool->stats.server_parse_count++;
-                }
-                s->open_batch = true;
-                break;
             case 'B':
-                if (!tracked)
-                    c->pool->stats.bind_count++;
+                /* Parse/bind counts are those of tracked statements (prepared.c counts),
+                 * as in PgBouncer: none in session pooling. */
                 s->open_batch = true;
                 break;
             case 'E':

@@ -548,16 +548,13 @@ static enum ps_verdict client_parse(struct client *c, struct server *s, const ui
                                     uint32_t avail, struct pktbuf *out, uint32_t *consumed)
 {
     uint32_t len = pkt_get32(m + 1), total = len + 1;
-    c->pool->stats.client_parse_count++;
     if (avail >= 6 && m[5] == 0) {
-        /* The unnamed statement: the server's own business. */
-        c->pool->stats.server_parse_count++;
+        /* The unnamed statement: the server's own business (not counted, as PgBouncer). */
         return slot_push(s, EX_PARSE, ACT_PASS, 0, NULL, 0) ? PS_PASS : fail("out of memory");
     }
-    if (avail < total) {
-        c->pool->stats.client_parse_count--; /* counted when it is whole */
+    if (avail < total)
         return total > stream_bufsize() - 1 ? PS_COLLECT : PS_MORE;
-    }
+    c->pool->stats.client_parse_count++;
     const uint8_t *body = m + 5;
     int32_t nl = str_len(body, len - 4);
     if (nl < 0)
@@ -631,11 +628,11 @@ static enum ps_verdict client_bind(struct client *c, struct server *s, const uin
             return slot_push(s, EX_BIND, ACT_PASS, 0, NULL, 0) ? PS_PASS : fail("out of memory");
         return PS_MORE;
     }
-    c->pool->stats.bind_count++;
     const uint8_t *name = m + 5 + pl + 1;
     struct ps_stmt *st = nl > 0 ? lookup(c, name, nl) : NULL;
     if (!st)
         return slot_push(s, EX_BIND, ACT_PASS, 0, NULL, 0) ? PS_PASS : fail("out of memory");
+    c->pool->stats.bind_count++; /* of tracked statements only, as PgBouncer counts */
     bool had;
     if (!ensure_on_server(s, st, out, true, &had))
         return fail("out of memory");
