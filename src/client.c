@@ -983,69 +983,66 @@ static bool flush_to_server(struct client *c, uint32_t from)
 static struct pktbuf ps_out;
 
 /* A Parse/Bind/Describe/Close under prepared-statement tracking: msg (total bytes long, avail
- * of them at hand, at st->rpos unless it was collected) is shown to prepared.c, and what it
- * says is done. Returns 1 when the message was consumed (its replacement sent, the rest
- * left to stream through), 0 when it passes unchanged, and -1 when the client was closed.
- * *need_more: its head is not all here yet. */
-static int relay_tracked_msg(struct client *c, struct server *s, const uint8_t *msg,
-                             uint32_t avail, uint32_t total, bool *need_more);
-
+ * of them at hand) is shown to prepared.c, and what it says is done. msg is at st->rpos, the
+ * bytes from *from on not yet forwarded; or (from NULL) it is a collected copy, freed here.
+ * Returns 1 when the message was consumed (its replacement sent, the rest left to stream
+ * through, or being collected), 0 when it passes unchanged, 2 when its head is not all here
+ * yet, and -1 when the client was closed. */
 static int relay_tracked(struct client *c, struct server *s, const uint8_t *msg, uint32_t avail,
-                         uint32_t total, bool *need_more)
-{
-    int r = relay_tracked_msg(c, s, msg, avail, total, need_more);
-    if (!need_more)
-        prepared_collect_done(c); /* msg was the collected copy */
-    return r;
-}
-
-static int relay_tracked_msg(struct client *c, struct server *s, const uint8_t *msg,
-                             uint32_t avail, uint32_t total, bool *need_more)
+                         uint32_t total, uint32_t *from)
 {
     struct stream *st = &c->st;
-    bool collected = need_more == NULL;
     uint32_t consumed = 0;
+    int r = 1;
     pktbuf_reset(&ps_out);
     enum ps_verdict v = prepared_client_msg(c, s, msg, avail, &ps_out, &consumed);
     switch (v) {
     case PS_PASS:
-        if (collected) { /* not expected: the message goes on as it came */
-            if (!stream_write(&s->st, msg, total)) {
-                server_close(s, "server write failed");
-                return -1;
-            }
+        if (from)
+            return 0;
+        /* A collected message passed on as it came (prepared.c rewrites every named one). */
+        pktbuf_put_bytes(&ps_out, msg, total);
+        break;
+    case PS_MORE:
+        if (from)
+            return 2;
+        client_error_close(c, "08P01", "invalid Parse message");
+        r = -1;
+        break;
+    case PS_COLLECT:
+        if (from && flush_to_server(c, *from) && prepared_collect_start(c, total)) {
+            *from = st->rpos;
             return 1;
         }
-        return 0;
-    case PS_MORE:
-        if (collected) {
-            client_error_close(c, "08P01", "invalid Parse message");
-            return -1;
-        }
-        *need_more = true;
-        return 1;
-    case PS_COLLECT:
-        if (collected || !prepared_collect_start(c, total)) {
+        if (!st->closing)
             client_error_close(c, "53200", "out of memory");
-            return -1;
-        }
-        return 1;
-    case PS_FAIL:
-        client_error_close(c, "08P01", "%s", prepared_error());
-        return -1;
-    case PS_REWRITE:
+        r = -1;
         break;
-    }
-    if (!collected) {
+    case PS_FAIL:
+        if (from)
+            flush_to_server(c, *from);
+        if (!st->closing)
+            client_error_close(c, "08P01", "%s", prepared_error());
+        r = -1;
+        break;
+    case PS_REWRITE:
+        if (!from)
+            break;
+        if (!flush_to_server(c, *from))
+            return -1;
         st->rpos += consumed;
+        *from = st->rpos;
         c->pool->stats.bytes_received += consumed;
         c->pkt_remain = total - consumed;
+        break;
     }
-    if (ps_out.len > 0 && !stream_write(&s->st, ps_out.data, ps_out.len)) {
+    if (r > 0 && ps_out.len > 0 && !stream_write(&s->st, ps_out.data, ps_out.len)) {
         server_close(s, "server write failed");
-        return -1;
+        r = -1;
     }
-    return 1;
+    if (!from)
+        prepared_collect_done(c);
+    return r;
 }
 
 /* Logged in: relay messages to the linked server, asking for one when needed. */
@@ -1099,7 +1096,11 @@ static void process_active(struct client *c)
                 c->pool->stats.bytes_received += n;
                 if (!m && prepared_collect_need(c))
                     continue;
-                if (!m || !relay_tracked(c, s, m, mlen, mlen, NULL))
+                if (!m) {
+                    client_error_close(c, "53200", "out of memory");
+                    return;
+                }
+                if (relay_tracked(c, s, m, mlen, mlen, NULL) < 0)
                     return;
                 continue;
             }
@@ -1160,16 +1161,14 @@ static void process_active(struct client *c)
             if (s->tx_status == 'I' && s->expect_rfq <= 1 && c->xact_start == 0)
                 c->xact_start = now;
             if (tracked) {
-                if (!flush_to_server(c, from))
-                    return;
-                from = st->rpos;
-                int r = relay_tracked(c, s, p, stream_avail(st), len + 1, &need_more);
+                int r = relay_tracked(c, s, p, stream_avail(st), len + 1, &from);
                 if (r < 0)
                     return;
-                from = st->rpos;
-                if (need_more)
+                if (r == 2) {
+                    need_more = true;
                     break;
-                if (r > 0)
+                }
+                if (r == 1)
                     continue; /* consumed (rewritten, answered or being collected) */
             }
             st->rpos += 5;

@@ -275,7 +275,11 @@ const uint8_t *prepared_collect(struct client *c, const uint8_t *p, uint32_t n, 
     if (n > need)
         n = need;
     pktbuf_put_bytes(&pc->big, p, n);
-    if (pc->big.failed || pc->big.len < pc->big_total)
+    if (pc->big.failed) {
+        pc->big_total = 0; /* nothing more needed: the caller sees NULL and gives up */
+        return NULL;
+    }
+    if (pc->big.len < pc->big_total)
         return NULL;
     *len = pc->big_total;
     return pc->big.data;
@@ -685,9 +689,16 @@ static enum ps_verdict client_describe_close(struct client *c, struct server *s,
 enum ps_verdict prepared_client_msg(struct client *c, struct server *s, const uint8_t *msg,
                                     uint32_t avail, struct pktbuf *out, uint32_t *consumed)
 {
+    *consumed = 0;
+    if (avail < 5)
+        return PS_MORE;
+    if (pkt_get32(msg + 1) <= 4) {
+        /* No body to look at: the server says what is wrong with it. */
+        prepared_client_note(s, msg[0]);
+        return PS_PASS;
+    }
     if (avail < 6)
         return PS_MORE;
-    *consumed = 0;
     switch (msg[0]) {
     case 'P':
         return client_parse(c, s, msg, avail, out, consumed);

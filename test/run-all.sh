@@ -14,7 +14,12 @@ JOBS=${PGUSHER_JOBS:-2}
 
 PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev check
 	postgresql postgresql-contrib python3 pgbouncer procps iproute2 dnsmasq
-	clang libclang-rt-14-dev python3-psycopg2 python3-psycopg)
+	clang libclang-rt-14-dev python3-psycopg2 python3-psycopg
+	libpostgresql-jdbc-java default-jdk-headless) # t_prepared's JDBC client
+# t_prepared also runs node-postgres (npm install pg, cached under build/): Node.js from
+# Debian unless some node and npm are there already.
+command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 say() { echo "run-all: $*"; }
 
