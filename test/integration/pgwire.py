@@ -41,7 +41,8 @@ Subcommands:
                                      more connections ("@N " prefix picks connection N, 0 by
                                      default): P name|query[|oid,..], B stmt[|p1,p2], E, S, H,
                                      D S|P name, C S|P name, Q sql, PBIG name BYTES (a Parse
-                                     whose query text is BYTES long), WAIT (read until every
+                                     whose query text is BYTES long), RUN shell-command,
+                                     WAIT (read until every
                                      Sync/Query sent on that connection is answered); prints
                                      "N: EVENT" lines: PARSE-OK BIND-OK CLOSE-OK PARAMS n
                                      ROWDESC n NODATA ROW a|b COMPLETE tag SUSPENDED EMPTY
@@ -54,6 +55,7 @@ import hmac
 import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -624,6 +626,10 @@ def cmd_extended(a):
         elif op == "Q":
             c.send(msg(b"Q", arg.encode() + b"\0"))
             owed[i] += 1
+        elif op == "RUN":
+            # a shell command between steps (RECONNECT on the console, killing a server...)
+            rc = subprocess.call(arg, shell=True, stdout=subprocess.DEVNULL)
+            out("%d: RUN rc=%d" % (i, rc))
         elif op == "WAIT":
             while owed[i] > 0:
                 m = c.read_msg(a.wait)

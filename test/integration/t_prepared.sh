@@ -136,6 +136,40 @@ if ((!is_pgbouncer)); then
 	assert_contains "$PGU_OUT" "0: ROW d1 again" "d1 can be prepared again"
 fi
 
+# ---------------------------------------------------------------- fresh servers
+# A server that is new to the client (RECONNECT, a server that died, server_reset_query =
+# DISCARD ALL) has none of its statements: they are prepared there again when needed.
+start_pooler transaction 1 200 "server_reset_query = DISCARD ALL
+server_reset_query_always = 1"
+check "after RECONNECT, a killed server and DISCARD ALL as reset query: statements re-prepared"
+export PGU_PORT PGU_PRIMARY PGU_PGPORT
+cat >"$PGU_TMP/fresh.txt" <<'EOF'
+P r1|SELECT 'r1'
+B r1
+E
+S
+WAIT
+B r1
+E
+S
+WAIT
+RUN psql -X -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c RECONNECT
+B r1
+E
+S
+WAIT
+RUN psql -X -q -h "$PGU_PRIMARY" -p "$PGU_PGPORT" -U postgres -d testdb -c "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'testdb' and backend_type = 'client backend' and pid <> pg_backend_pid()" && sleep 1
+B r1
+E
+S
+WAIT
+EOF
+pgu_try timeout 60 python3 "$PGU_LIBDIR/pgwire.py" extended --port "$PGU_PORT" --script "$PGU_TMP/fresh.txt"
+assert_ok "pgwire.py extended fresh.txt"
+assert_not_contains "$PGU_OUT" "ERROR" "no errors"
+assert_eq 4 "$(grep -c '0: ROW r1' <<<"$PGU_OUT")" "r1 ran on every server it met"
+assert_not_contains "$PGU_OUT" "RUN rc=1" "RECONNECT and the kill ran"
+
 # ---------------------------------------------------------------- drivers
 # pgjdbc sends extra_float_digits at startup: PgBouncer's usual setting for it.
 start_pooler transaction 2 200 "ignore_startup_parameters = extra_float_digits"
