@@ -1042,6 +1042,8 @@ static int relay_tracked(struct client *c, struct server *s, const uint8_t *msg,
     }
     if (!from)
         prepared_collect_done(c);
+    if (ps_out.cap > 65536)
+        pktbuf_free(&ps_out); /* a huge Parse went through: do not keep its copy around */
     return r;
 }
 

@@ -77,6 +77,12 @@ n=$(pgu_admin "show servers" | awk -F'|' '$3 == "testdb" { if ($20 > m) m = $20 
 ((n >= 1 && n <= 200)) || fail "prepared_statements on servers: $n"
 echo "   ok: up to $n statements on one server"
 
+start_pooler statement 2 200
+check "statement pooling: pgbench -M prepared -S -c 8 over 2 servers: zero errors"
+pgu_try timeout 60 pgbench -n -M prepared -S -T 2 -c 8 -j 8 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust testdb
+assert_ok "pgbench exits 0"
+assert_not_contains "$PGU_OUT" "error" "pgbench reports no errors"
+
 # ---------------------------------------------------------------- raw pipelines
 start_pooler transaction 1 200
 run_script common
