@@ -144,10 +144,11 @@ fi
 
 # ---------------------------------------------------------------- fresh servers
 # A server that is new to the client (RECONNECT, a server that died, server_reset_query =
-# DISCARD ALL) has none of its statements: they are prepared there again when needed.
+# DISCARD ALL, PAUSE/RESUME) has none of its statements: they are prepared there again when
+# needed; a PAUSE that comes before the batch's last Sync waits for it.
 start_pooler transaction 1 200 "server_reset_query = DISCARD ALL
 server_reset_query_always = 1"
-check "after RECONNECT, a killed server and DISCARD ALL as reset query: statements re-prepared"
+check "after RECONNECT, a killed server, DISCARD ALL as reset query, PAUSE before the last Sync: statements re-prepared"
 export PGU_PORT PGU_PRIMARY PGU_PGPORT
 cat >"$PGU_TMP/fresh.txt" <<'EOF'
 P r1|SELECT 'r1'
@@ -169,11 +170,21 @@ B r1
 E
 S
 WAIT
+B r1
+E
+RUN (psql -X -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c PAUSE >/dev/null 2>&1 &); sleep 0.5
+S
+WAIT
+RUN sleep 0.5; psql -X -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c RESUME
+B r1
+E
+S
+WAIT
 EOF
 pgu_try timeout 60 python3 "$PGU_LIBDIR/pgwire.py" extended --port "$PGU_PORT" --script "$PGU_TMP/fresh.txt"
 assert_ok "pgwire.py extended fresh.txt"
 assert_not_contains "$PGU_OUT" "ERROR" "no errors"
-assert_eq 4 "$(grep -c '0: ROW r1' <<<"$PGU_OUT")" "r1 ran on every server it met"
+assert_eq 6 "$(grep -c '0: ROW r1' <<<"$PGU_OUT")" "r1 ran on every server it met"
 assert_not_contains "$PGU_OUT" "RUN rc=1" "RECONNECT and the kill ran"
 
 # ---------------------------------------------------------------- drivers

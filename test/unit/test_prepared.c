@@ -377,6 +377,44 @@ START_TEST(discard_all_forgets_both_sides)
 }
 END_TEST
 
+START_TEST(many_names_grow_the_tables_and_stay_findable)
+{
+    uint32_t consumed;
+    char name[32], query[64], got[64];
+    cf.g.max_prepared_statements = 50;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(name, sizeof(name), "n%d", i);
+        snprintf(query, sizeof(query), "SELECT %d", i % 300); /* 300 texts, shared */
+        mk_parse(name, query);
+        ck_assert_int_eq(feed(&c1, &s1, &consumed), PS_REWRITE);
+        prepared_client_note(&s1, 'S');
+        bool sent = out.len > 0 && out_msg(out_count() - 1, got, sizeof(got)) == 'P';
+        for (int k = 0; k < out_count() - 1; k++)
+            respond(&s1, '3', PS_SWALLOW); /* evictions come first */
+        if (sent)
+            respond(&s1, '1', PS_FORWARD);
+        else
+            ck_assert(prepared_take_synth(&s1, &out));
+        respond(&s1, 'Z', PS_FORWARD);
+        ck_assert(prepared_server_quiet(&s1));
+    }
+    ck_assert_int_eq(prepared_client_count(&c1), 1000);
+    ck_assert_int_eq(prepared_stmt_count(), 300);
+    ck_assert_int_le(prepared_server_count(&s1), 50);
+    /* Every name still binds to its own text's pooler name. */
+    char first[64];
+    mk_bind("n7");
+    feed(&c1, &s1, &consumed);
+    out_msg(out_count() - 1, first, sizeof(first));
+    prepared_server_unlinked(&s1);
+    mk_bind("n307"); /* the same text as n7 */
+    feed(&c1, &s1, &consumed);
+    out_msg(out_count() - 1, got, sizeof(got));
+    ck_assert_str_eq(got, first);
+    prepared_server_unlinked(&s1);
+}
+END_TEST
+
 static Suite *prepared_suite(void)
 {
     Suite *s = suite_create("prepared");
@@ -394,6 +432,7 @@ static Suite *prepared_suite(void)
     tcase_add_test(tc, describe_is_rewritten);
     tcase_add_test(tc, incomplete_heads_wait_and_big_parses_are_collected);
     tcase_add_test(tc, discard_all_forgets_both_sides);
+    tcase_add_test(tc, many_names_grow_the_tables_and_stay_findable);
     suite_add_tcase(s, tc);
     return s;
 }
