@@ -1130,8 +1130,10 @@ static void process_active(struct client *c)
                 return;
             }
             bool tracked = track && (type == 'P' || type == 'B' || type == 'D' || type == 'C');
-            if (track && !tracked)
-                prepared_client_note(s, type);
+            if (track && !tracked && !prepared_client_note(s, type)) {
+                client_error_close(c, "53200", "out of memory");
+                return;
+            }
             switch (type) {
             case 'Q':
                 c->pool->stats.query_count++;

@@ -694,8 +694,7 @@ enum ps_verdict prepared_client_msg(struct client *c, struct server *s, const ui
         return PS_MORE;
     if (pkt_get32(msg + 1) <= 4) {
         /* No body to look at: the server says what is wrong with it. */
-        prepared_client_note(s, msg[0]);
-        return PS_PASS;
+        return prepared_client_note(s, msg[0]) ? PS_PASS : fail("out of memory");
     }
     if (avail < 6)
         return PS_MORE;
@@ -708,19 +707,17 @@ enum ps_verdict prepared_client_msg(struct client *c, struct server *s, const ui
     case 'C':
         return client_describe_close(c, s, msg, avail, out, consumed);
     default:
-        prepared_client_note(s, msg[0]);
-        return PS_PASS;
+        return prepared_client_note(s, msg[0]) ? PS_PASS : fail("out of memory");
     }
 }
 
-void prepared_client_note(struct server *s, uint8_t type)
+bool prepared_client_note(struct server *s, uint8_t type)
 {
     static const int8_t expect_of[256] = {
         ['P'] = EX_PARSE + 1,   ['B'] = EX_BIND + 1, ['C'] = EX_CLOSE + 1, ['D'] = EX_DESCRIBE + 1,
         ['E'] = EX_EXECUTE + 1, ['S'] = EX_SYNC + 1, ['Q'] = EX_QUERY + 1, ['F'] = EX_QUERY + 1,
     };
-    if (expect_of[type])
-        slot_push(s, (uint8_t)(expect_of[type] - 1), ACT_PASS, 0, NULL, 0);
+    return !expect_of[type] || slot_push(s, (uint8_t)(expect_of[type] - 1), ACT_PASS, 0, NULL, 0);
 }
 
 /* ---------------------------------------------------------------- server messages */

@@ -53,8 +53,9 @@ bool prepared_collect_start(struct client *c, uint32_t total);
 uint32_t prepared_collect_need(const struct client *c);
 const uint8_t *prepared_collect(struct client *c, const uint8_t *p, uint32_t n, uint32_t *len);
 void prepared_collect_done(struct client *c);
-/* Any other client message (E, S, Q, F, H, ...): what response it is owed, if any. */
-void prepared_client_note(struct server *s, uint8_t type);
+/* Any other client message (E, S, Q, F, H, ...): what response it is owed, if any. False:
+ * out of memory (the responses could not be accounted for: close the client). */
+bool prepared_client_note(struct server *s, uint8_t type);
 /* The message prepared_client_msg failed on, for the client's ErrorResponse. */
 const char *prepared_error(void);
 
