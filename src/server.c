@@ -1,7 +1,9 @@
 /*
  * server.c: connections to PostgreSQL: connect (to an address dns.c resolved), the login exchange
  * (driving proto.c's state machine) after the SSLRequest and TLS handshake that
- * server_tls_sslmode asks for, the server half of the relay and internal queries.
+ * server_tls_sslmode asks for, the server half of the relay (answers to the pooler's own
+ * prepared-statement requests dropped, its synthesized ones put in place: prepared.c) and
+ * internal queries.
  * It never chooses which client a server serves (pool.c does); cancel.c forwards cancels.
  */
 #include "pgusher/server.h"
