@@ -2,8 +2,8 @@
  * client.c: application connections: the startup packet, TLS negotiation (client_tls_sslmode;
  * GSSAPI is refused), cancel requests, client authentication (trust/any/plain/md5/SCRAM/cert)
  * and the client half of the relay (named prepared statements rewritten as prepared.c says).
- * It never chooses servers (pool.c does), never touches a
- * server's socket and never calls OpenSSL for TLS itself (stream.c and tls.c do).
+ * It never chooses servers (pool.c does), never touches a server's socket and never calls
+ * OpenSSL for TLS itself (stream.c and tls.c do).
  */
 #include "pgusher/client.h"
 
