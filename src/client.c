@@ -1027,8 +1027,15 @@ static int relay_tracked(struct client *c, struct server *s, const uint8_t *msg,
         r = -1;
         break;
     case PS_REWRITE:
-        if (!from)
+        if (!from) {
+            /* The rest of a collected message goes after its rewritten head. */
+            pktbuf_put_bytes(&ps_out, msg + consumed, total - consumed);
+            if (ps_out.failed) {
+                client_error_close(c, "53200", "out of memory");
+                r = -1;
+            }
             break;
+        }
         if (!flush_to_server(c, *from))
             return -1;
         st->rpos += consumed;
@@ -1089,7 +1096,7 @@ static void process_active(struct client *c)
                 continue;
             }
             if (prepared_collect_need(c)) {
-                /* A named Parse larger than the buffer: kept aside until it is whole. */
+                /* A message larger than the buffer that prepared.c must see whole. */
                 uint32_t n = stream_avail(st), mlen = 0;
                 if (n > prepared_collect_need(c))
                     n = prepared_collect_need(c);

@@ -630,7 +630,8 @@ static enum ps_verdict client_bind(struct client *c, struct server *s, const uin
     if (nl < 0) {
         if (have == total)
             return slot_push(s, EX_BIND, ACT_PASS, 0, NULL, 0) ? PS_PASS : fail("out of memory");
-        return PS_MORE;
+        /* Names longer than the receive buffer: the message is collected whole. */
+        return avail >= stream_bufsize() - 1 ? PS_COLLECT : PS_MORE;
     }
     const uint8_t *name = m + 5 + pl + 1;
     struct ps_stmt *st = nl > 0 ? lookup(c, name, nl) : NULL;
@@ -657,10 +658,8 @@ static enum ps_verdict client_describe_close(struct client *c, struct server *s,
     uint8_t type = m[0];
     uint8_t expect = type == 'D' ? EX_DESCRIBE : EX_CLOSE;
     uint32_t len = pkt_get32(m + 1), total = len + 1;
-    if (total > stream_bufsize() - 1)
-        return slot_push(s, expect, ACT_PASS, 0, NULL, 0) ? PS_PASS : fail("out of memory");
     if (avail < total)
-        return PS_MORE;
+        return total > stream_bufsize() - 1 ? PS_COLLECT : PS_MORE;
     int32_t nl = len > 5 ? str_len(m + 6, len - 5) : -1;
     struct ps_stmt *st = nl > 0 && m[5] == 'S' ? lookup(c, m + 6, nl) : NULL;
     if (!st)

@@ -26,7 +26,8 @@ enum ps_verdict {
     PS_REWRITE, /* the first *consumed bytes are replaced by what was put in out; the rest of
                  * the message (if any) is forwarded unchanged */
     PS_MORE,    /* its head is not complete in the bytes given: call again with more */
-    PS_COLLECT, /* a named Parse larger than the receive buffer: collect it whole first */
+    PS_COLLECT, /* a message prepared.c must see whole (a named Parse, a Describe/Close, a
+                 * Bind whose names do not fit) larger than the receive buffer: collect it */
     PS_FAIL,    /* a protocol violation: close the client with prepared_error() */
 };
 

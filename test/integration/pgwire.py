@@ -42,6 +42,7 @@ Subcommands:
                                      default): P name|query[|oid,..], B stmt[|p1,p2], E, S, H,
                                      D S|P name, C S|P name, Q sql, PBIG name BYTES (a Parse
                                      whose query text is BYTES long), RUN shell-command,
+                                     a name ~N: N characters long,
                                      WAIT (read until every
                                      Sync/Query sent on that connection is answered); prints
                                      "N: EVENT" lines: PARSE-OK BIND-OK CLOSE-OK PARAMS n
@@ -587,6 +588,9 @@ def cmd_extended(a):
             conns[i], owed[i] = c, 0
         return conns[i]
 
+    def nm(x):  # "~N" stands for a statement name N characters long
+        return "n" * int(x[1:]) if x.startswith("~") and x[1:].isdigit() else x
+
     with open(a.script) as f:
         lines = [ln.rstrip("\n") for ln in f if ln.strip() and not ln.startswith("#")]
     for line in lines:
@@ -599,7 +603,7 @@ def cmd_extended(a):
         if op == "P":
             parts = arg.split("|")
             oids = [int(x) for x in parts[2].split(",")] if len(parts) > 2 and parts[2] else []
-            c.send(msg(b"P", parts[0].encode() + b"\0" + parts[1].encode() + b"\0" +
+            c.send(msg(b"P", nm(parts[0]).encode() + b"\0" + parts[1].encode() + b"\0" +
                        struct.pack("!H", len(oids)) + b"".join(struct.pack("!I", o) for o in oids)))
         elif op == "PBIG":
             name, size = arg.split(" ")
@@ -609,7 +613,7 @@ def cmd_extended(a):
         elif op == "B":
             parts = arg.split("|")
             vals = parts[1].split(",") if len(parts) > 1 else []
-            body = b"\0" + parts[0].encode() + b"\0" + struct.pack("!H", 0) + struct.pack("!H", len(vals))
+            body = b"\0" + nm(parts[0]).encode() + b"\0" + struct.pack("!H", 0) + struct.pack("!H", len(vals))
             for v in vals:
                 body += struct.pack("!I", len(v)) + v.encode()
             c.send(msg(b"B", body + struct.pack("!H", 0)))
@@ -622,7 +626,7 @@ def cmd_extended(a):
             c.send(msg(b"H", b""))
         elif op in ("D", "C"):
             kind, _, name = arg.partition(" ")
-            c.send(msg(op.encode(), kind.encode() + name.encode() + b"\0"))
+            c.send(msg(op.encode(), kind.encode() + nm(name).encode() + b"\0"))
         elif op == "Q":
             c.send(msg(b"Q", arg.encode() + b"\0"))
             owed[i] += 1
