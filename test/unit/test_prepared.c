@@ -340,6 +340,12 @@ START_TEST(incomplete_heads_wait_and_big_parses_are_collected)
     mk_bind("s");
     pktbuf_reset(&out);
     ck_assert_int_eq(prepared_client_msg(&c1, &s1, msg.data, 6, &out, &consumed), PS_MORE);
+    static char huge[5000];
+    memset(huge, 'n', sizeof(huge) - 1);
+    mk_bind(huge); /* its name alone fills the buffer: collected */
+    ck_assert_int_eq(prepared_client_msg(&c1, &s1, msg.data, 4095, &out, &consumed), PS_COLLECT);
+    mk_named('D', 'S', huge);
+    ck_assert_int_eq(prepared_client_msg(&c1, &s1, msg.data, 100, &out, &consumed), PS_COLLECT);
     char big[6000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = 0;
