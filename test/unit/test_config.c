@@ -581,14 +581,14 @@ START_TEST(unimplemented_settings_changed_from_default_are_listed)
 {
     struct config *cf = load_ok("[pgbouncer]\n"
                                 "auth_hba_file = /etc/hba.conf\n"
-                                "max_prepared_statements = 0\n"
+                                "pool_idle_timeout = 30\n"
                                 "dns_max_ttl = 15\n"            /* same as default */
                                 "server_tls_sslmode = prefer\n" /* same as default */
                                 "listen_port = 7000\n");        /* implemented */
 
     ck_assert_int_eq(cf->nunimplemented, 2);
     ck_assert_str_eq(cf->unimplemented[0], "auth_hba_file");
-    ck_assert_str_eq(cf->unimplemented[1], "max_prepared_statements");
+    ck_assert_str_eq(cf->unimplemented[1], "pool_idle_timeout");
     config_free(cf);
 }
 END_TEST
