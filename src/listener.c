@@ -1,6 +1,8 @@
 /*
  * listener.c: opens the TCP listeners (listen_addr, "*" = all IPv4 and IPv6 addresses) and
- * the Unix socket (.s.PGSQL.<port> in unix_socket_dir). Accepting is all it does.
+ * the Unix socket (.s.PGSQL.<port> in unix_socket_dir), and sizes the descriptor limit for
+ * what they may accept. Accepting is all it does: out of descriptors, the excess connections
+ * are refused at once.
  */
 #include "pgusher/listener.h"
 
@@ -16,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,6 +40,9 @@ struct listener {
 static struct listener listeners[MAX_LISTENERS];
 static int nlisteners;
 static char unix_path[300];
+/* A descriptor held in reserve: with none left, it is given up for the moment it takes to
+ * accept a connection and refuse it, so the listener's queue drains instead of hanging. */
+static int spare_fd = -1;
 static uv_timer_t resume_timer;
 static bool resume_timer_init;
 
@@ -47,6 +54,46 @@ static void resume_accepting(uv_timer_t *t)
     for (int i = 0; i < nlisteners; i++)
         if (listeners[i].active)
             uv_poll_start(&listeners[i].poll, UV_READABLE, on_readable);
+}
+
+/* Out of descriptors: take one connection off the listener's queue with the spare
+ * descriptor, tell it why (a FATAL ErrorResponse, which libpq shows) and close it. Logged
+ * once per second at most. False when there is no spare to use. */
+static bool refuse_one(struct listener *l)
+{
+    static uint64_t last_log;
+    static unsigned long refused;
+    if (spare_fd < 0)
+        return false;
+    close(spare_fd);
+    spare_fd = -1;
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        static const char msg[] = "SFATAL\0VFATAL\0C53300\0Mno more connections allowed: "
+                                  "pgusher is out of file descriptors\0\0";
+        uint8_t pkt[1 + 4 + sizeof(msg)];
+        uint32_t len = 4 + (uint32_t)sizeof(msg) - 1;
+        pkt[0] = 'E';
+        pkt[1] = (uint8_t)(len >> 24);
+        pkt[2] = (uint8_t)(len >> 16);
+        pkt[3] = (uint8_t)(len >> 8);
+        pkt[4] = (uint8_t)len;
+        memcpy(pkt + 5, msg, sizeof(msg) - 1);
+        ssize_t w = send(fd, pkt, 1 + len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w; /* best effort: the close says it anyway */
+        close(fd);
+        refused++;
+    }
+    spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uint64_t now = now_usec();
+    if (now - last_log >= 1000000) {
+        log_warning("out of file descriptors (%s): refused %lu connection%s; raise the fd limit "
+                    "(ulimit -n) or lower max_client_conn",
+                    strerror(EMFILE), refused, refused == 1 ? "" : "s");
+        last_log = now;
+        refused = 0;
+    }
+    return true;
 }
 
 /* One connection per wakeup (nginx's multi_accept off): the listener stays readable while
@@ -61,6 +108,8 @@ static void on_readable(uv_poll_t *h, int status, int events)
     socklen_t len = sizeof(ss);
     memset(&ss, 0, sizeof(ss));
     int fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && refuse_one(l))
+        return;
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
             errno == ECONNABORTED)
@@ -190,6 +239,51 @@ static bool listen_unix(const char *dir, int port)
     }
     log_info("listening on unix:%s", unix_path);
     return true;
+}
+
+/* PgBouncer 1.25's estimate of the descriptors it may need (its start-up log line shows
+ * it): every client, a full pool for every database and auth-file user plus one, and a
+ * dozen for listeners, logs and the like. */
+static long fd_need(const struct config *cf)
+{
+    long pool = cf->g.default_pool_size;
+    for (int i = 0; i < cf->ndbs; i++)
+        if (cf->dbs[i].pool_size != CF_UNSET && cf->dbs[i].pool_size > pool)
+            pool = cf->dbs[i].pool_size;
+    for (int i = 0; i < cf->nusers; i++)
+        if (cf->users[i].pool_size != CF_UNSET && cf->users[i].pool_size > pool)
+            pool = cf->users[i].pool_size;
+    return (long)cf->g.max_client_conn + pool * cf->ndbs * (cf->nauthusers + 1) + 12;
+}
+
+void listener_size_fd_limit(const struct config *cf)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    long need = fd_need(cf);
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < need) {
+        rlim_t want = (rlim_t)need;
+        if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+            want = rl.rlim_max;
+        struct rlimit nrl = {want, rl.rlim_max};
+        if (want > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nrl) == 0) {
+            rl.rlim_cur = want;
+            log_info("raised the file descriptor limit from %llu to %llu",
+                     (unsigned long long)was, (unsigned long long)want);
+        }
+    }
+    log_info("kernel file descriptor limit: %llu (hard: %llu); max_client_conn: %d, max expected "
+             "fd use: %ld",
+             (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+             cf->g.max_client_conn, need);
+    if (rl.rlim_cur != RLIM_INFINITY && (long)rl.rlim_cur < need)
+        log_warning("file descriptor limit %llu is below the %ld that max_client_conn and the "
+                    "pools may need: connections beyond it are refused",
+                    (unsigned long long)rl.rlim_cur, need);
+    if (spare_fd < 0)
+        spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 bool listener_start(void)

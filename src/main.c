@@ -303,6 +303,7 @@ int main(int argc, char **argv)
         log_warning("DNS: host names will not resolve");
     database_init_all();
     admin_init();
+    listener_size_fd_limit(cf);
     if (!listener_start()) {
         remove_pidfile();
         return 1;

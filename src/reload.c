@@ -130,6 +130,8 @@ bool admin_reload(char *err, size_t errlen)
     G.cf_gen++;
     admin_apply_log_settings(nc);
     listener_retune();
+    if (nc->g.max_client_conn != old->g.max_client_conn)
+        listener_size_fd_limit(nc);
     update_databases(nc);
     config_free(old);
     struct list *di, *pi;

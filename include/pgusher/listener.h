@@ -5,8 +5,14 @@
 #ifndef PGUSHER_LISTENER_H
 #define PGUSHER_LISTENER_H
 
+#include "pgusher/config.h"
+
 #include <stdbool.h>
 
+/* Raise the soft RLIMIT_NOFILE (up to the hard one) to what max_client_conn and the pools
+ * may need, log what it is (PgBouncer's line) and warn when it is still too low; keep a
+ * spare descriptor for refusing connections when none is left. Start-up and RELOAD. */
+void listener_size_fd_limit(const struct config *cf);
 /* Open every listening socket of the config in force. False (logged) if none could open. */
 bool listener_start(void);
 /* Apply the TCP settings in force to the listeners, from which Linux copies them to each

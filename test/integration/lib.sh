@@ -11,6 +11,7 @@
 #   PGUSHER_PGPORT  port of the test cluster (default 15432)
 #   PGU_KEEP=1      keep the per-test temp dir even when the test passes
 #   PGU_OWN_CLUSTER=NAME:PORT  (set by the story) a cluster of its own: see below
+#   PGU_WRAP=(CMD ARGS --)      (set by the story) pgu_start runs the pooler under CMD
 #
 # Provides:
 #   $PGU_TMP                    per-test temp dir (ini, log, pidfile, unix socket, userlist)
@@ -307,6 +308,10 @@ pgu_start() {
 	local -a launch=()
 	if [[ -n $PGU_RUN_AS ]]; then
 		launch=(setpriv --reuid="$PGU_RUN_AS" --regid="$PGU_RUN_AS" --init-groups --)
+	fi
+	# PGU_WRAP=(cmd args --): run the pooler under it (e.g. prlimit --nofile=SOFT:HARD --)
+	if [[ -n ${PGU_WRAP+x} ]]; then
+		launch=("${PGU_WRAP[@]}" "${launch[@]}")
 	fi
 	echo "-- [$PGU_TEST] starting $(basename "$PGUSHER_BIN") on 127.0.0.1:$PGU_PORT (dir $PGU_TMP)"
 	"${launch[@]}" "$PGUSHER_BIN" "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
