@@ -31,9 +31,9 @@
 /* Role; replay (standby) or current (primary) LSN; seconds since the last replayed
  * transaction (since startup when none was replayed yet); received LSN (standby). */
 #define PROBE_QUERY                                                                                \
-    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "    \
-    "ELSE pg_current_wal_lsn() END, COALESCE(EXTRACT(EPOCH FROM now() - "                         \
-    "COALESCE(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())), 0), "               \
+    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "     \
+    "ELSE pg_current_wal_insert_lsn() END, COALESCE(EXTRACT(EPOCH FROM now() - "                   \
+    "COALESCE(pg_last_xact_replay_timestamp(), pg_postmaster_start_time())), 0), "                 \
     "pg_last_wal_receive_lsn()"
 
 bool hc_feed(struct hc_state *h, bool ok, int rise, int fall)
@@ -98,6 +98,7 @@ struct probe {
     enum be_role role; /* from in_hot_standby, or the row */
     struct hc_probe_row row;
     uint64_t connected_at;
+    uint64_t query_sent_at; /* when the check query went out: its positions are from later */
     char *login; /* "user/dbname" it logged in with: a reload that changes it reconnects */
     char sockpath[300];
 };
@@ -135,8 +136,10 @@ static void probe_report(struct probe *pr, bool ok, const char *error)
         be->lsn = pr->row.lsn;
         be->receive_lsn = pr->row.receive_lsn;
         be->replay_age_sec = pr->row.replay_age;
-        be->lsn_at = (int64_t)now_usec();
-        lb_behind_note(be, be->lsn_at, be->receive_lsn, be->lsn);
+        /* The positions were read after the query went out: whatever committed before
+         * that is in them (read_your_writes relies on it). */
+        be->lsn_at = (int64_t)pr->query_sent_at;
+        lb_behind_note(be, (usec_t)now_usec(), be->receive_lsn, be->lsn);
     }
     if (ok && pr->role != ROLE_UNKNOWN)
         backend_set_role(be, pr->role, "health check");
@@ -336,6 +339,7 @@ static void probe_send_query(struct probe *pr)
     pr->have_row = false;
     pr->bad_row = false;
     pr->role = ROLE_UNKNOWN;
+    pr->query_sent_at = now_usec();
     struct pktbuf b;
     pktbuf_init(&b);
     pktbuf_start(&b, 'Q');

@@ -39,8 +39,8 @@ struct backend {
     /* From the last successful probe. */
     bool lag_known;
     double replay_age_sec; /* standby: now() - pg_last_xact_replay_timestamp() */
-    uint64_t lsn;          /* primary: pg_current_wal_lsn(); standby: replay LSN */
-    int64_t lsn_at;        /* usec (monotonic) of the probe that read lsn */
+    uint64_t lsn;          /* primary: pg_current_wal_insert_lsn(); standby: replay LSN */
+    int64_t lsn_at;        /* usec (monotonic): lsn was read after this (its query went out) */
     uint64_t receive_lsn;  /* standby: WAL received (replayed or not) */
     /* standby: probe times at which it had received WAL it has not replayed yet, oldest
      * first, each with that received position; dropped once replay passes it. */
