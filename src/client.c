@@ -8,6 +8,7 @@
 #include "pgusher/client.h"
 
 #include "pgusher/admin.h"
+#include "pgusher/auth_query.h"
 #include "pgusher/cancel.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
@@ -79,9 +80,10 @@ void client_log(struct client *c, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    log_msg((enum log_level)level, "C-%p: %s/%s@%s:%d %s", (void *)c,
-            c->db_name ? c->db_name : "(nodb)", c->user_name ? c->user_name : "(nouser)", c->addr,
-            c->port, msg);
+    const char *db = c->log_hide & CLIENT_LOG_NODB ? NULL : c->db_name;
+    const char *user = c->log_hide & CLIENT_LOG_NOUSER ? NULL : c->user_name;
+    log_msg((enum log_level)level, "C-%p: %s/%s@%s:%d %s", (void *)c, db ? db : "(nodb)",
+            user ? user : "(nouser)", c->addr, c->port, msg);
 }
 
 static void on_read(struct stream *st);
@@ -114,6 +116,7 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
         return;
     }
     list_init(&c->node);
+    list_init(&c->aq_node);
     c->state = CL_LOGIN;
     list_append(&G.login_clients, &c->node);
     G.client_count++;
@@ -212,6 +215,7 @@ void client_close(struct client *c, const char *fmt, ...)
         client_log(c, LOG_LVL_DEBUG, "closing because: %s", reason);
 
     cancel_hash_del(c);
+    auth_query_forget(c);
     struct server *s = c->link;
     struct pool *p = c->pool;
     bool counted = c->state != CL_LOGIN && c->state != CL_CANCEL && c->db;
@@ -383,6 +387,27 @@ static uint32_t random_u32(void)
 static void start_auth(struct client *c);
 static bool attach_database(struct client *c, struct database *db);
 
+static void log_login_attempt(struct client *c)
+{
+    if (!G.cf->g.log_connections)
+        return;
+    char tls[128];
+    stream_tls_describe(&c->st, tls, sizeof(tls));
+    client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=%s replication=no", c->db_name,
+               c->user_name, tls[0] ? tls : "no");
+}
+
+/* Is the client's user in auth_file (or is it the console's own user, let in by peer)? */
+static bool user_known(const struct client *c)
+{
+    if (config_find_authuser(G.cf, c->user_name))
+        return true;
+    int type = G.cf->g.auth_type;
+    if (type == AUTH_TYPE_CERT || (type == AUTH_TYPE_TRUST && !G.cf->g.auth_file))
+        return true; /* not looked up in auth_file at all */
+    return strcmp(c->db_name, "pgbouncer") == 0 && strcmp(c->user_name, "pgbouncer") == 0;
+}
+
 static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 {
     struct pktreader r;
@@ -442,12 +467,23 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     c->vars = vars;
     c->startup_done = true;
 
-    if (G.cf->g.log_connections) {
-        char tls[128];
-        stream_tls_describe(&c->st, tls, sizeof(tls));
-        client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=%s replication=no",
-                   c->db_name, c->user_name, tls[0] ? tls : "no");
+    /* A user auth_query will look up is named in the log once found, as PgBouncer does. */
+    const struct cf_database *dcf = config_find_database(G.cf, c->db_name);
+    if (!dcf)
+        dcf = config_find_database(G.cf, "*");
+    c->log_hide = 0;
+    if (!c->reject_msg && !user_known(c) && G.cf->g.auth_type != AUTH_TYPE_ANY) {
+        if (dcf && auth_query_user(dcf)) {
+            c->log_hide = CLIENT_LOG_NOUSER;
+        } else {
+            /* PgBouncer makes up a user that cannot log in, of no database in its log. */
+            c->log_hide = CLIENT_LOG_NODB | CLIENT_LOG_NOUSER;
+            client_log(c, LOG_LVL_INFO, "no such user: %s", c->user_name);
+            c->log_hide = CLIENT_LOG_NODB;
+        }
     }
+    if (!(c->log_hide & CLIENT_LOG_NOUSER))
+        log_login_attempt(c);
 
     if (c->reject_msg) {
         client_error_close(c, c->reject_state, "%s", c->reject_msg);
@@ -490,10 +526,18 @@ static bool constant_eq(const char *a, const char *b)
     return secret_equal(a, b);
 }
 
+/* PgBouncer 1.25's words and SQLSTATE, whether the user is unknown or the password wrong,
+ * so that the answer tells nothing about which; a SCRAM exchange says why in the log. */
 static void auth_failed(struct client *c)
 {
-    client_error_close(c, "28P01", "password authentication failed for user \"%s\"",
-                       c->user_name);
+    if (c->auth_step == PROTO_AUTH_SASL || c->auth_step == PROTO_AUTH_SASL_CONTINUE) {
+        client_log(c, LOG_LVL_ERROR, "%s",
+                   c->scram_md5 ? "SCRAM authentication failed: user has MD5 secret"
+                                : "password authentication failed");
+        client_error_close(c, "08P01", "SASL authentication failed");
+        return;
+    }
+    client_error_close(c, "08P01", "password authentication failed");
 }
 
 static void auth_ok(struct client *c);
@@ -540,6 +584,8 @@ static void request_password(struct client *c, uint32_t code)
     client_send_pkt(c, &b);
 }
 
+static void continue_auth(struct client *c, bool known);
+
 static void start_auth(struct client *c)
 {
     const struct config *cf = G.cf;
@@ -563,10 +609,53 @@ static void start_auth(struct client *c)
         auth_ok(c);
         return;
     }
+    if (!au && (c->log_hide & CLIENT_LOG_NOUSER)) {
+        /* Not in auth_file, and its database has an auth_user: ask PostgreSQL. The name of
+         * an auto-database is made a database now, since the lookup runs in it. */
+        const struct cf_database *dcf = c->db ? c->db->cf : config_find_database(cf, "*");
+        const char *auth_user = auth_query_user(dcf);
+        if (auth_user && !(c->db && c->db->admin)) {
+            if (!c->db) {
+                struct database *made = database_find(c->db_name, true);
+                if (!made) {
+                    client_error_close(c, "3D000", "no such database: %s", c->db_name);
+                    return;
+                }
+                if (!attach_database(c, made))
+                    return;
+            }
+            auth_query_start(c, auth_user);
+            return;
+        }
+        c->log_hide = 0;
+        log_login_attempt(c);
+    }
+    continue_auth(c, au != NULL);
+}
+
+void client_auth_lookup_done(struct client *c)
+{
+    if (!c->aq_found) {
+        client_log(c, LOG_LVL_INFO, "login failed: db=%s", c->db_name);
+        client_error_close(c, "08P01", "no such user");
+        return;
+    }
+    c->log_hide = 0;
+    log_login_attempt(c);
+    c->secret = c->secret_copy; /* NULL: no password, nothing will match */
+    continue_auth(c, true);
+    client_update_reading(c);
+}
+
+/* The user is known (auth_file, auth_query) or not: ask for what auth_type wants. */
+static void continue_auth(struct client *c, bool known)
+{
+    const struct config *cf = G.cf;
+    int type = cf->g.auth_type;
     if (type == AUTH_TYPE_TRUST) {
         /* PgBouncer: no password check, but the user must be known when an auth_file is set. */
-        if (!au && cf->g.auth_file && *cf->g.auth_file) {
-            client_error_close(c, "28000", "no such user: %s", c->user_name);
+        if (!known && cf->g.auth_file && *cf->g.auth_file) {
+            client_error_close(c, "08P01", "\"trust\" authentication failed");
             return;
         }
         auth_ok(c);
@@ -645,6 +734,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
         }
         if (!have_secret) {
             /* Unknown user or an md5 secret: run a fake exchange that cannot succeed. */
+            c->scram_md5 = c->secret && pg_is_md5_secret(c->secret);
             scram_mock_secret(c->user_name, iters, &c->scram->secret);
             c->secret = NULL;
         }
@@ -746,6 +836,16 @@ static void auth_ok(struct client *c)
     if (!p) {
         client_error_close(c, "53200", "out of memory");
         return;
+    }
+    if (c->aq_found && !db->cf->user && c->secret_copy &&
+        (!p->aq_secret || strcmp(p->aq_secret, c->secret_copy) != 0)) {
+        /* What auth_query found logs the pool in to the server as this user, like a secret
+         * in auth_file would. */
+        char *copy = strdup(c->secret_copy);
+        if (copy) {
+            secret_free_str(p->aq_secret);
+            p->aq_secret = copy;
+        }
     }
     if (c->scram) {
         /* Remember the keys so the pool can log in to the server as this user. */
@@ -884,7 +984,7 @@ static bool plaintext_refused(const struct client *c)
 static void process_login(struct client *c)
 {
     struct stream *st = &c->st;
-    while (!st->closing && c->state == CL_LOGIN && stream_avail(st) > 0) {
+    while (!st->closing && c->state == CL_LOGIN && !c->aq_wait && stream_avail(st) > 0) {
         const uint8_t *p = st->buf + st->rpos;
         uint32_t avail = stream_avail(st);
         if (!c->startup_done) {

@@ -50,14 +50,14 @@
 const struct cf_setting config_settings[] = {
     ROW(admin_users, CF_STRING, "", true, true),
     ROW(application_name_add_host, CF_BOOL, "0", true, true),
-    ROW(auth_dbname, CF_STRING, "", true, false),
+    ROW(auth_dbname, CF_STRING, "", true, true),
     ROW(auth_file, CF_STRING, "", true, true),
     ROW(auth_hba_file, CF_STRING, "", true, false),
     ROW(auth_ident_file, CF_STRING, "", true, false),
     SECRET_ROW(auth_ldap_options, "", true, false), /* may hold ldapbindpasswd= */
-    ROW(auth_query, CF_STRING, DEFAULT_AUTH_QUERY, true, false),
+    ROW(auth_query, CF_STRING, DEFAULT_AUTH_QUERY, true, true),
     ROW(auth_type, CF_ENUM_AUTH_TYPE, "md5", true, true),
-    ROW(auth_user, CF_STRING, "", true, false),
+    ROW(auth_user, CF_STRING, "", true, true),
     ROW(autodb_idle_timeout, CF_TIME, "3600", true, true),
     ROW(cancel_wait_timeout, CF_TIME, "10", true, true),
     ROW(client_idle_timeout, CF_TIME, "0", true, true),

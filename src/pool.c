@@ -6,6 +6,7 @@
 #include "pgusher/pool.h"
 
 #include "pgusher/admin.h"
+#include "pgusher/auth_query.h"
 #include "pgusher/balance.h"
 #include "pgusher/cancel.h"
 #include "pgusher/client.h"
@@ -368,6 +369,7 @@ static void database_destroy(struct database *db)
         pktbuf_free(&p->welcome);
         varcache_free(&p->welcome_vars);
         free(p->user);
+        secret_free_str(p->aq_secret);
         secret_free(p, sizeof(*p)); /* the SCRAM keys learned from clients */
     }
     detach_backends(db);
@@ -495,6 +497,7 @@ struct pool *pool_get(struct database *db, const char *user)
     list_init(&p->sv_login);
     list_init(&p->sv_being_canceled);
     list_init(&p->cl_active_cancel_req);
+    list_init(&p->aq_waiting);
     pktbuf_init(&p->welcome);
     p->launch_hint = -1;
     list_append(&db->pools, &p->node);
@@ -1011,7 +1014,12 @@ void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bo
         p->last_login_failure = now_usec();
     if (!fatal_auth)
         return;
-    /* The server refused us: clients waiting for this pool's first login get its error. */
+    /* The server refused us: lookups of auth_query through this pool fail with its words. */
+    const char *bare = msg;
+    if (strncmp(bare, "server login failed: ", 21) == 0)
+        bare += 21;
+    auth_query_login_failed(p, sqlstate, bare);
+    /* Clients waiting for this pool's first login get its error. */
     struct client *c;
     while ((c = NULL, !list_empty(&p->cl_waiting))) {
         struct list *it;
@@ -1034,6 +1042,14 @@ static bool in_login_backoff(const struct pool *p)
     if (!p->last_login_failure)
         return false;
     return now_usec() - p->last_login_failure < (uint64_t)G.cf->g.server_login_retry;
+}
+
+const char *pool_login_failing(const struct pool *p)
+{
+    if (!in_login_backoff(p) || !p->last_login_error[0])
+        return NULL;
+    const char *m = p->last_login_error;
+    return strncmp(m, "server login failed: ", 21) == 0 ? m + 21 : m;
 }
 
 /* May this pool open one more server connection now? */
@@ -1091,10 +1107,19 @@ void pool_service(struct pool *p)
     }
     if (database_paused(p->db))
         return;
+    /* Lookups of auth_query go first: their clients cannot even log in before. */
+    struct server *s;
+    while (p->n_aq_waiting > 0 && (s = take_idle(p, NULL)) != NULL) {
+        if (needs_check(s)) {
+            run_check(s);
+            continue;
+        }
+        auth_query_run(s);
+    }
     /* Idle servers go to waiting clients, oldest waiter first. */
     struct client *c;
     while ((c = first_waiting(p, CL_WAITING)) != NULL) {
-        struct server *s = take_idle(p, c);
+        s = take_idle(p, c);
         if (!s)
             break;
         if (needs_check(s)) {
@@ -1125,7 +1150,7 @@ void pool_service(struct pool *p)
     }
     /* Open servers for clients still waiting (a first one to learn the welcome). */
     int pending = p->n_sv_login + p->n_sv_tested;
-    int waiting = p->n_cl_waiting;
+    int waiting = p->n_cl_waiting + p->n_aq_waiting;
     if (!p->welcome_ok && waiting > 0 && pool_server_total(p) == 0)
         waiting = waiting > 1 ? waiting : 1;
     uint64_t now = now_usec();

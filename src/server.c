@@ -8,6 +8,8 @@
  */
 #include "pgusher/server.h"
 
+#include "pgusher/auth_query.h"
+
 #include "pgusher/balance.h"
 #include "pgusher/cancel.h"
 #include "pgusher/client.h"
@@ -268,14 +270,15 @@ static void on_tls_ready(struct stream *st, bool ok, const char *why)
     send_startup(s);
 }
 
-/* The password to log in with: the database entry's, else the auth file's. */
+/* The password to log in with: the database entry's, else the auth file's, else the secret
+ * auth_query found for the pool's user. */
 static const char *login_password(struct server *s)
 {
     const struct cf_database *cf = s->pool->db->cf;
     if (cf->password && (!cf->user || strcmp(cf->user, s->pool->user) == 0))
         return cf->password;
     const struct cf_authuser *au = config_find_authuser(G.cf, s->pool->user);
-    return au ? au->secret : NULL;
+    return au ? au->secret : s->pool->aq_secret;
 }
 
 static void login_free(struct server *s)
@@ -449,6 +452,7 @@ static void internal_done(struct server *s)
         if (s->link)
             client_resume(s->link);
         return;
+    case IQ_AUTH: /* auth_query.c reads its own results */
     case IQ_NONE:
         return;
     }
@@ -666,6 +670,8 @@ static void process(struct server *s)
     }
     if (s->state == SV_LOGIN)
         process_login(s);
+    else if (s->iq == IQ_AUTH)
+        auth_query_process(s);
     else if (s->iq != IQ_NONE)
         process_internal(s);
     else if (s->state == SV_ACTIVE && s->link)
@@ -796,6 +802,8 @@ void server_close(struct server *s, const char *fmt, ...)
         if (!s->fail_sqlstate[0])
             memcpy(s->fail_sqlstate, "08006", 6);
     }
+    if (s->aq_client)
+        auth_query_server_gone(s);
     server_set_state(s, SV_CLOSING);
     cancel_forget_server(s);
     p->db->server_count--;

@@ -24,6 +24,9 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
 bool client_send(struct client *c, const void *data, size_t len);
 /* The pool has its welcome parameters: finish the client's login. */
 void client_finish_login(struct client *c);
+/* auth_query.c: the lookup of c's user is over: c->aq_found, and its secret in
+ * c->secret_copy (NULL: the user has no password). Authentication goes on. */
+void client_auth_lookup_done(struct client *c);
 /* Process buffered input and re-evaluate whether to read (after a state change). */
 void client_resume(struct client *c);
 void client_update_reading(struct client *c);

@@ -37,6 +37,11 @@ struct varcache {
     const char *val[VAR_COUNT]; /* NULL = unknown; interned (varcache.c), shared */
 };
 
+/* client.log_hide: what client_log prints as "(nodb)" / "(nouser)", as PgBouncer does for a
+ * client whose user is unknown or still being looked up. */
+#define CLIENT_LOG_NODB 1u
+#define CLIENT_LOG_NOUSER 2u
+
 enum client_state {
     CL_LOGIN,         /* G.login_clients: startup packet and authentication */
     CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
@@ -53,7 +58,7 @@ enum server_state {
     SV_IDLE,    /* pool->sv_idle: ready, no client */
     SV_ACTIVE,  /* pool->sv_active: linked to a client */
     SV_USED,    /* pool->sv_used: released, must be checked before reuse */
-    SV_TESTED,  /* pool->sv_tested: running the reset or check query */
+    SV_TESTED,  /* pool->sv_tested: running the reset or check query, or an auth_query */
     SV_BEING_CANCELED, /* pool->sv_being_canceled: released by its client, a cancel request
                         * for it still on its way: nobody else may have it yet */
     SV_CLOSING, /* G.closing_servers: handle closing */
@@ -66,6 +71,7 @@ enum internal_query {
     IQ_SETVARS, /* SET client parameters before a client's work */
     IQ_RESET,   /* server_reset_query after release */
     IQ_CHECK,   /* server_check_query before reuse */
+    IQ_AUTH,    /* auth_query for a client logging in (auth_query.c reads its results) */
 };
 
 struct pool_stats {
@@ -151,6 +157,13 @@ struct pool {
     /* SCRAM keys learned from a client's proof, to log in to the server as that user. */
     uint8_t scram_client_key[SCRAM_KEY_LEN], scram_server_key[SCRAM_KEY_LEN];
     bool have_scram_keys;
+    /* auth_query.c: clients whose user is being looked up through this pool's servers,
+     * oldest first (struct client.aq_node), waiting for an idle server. */
+    struct list aq_waiting;
+    int n_aq_waiting;
+    /* The secret auth_query last found for this pool's user (no auth_file entry), for
+     * server logins as that user; wiped when replaced or freed. */
+    char *aq_secret;
     struct pool_stats stats;
 };
 
@@ -191,6 +204,15 @@ struct client {
     int admin_wait;        /* admin_wait_t: a command that completes later */
     char *admin_wait_db;   /* the database it waits for, or NULL for all */
     char reject_state[6];
+    /* auth_query lookup (auth_query.c): queued on aq_pool->aq_waiting, then running on
+     * aq_server; aq_wait is true for both, and login input waits meanwhile. */
+    bool aq_wait;
+    bool aq_found;           /* auth_query found the user; its secret is secret_copy */
+    struct list aq_node;
+    struct pool *aq_pool;    /* holds a cl_refs reference on aq_pool->db while set */
+    struct server *aq_server;
+    bool scram_md5;          /* SCRAM asked of a user whose secret is md5: cannot succeed */
+    uint8_t log_hide;        /* CLIENT_LOG_NODB / CLIENT_LOG_NOUSER: as PgBouncer prints it */
     /* times, usec on the monotonic clock */
     uint64_t connect_time, request_time, wait_start, xact_start, query_start;
     uint64_t close_start; /* close_after_flush: when the close began (its deadline counts) */
@@ -238,6 +260,11 @@ struct server {
     uint64_t tls_gen;
     bool tls_wait;              /* SSLRequest sent, its one-byte answer not read yet */
     struct proto_login *login;  /* the login exchange (proto.c), while SV_LOGIN */
+    /* IQ_AUTH: the client whose user it looks up (NULL once that client went away), the
+     * columns its RowDescription announced (-1: none yet), whether an ErrorResponse came. */
+    struct client *aq_client;
+    int aq_cols;
+    bool aq_error;
     struct pktbuf login_params; /* ParameterStatus messages seen during login */
     struct sockaddr_storage addr; /* resolved address (TCP), reused for cancel requests */
     char unix_path[300];          /* Unix socket path when host is a directory */

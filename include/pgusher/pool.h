@@ -38,6 +38,9 @@ int database_pool_mode(const struct database *db, const char *user);
 
 struct pool *pool_get(struct database *db, const char *user);
 int pool_pool_size(const struct pool *p);
+/* The pool's last server login error while server_login_retry holds its logins back after
+ * it (PgBouncer's "cached error"), else NULL. */
+const char *pool_login_failing(const struct pool *p);
 /* Logged-in clients of this (server login) user over all databases. */
 int pool_user_client_count(const char *user);
 int pool_mode(const struct pool *p);

@@ -197,7 +197,7 @@ check "reload adds and removes databases and auth_file users"
 printf 'added = host=%s port=%s dbname=testdb\n' "$PGU_PRIMARY" "$PGU_PGPORT" >"$PGU_TMP/add"
 sed -i "/^\[databases\]/r $PGU_TMP/add" "$PGU_INI"
 pgu_try psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U newbie testdb -c 'select 1'
-assert_contains "$PGU_OUT" "no such user" "user unknown to auth_file is refused by the pooler"
+assert_contains "$PGU_OUT" '"trust" authentication failed' "user unknown to auth_file is refused by the pooler (PgBouncer 1.25's words)"
 pgu_user newbie ""
 admin -c 'RELOAD' >/dev/null
 assert_eq "1" "$(q added -c 'select 1')" "new database after reload"

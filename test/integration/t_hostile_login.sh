@@ -118,7 +118,7 @@ ndb_before=$(admin 'SHOW DATABASES' | wc -l)
 pgu_try timeout 60 $WIRE badlogins --port "$PGU_PORT" --user u_md5 --password wrong --n 50
 assert_contains "$PGU_OUT" "BADLOGINS refused=50 of 50" "all 50 refused"
 pgu_try $WIRE startup --port "$PGU_PORT" --user u_md5 --password wrong --database rnd_one
-assert_contains "$PGU_OUT" "C=28P01 M=password authentication failed" "the client sees the password error"
+assert_contains "$PGU_OUT" "C=08P01 M=password authentication failed" "the client sees the password error (PgBouncer 1.25's SQLSTATE)"
 assert_not_contains "$(admin 'SHOW DATABASES')" "rnd_" "SHOW DATABASES lists none of the random names"
 assert_eq "$ndb_before" "$(admin 'SHOW DATABASES' | wc -l)" "as many databases as before"
 still_works "after the failed logins"

@@ -197,7 +197,8 @@ START_TEST(table_defaults_and_flags_match_pgbouncer)
     ck_assert(config_find_setting("peer_id")->implemented);
     ck_assert(config_find_setting("client_tls_sslmode")->implemented);
     ck_assert(!config_find_setting("auth_hba_file")->implemented);
-    ck_assert(!config_find_setting("auth_user")->implemented);
+    ck_assert(config_find_setting("auth_user")->implemented);
+    ck_assert(!config_find_setting("auth_ldap_options")->implemented);
     ck_assert_int_eq(config_find_setting("server_lifetime")->type, CF_TIME);
     ck_assert_int_eq(config_find_setting("auth_type")->type, CF_ENUM_AUTH_TYPE);
 }
@@ -605,10 +606,11 @@ END_TEST
 
 START_TEST(unimplemented_setting_is_listed_once)
 {
-    struct config *cf = load_ok("[pgbouncer]\nauth_user = a\nauth_user = b\n");
+    struct config *cf =
+        load_ok("[pgbouncer]\nauth_ldap_options = a\nauth_ldap_options = b\n");
 
     ck_assert_int_eq(cf->nunimplemented, 1);
-    ck_assert_str_eq(cf->unimplemented[0], "auth_user");
+    ck_assert_str_eq(cf->unimplemented[0], "auth_ldap_options");
     config_free(cf);
 }
 END_TEST
