@@ -10,6 +10,7 @@
 #include "pgusher/admin.h"
 #include "pgusher/auth_query.h"
 #include "pgusher/cancel.h"
+#include "pgusher/hba.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/prepared.h"
@@ -22,6 +23,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +271,7 @@ static void on_closed(struct stream *st)
     str_release(c->user_name);
     str_release(c->db_name);
     free(c->reject_msg);
+    free(c->auth_map);
     secret_free_str(c->secret_copy);
     free(c->admin_wait_db);
     varcache_free(&c->vars);
@@ -385,6 +388,7 @@ static uint32_t random_u32(void)
 }
 
 static void start_auth(struct client *c);
+static void auth_ok(struct client *c);
 static bool attach_database(struct client *c, struct database *db);
 
 static void log_login_attempt(struct client *c)
@@ -397,13 +401,72 @@ static void log_login_attempt(struct client *c)
                c->user_name, tls[0] ? tls : "no");
 }
 
+/* auth_type = hba: what the first matching rule of auth_hba_file says, as an auth_type_t, or
+ * CLIENT_AUTH_REJECT / _NONE (no rule) / _PEER (its map= in c->auth_map). */
+static const int hba_auth_types[] = {
+    [HBA_TRUST] = AUTH_TYPE_TRUST,  [HBA_REJECT] = CLIENT_AUTH_REJECT,
+    [HBA_MD5] = AUTH_TYPE_MD5,      [HBA_SCRAM] = AUTH_TYPE_SCRAM,
+    [HBA_PASSWORD] = AUTH_TYPE_PLAIN, [HBA_PEER] = CLIENT_AUTH_PEER,
+    [HBA_CERT] = AUTH_TYPE_CERT,
+};
+
+static void choose_auth_type(struct client *c)
+{
+    c->auth_type = G.cf->g.auth_type;
+    if (c->auth_type != AUTH_TYPE_HBA)
+        return;
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    bool have_addr = !c->st.is_unix && uv_tcp_getpeername(&c->st.h.tcp, (struct sockaddr *)&ss,
+                                                          &len) == 0;
+    struct hba_login lg = {.is_unix = c->st.is_unix,
+                           .tls = stream_tls_active(&c->st),
+                           .addr = have_addr ? (const struct sockaddr *)&ss : NULL,
+                           .db = c->db_name,
+                           .user = c->user_name};
+    const struct hba_rule *r = hba_match(G.cf->hba, &lg);
+    c->auth_type = r ? hba_auth_types[r->method] : CLIENT_AUTH_NONE;
+    if (r && r->map) {
+        free(c->auth_map);
+        c->auth_map = strdup(r->map);
+    }
+}
+
+/* The peer method: the OS user at the other end of the Unix socket must be the user it logs
+ * in as, or be allowed to by the rule's ident map. PgBouncer's words on failure. */
+static void auth_peer(struct client *c)
+{
+    struct ucred cred;
+    uv_os_fd_t fd;
+    socklen_t clen = sizeof(cred);
+    char buf[1024];
+    struct passwd pw, *pwp = NULL;
+    if (!c->st.is_unix || uv_fileno(&c->st.h.handle, &fd) != 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
+        getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &pwp) != 0 || !pwp) {
+        client_error_close(c, "08P01", "unix socket login rejected");
+        return;
+    }
+    bool ok = c->auth_map ? hba_ident_allows(G.cf->hba, c->auth_map, pw.pw_name, c->user_name)
+                          : strcmp(pw.pw_name, c->user_name) == 0;
+    if (!ok) {
+        if (c->auth_map)
+            client_log(c, LOG_LVL_ERROR, "ident map %s cannot be matched", c->auth_map);
+        client_error_close(c, "08P01", "unix socket login rejected");
+        return;
+    }
+    client_log(c, LOG_LVL_DEBUG, "peer login as OS user %s", pw.pw_name);
+    auth_ok(c);
+}
+
 /* Is the client's user in auth_file (or is it the console's own user, let in by peer)? */
 static bool user_known(const struct client *c)
 {
     if (config_find_authuser(G.cf, c->user_name))
         return true;
-    int type = G.cf->g.auth_type;
-    if (type == AUTH_TYPE_CERT || (type == AUTH_TYPE_TRUST && !G.cf->g.auth_file))
+    int type = c->auth_type;
+    if (type == AUTH_TYPE_CERT || type == CLIENT_AUTH_PEER ||
+        (type == AUTH_TYPE_TRUST && !G.cf->g.auth_file))
         return true; /* not looked up in auth_file at all */
     return strcmp(c->db_name, "pgbouncer") == 0 && strcmp(c->user_name, "pgbouncer") == 0;
 }
@@ -467,12 +530,13 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     c->vars = vars;
     c->startup_done = true;
 
+    choose_auth_type(c);
     /* A user auth_query will look up is named in the log once found, as PgBouncer does. */
     const struct cf_database *dcf = config_find_database(G.cf, c->db_name);
     if (!dcf)
         dcf = config_find_database(G.cf, "*");
     c->log_hide = 0;
-    if (!c->reject_msg && !user_known(c) && G.cf->g.auth_type != AUTH_TYPE_ANY) {
+    if (!c->reject_msg && !user_known(c) && c->auth_type != AUTH_TYPE_ANY) {
         if (dcf && auth_query_user(dcf)) {
             c->log_hide = CLIENT_LOG_NOUSER;
         } else {
@@ -589,7 +653,7 @@ static void continue_auth(struct client *c, bool known);
 static void start_auth(struct client *c)
 {
     const struct config *cf = G.cf;
-    int type = cf->g.auth_type;
+    int type = c->auth_type;
     const struct cf_authuser *au = config_find_authuser(cf, c->user_name);
     if (au && au->secret) {
         c->secret_copy = strdup(au->secret);
@@ -651,7 +715,19 @@ void client_auth_lookup_done(struct client *c)
 static void continue_auth(struct client *c, bool known)
 {
     const struct config *cf = G.cf;
-    int type = cf->g.auth_type;
+    int type = c->auth_type;
+    if (type == CLIENT_AUTH_NONE) {
+        client_error_close(c, "08P01", "no authentication method is found");
+        return;
+    }
+    if (type == CLIENT_AUTH_REJECT) {
+        client_error_close(c, "08P01", "login rejected");
+        return;
+    }
+    if (type == CLIENT_AUTH_PEER) {
+        auth_peer(c);
+        return;
+    }
     if (type == AUTH_TYPE_TRUST) {
         /* PgBouncer: no password check, but the user must be known when an auth_file is set. */
         if (!known && cf->g.auth_file && *cf->g.auth_file) {

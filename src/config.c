@@ -12,6 +12,7 @@
 
 #include "pgusher/authfile.h"
 #include "pgusher/connstr.h"
+#include "pgusher/hba.h"
 #include "pgusher/ini.h"
 #include "pgusher/proto.h"
 #include "pgusher/secret.h"
@@ -52,8 +53,8 @@ const struct cf_setting config_settings[] = {
     ROW(application_name_add_host, CF_BOOL, "0", true, true),
     ROW(auth_dbname, CF_STRING, "", true, true),
     ROW(auth_file, CF_STRING, "", true, true),
-    ROW(auth_hba_file, CF_STRING, "", true, false),
-    ROW(auth_ident_file, CF_STRING, "", true, false),
+    ROW(auth_hba_file, CF_STRING, "", true, true),
+    ROW(auth_ident_file, CF_STRING, "", true, true),
     SECRET_ROW(auth_ldap_options, "", true, false), /* may hold ldapbindpasswd= */
     ROW(auth_query, CF_STRING, DEFAULT_AUTH_QUERY, true, true),
     ROW(auth_type, CF_ENUM_AUTH_TYPE, "md5", true, true),
@@ -1315,6 +1316,27 @@ static bool load_authfile(struct loader *ld, char *err, size_t errlen)
     return true;
 }
 
+/* auth_type = hba: auth_hba_file (and auth_ident_file) are part of the snapshot, so a broken
+ * one refuses to start and a RELOAD keeps the running rules. Unlike PgBouncer, which skips a
+ * line it cannot parse: a skipped "reject" would let in whom it was meant to keep out. */
+static bool load_hba(struct loader *ld, char *err, size_t errlen)
+{
+    struct config *cf = ld->cf;
+    if (cf->g.auth_type != AUTH_TYPE_HBA)
+        return true;
+    if (!cf->g.auth_hba_file) {
+        put_err(err, errlen, "%s: auth_type = hba needs auth_hba_file", cf->path);
+        return false;
+    }
+    char why[600];
+    cf->hba = hba_load(cf->g.auth_hba_file, cf->g.auth_ident_file, why, sizeof(why));
+    if (!cf->hba) {
+        put_err(err, errlen, "%s", why);
+        return false;
+    }
+    return true;
+}
+
 static bool add_unimplemented(struct config *cf, const char *name)
 {
     char **grown = realloc(cf->unimplemented, sizeof(*grown) * (size_t)(cf->nunimplemented + 1));
@@ -1410,6 +1432,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         goto fail;
     if (!load_authfile(&ld, err, errlen))
         goto fail;
+    if (!load_hba(&ld, err, errlen))
+        goto fail;
     if (!collect_unimplemented(&ld, err, errlen))
         goto fail;
     free(ld.set_file);
@@ -1429,6 +1453,7 @@ void config_free(struct config *cf)
     if (!cf)
         return;
     free_global(&cf->g);
+    hba_free(cf->hba);
     for (int i = 0; i < cf->ndbs; i++)
         config_free_database(&cf->dbs[i]);
     free(cf->dbs);

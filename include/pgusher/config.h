@@ -14,6 +14,8 @@
 typedef int64_t usec_t;
 #define USEC_PER_SEC 1000000LL
 
+struct hba;
+
 /* "unset" marker for per-database / per-user integer overrides. */
 #define CF_UNSET (-1)
 
@@ -26,7 +28,7 @@ typedef enum {
     AUTH_TYPE_SCRAM, /* "scram-sha-256" */
     AUTH_TYPE_ANY,   /* "any": no auth, user name ignored (needs forced user in db) */
     AUTH_TYPE_CERT,  /* user name = client certificate CN (needs client_tls_sslmode verify-full) */
-    AUTH_TYPE_HBA,   /* accepted, not implemented yet */
+    AUTH_TYPE_HBA,   /* per connection, from auth_hba_file (hba.h) */
     AUTH_TYPE_PAM,   /* accepted, not implemented yet */
     AUTH_TYPE_LDAP,  /* accepted, not implemented yet */
 } auth_type_t;
@@ -195,6 +197,7 @@ struct config {
     int npeers;
     struct cf_authuser *authusers; /* from auth_file, sorted by name */
     int nauthusers;
+    struct hba *hba; /* auth_type = hba: auth_hba_file + auth_ident_file (hba.h), else NULL */
     /* Names of settings given in the ini that pgusher accepts but does not implement yet
      * (one warning each is logged by the caller at startup/reload). */
     char **unimplemented;

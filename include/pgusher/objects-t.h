@@ -42,6 +42,12 @@ struct varcache {
 #define CLIENT_LOG_NODB 1u
 #define CLIENT_LOG_NOUSER 2u
 
+/* client.auth_type values beyond auth_type_t, from auth_hba_file: rejected, no rule matched,
+ * the peer method. */
+#define CLIENT_AUTH_REJECT 100
+#define CLIENT_AUTH_NONE 101
+#define CLIENT_AUTH_PEER 102
+
 enum client_state {
     CL_LOGIN,         /* G.login_clients: startup packet and authentication */
     CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
@@ -211,6 +217,8 @@ struct client {
     struct list aq_node;
     struct pool *aq_pool;    /* holds a cl_refs reference on aq_pool->db while set */
     struct server *aq_server;
+    int auth_type;           /* auth_type_t for this login, or a CLIENT_AUTH_* verdict */
+    char *auth_map;          /* the hba rule's map= (peer), or NULL */
     bool scram_md5;          /* SCRAM asked of a user whose secret is md5: cannot succeed */
     uint8_t log_hide;        /* CLIENT_LOG_NODB / CLIENT_LOG_NOUSER: as PgBouncer prints it */
     /* times, usec on the monotonic clock */

@@ -108,6 +108,22 @@ write_dict("connstr", ["host=", "port=", "dbname=", "user=", "password=", "pool_
                        "\\'", "\\\\", ",", "65535", "read-write", "standby", "prefer-standby",
                        "round-robin", "least-connections", "transaction"])
 
+HBA = ("local all all peer map=m\n"
+       "host testdb,\"c d\" @users.txt 127.0.0.0/8 md5\n"
+       "hostssl sameuser all ::1/128 scram-sha-256\n"
+       "hostnossl replication all 10.0.0.0 255.0.0.0 password # c\n"
+       "host all all all cert map=m\n"
+       "host all all 0.0.0.0/0 reject\n")
+write("hba", "good", b"\x80" + HBA.encode() + b"\x00m root alice\nm alice all\n")
+write("hba", "good-unix", b"\x01" + HBA.replace("map=m", "").encode())
+write("hba", "bad-type", b"\x00host all all all trust\nbogus x y z\n")
+write("hba", "bad-mask", b"\x04host all all 127.0.0.1/40 trust\nhost all all ::1 1.2.3.4 md5\n")
+write("hba", "unterminated", b"\x02host \"all all all trust\n")
+write("hba", "no-map", b"\x80local all all peer map=x\n\x00y a b\n")
+write_dict("hba", ["local", "host", "hostssl", "hostnossl", "all", "sameuser", "replication",
+                   "samerole", "trust", "reject", "md5", "scram-sha-256", "password", "peer",
+                   "cert", "map=", "@users.txt", "+", "/32", "/128", "::1", "127.0.0.1",
+                   "255.255.255.0", "#", "\"", ","])
 write("authfile", "good", b"\x00" + USERS.encode())
 write("authfile", "good-file", b"\x80" + USERS.replace("\n", "\r\n").encode())
 write("authfile", "quotes", b'\x02"a""b" "se""cret" trailing stuff\n  # c\n"c" "d"')
