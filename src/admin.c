@@ -135,6 +135,8 @@ bool admin_login_allowed(struct client *c)
     bool stats = in_list(g->stats_users, c->user_name);
     if (!full && !stats && strcmp(c->user_name, "pgbouncer") == 0 && admin_peer_is_self(c))
         full = true; /* the "pgbouncer" user over the Unix socket, from our own OS user */
+    if (G.cf->g.auth_type == AUTH_TYPE_ANY)
+        full = true; /* PgBouncer: under auth_type = any, anyone is the console's admin */
     if (!full && !stats) {
         client_error_close(c, "28000", "not allowed");
         return false;

@@ -390,6 +390,8 @@ static uint32_t random_u32(void)
 static void start_auth(struct client *c);
 static void auth_ok(struct client *c);
 static bool attach_database(struct client *c, struct database *db);
+static bool take_any_user(struct client *c);
+static void choose_auth_type(struct client *c);
 
 static void log_login_attempt(struct client *c)
 {
@@ -409,6 +411,35 @@ static const int hba_auth_types[] = {
     [HBA_PASSWORD] = AUTH_TYPE_PLAIN, [HBA_PEER] = CLIENT_AUTH_PEER,
     [HBA_CERT] = AUTH_TYPE_CERT,
 };
+
+/* auth_type = any: the user name given does not count. The client becomes its database's
+ * forced user (as PgBouncer logs it), or the console's "pgbouncer" admin; a database without
+ * a forced user is PgBouncer's "bouncer config error". False: closed. */
+static bool take_any_user(struct client *c)
+{
+    const char *as = NULL;
+    const struct cf_database *dcf = config_find_database(G.cf, c->db_name);
+    if (!dcf && !admin_is_console_db(c->db_name))
+        dcf = config_find_database(G.cf, "*");
+    if (admin_is_console_db(c->db_name) && !(dcf && dcf->user))
+        as = "pgbouncer";
+    else if (dcf && dcf->user)
+        as = dcf->user;
+    if (!as) {
+        c->log_hide = CLIENT_LOG_NODB | CLIENT_LOG_NOUSER;
+        client_log(c, LOG_LVL_ERROR, "auth_type=any requires forced user");
+        client_error_close(c, "08P01", "bouncer config error");
+        return false;
+    }
+    const char *name = str_intern(as);
+    if (!name) {
+        client_error_close(c, "53200", "out of memory");
+        return false;
+    }
+    str_release(c->user_name);
+    c->user_name = name;
+    return true;
+}
 
 static void choose_auth_type(struct client *c)
 {
@@ -531,6 +562,8 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     c->startup_done = true;
 
     choose_auth_type(c);
+    if (c->auth_type == AUTH_TYPE_ANY && !c->reject_msg && !take_any_user(c))
+        return;
     /* A user auth_query will look up is named in the log once found, as PgBouncer does. */
     const struct cf_database *dcf = config_find_database(G.cf, c->db_name);
     if (!dcf)
@@ -606,7 +639,8 @@ static void auth_failed(struct client *c)
 
 static void auth_ok(struct client *c);
 
-/* auth_type=cert: the user name must be the common name of the client certificate, which
+/* auth_type=cert (or an hba cert rule, whose map= may map the common name to the user):
+ * the user name must be the common name of the client certificate, which
  * the handshake verified (client_tls_sslmode verify-full, tls_build insists). The client
  * only learns that it failed; the log says why (PgBouncer's wording on both). */
 static void auth_cert(struct client *c)
@@ -617,7 +651,9 @@ static void auth_cert(struct client *c)
         why = "TLS connection required";
     else if (!stream_tls_peer_cn(&c->st, cn, sizeof(cn)))
         why = "TLS client certificate required";
-    else if (strcmp(cn, c->user_name) != 0)
+    else if (c->auth_map && !hba_ident_allows(G.cf->hba, c->auth_map, cn, c->user_name))
+        why = "TLS certificate name cannot be matched by the ident map";
+    else if (!c->auth_map && strcmp(cn, c->user_name) != 0)
         why = "TLS certificate name mismatch";
     if (why) {
         client_log(c, LOG_LVL_ERROR, "%s", why);

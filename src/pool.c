@@ -1015,7 +1015,7 @@ void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bo
     if (!fatal_auth)
         return;
     /* The server refused us: lookups of auth_query through this pool fail with its words. */
-    const char *bare = msg;
+    const char *bare = msg; /* without server_close's "server login failed: " */
     if (strncmp(bare, "server login failed: ", 21) == 0)
         bare += 21;
     auth_query_login_failed(p, sqlstate, bare);
@@ -1033,7 +1033,7 @@ void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bo
         }
         if (!c)
             break;
-        client_error_close(c, sqlstate, "%s", msg);
+        client_error_close(c, sqlstate, "%s", bare); /* the server's words, as PgBouncer */
     }
 }
 
