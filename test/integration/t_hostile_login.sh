@@ -145,6 +145,7 @@ pgu_start <<EOF
 auth_type = any
 EOF
 pgu_try pgu_psql testdb nobody_in_particular -c 'select 1'
-assert_contains "$PGU_OUT" "auth_type=any requires forced user in database entry" "refused without a forced user"
+assert_contains "$PGU_OUT" "bouncer config error" "refused without a forced user (PgBouncer 1.25's words)"
+assert_log_contains "auth_type=any requires forced user"
 
 pass

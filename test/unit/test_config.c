@@ -4,6 +4,7 @@
  * Uses temp files under /tmp; never reads files outside the repository.
  */
 #include "pgusher/config.h"
+#include "pgusher/hba.h"
 #include "pgusher/proto.h"
 
 #include <check.h>
@@ -448,6 +449,34 @@ START_TEST(every_auth_type_is_accepted_including_plain)
         config_free(cf);
     }
     ck_assert_int_eq(AUTH_TYPE_PLAIN, 1);
+}
+END_TEST
+
+START_TEST(hba_files_are_part_of_the_snapshot)
+{
+    char text[1024];
+    const char *hba = write_file("hba.conf", "local all all peer map=m\nhost all all all md5\n");
+    const char *ident = write_file("ident.conf", "m root u1\n");
+    snprintf(text, sizeof(text),
+             "[pgbouncer]\nauth_type = hba\nauth_hba_file = %s\nauth_ident_file = %s\n", hba,
+             ident);
+    struct config *cf = load_ok(text);
+    ck_assert_ptr_nonnull(cf->hba);
+    ck_assert_int_eq(cf->hba->nrules, 2);
+    ck_assert_int_eq(cf->hba->nidents, 1);
+    config_free(cf);
+
+    /* Not auth_type = hba: the files are not read at all. */
+    snprintf(text, sizeof(text), "[pgbouncer]\nauth_type = md5\nauth_hba_file = /nonexistent\n");
+    cf = load_ok(text);
+    ck_assert_ptr_null(cf->hba);
+    config_free(cf);
+
+    write_file("hba.conf", "host all all all md5\nhost all all all gss\n");
+    snprintf(text, sizeof(text), "[pgbouncer]\nauth_type = hba\nauth_hba_file = %s\n", hba);
+    ck_assert_str_eq(load_fail(text), "DIR/hba.conf:2: unsupported authentication method \"gss\"");
+    ck_assert_str_eq(load_fail("[pgbouncer]\nauth_type = hba\n"),
+                     "DIR/t.ini: auth_type = hba needs auth_hba_file");
 }
 END_TEST
 
@@ -1182,6 +1211,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_pool_mode_is_error_listing_choices);
     tcase_add_test(tc, every_auth_type_is_accepted_including_plain);
     tcase_add_test(tc, bad_auth_type_is_error);
+    tcase_add_test(tc, hba_files_are_part_of_the_snapshot);
     tcase_add_test(tc, server_require_auth_defaults_to_every_method);
     tcase_add_test(tc, server_require_auth_list_and_negation_are_parsed);
     tcase_add_test(tc, bad_server_require_auth_is_error_with_file_and_line);
