@@ -1015,10 +1015,7 @@ void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bo
     if (!fatal_auth)
         return;
     /* The server refused us: lookups of auth_query through this pool fail with its words. */
-    const char *bare = msg; /* without server_close's "server login failed: " */
-    if (strncmp(bare, "server login failed: ", 21) == 0)
-        bare += 21;
-    auth_query_login_failed(p, sqlstate, bare);
+    auth_query_login_failed(p, sqlstate, msg);
     /* Clients waiting for this pool's first login get its error. */
     struct client *c;
     while ((c = NULL, !list_empty(&p->cl_waiting))) {
@@ -1033,7 +1030,7 @@ void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bo
         }
         if (!c)
             break;
-        client_error_close(c, sqlstate, "%s", bare); /* the server's words, as PgBouncer */
+        client_error_close(c, sqlstate, "%s", msg);
     }
 }
 
@@ -1046,10 +1043,7 @@ static bool in_login_backoff(const struct pool *p)
 
 const char *pool_login_failing(const struct pool *p)
 {
-    if (!in_login_backoff(p) || !p->last_login_error[0])
-        return NULL;
-    const char *m = p->last_login_error;
-    return strncmp(m, "server login failed: ", 21) == 0 ? m + 21 : m;
+    return in_login_backoff(p) && p->last_login_error[0] ? p->last_login_error : NULL;
 }
 
 /* May this pool open one more server connection now? */
