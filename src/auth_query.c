@@ -6,8 +6,8 @@
  *
  * A lookup: auth_query_start() queues the client on the auth pool (pool.aq_waiting); when the
  * pool has an idle server, pool_service() calls auth_query_run(), which sends the query as
- * Parse/Bind/Describe/Execute/Sync with the user name as $1 and marks the server SV_TESTED
- * with IQ_AUTH; auth_query_process() reads the reply (RowDescription: two columns wanted;
+ * Parse/Bind/Describe/Execute/Sync with the user name as $1 and marks the server SV_ACTIVE
+ * (without a link) with IQ_AUTH; auth_query_process() reads the reply (RowDescription: two columns wanted;
  * the first DataRow: name, secret or NULL; ErrorResponse) and at ReadyForQuery gives the
  * server back to the pool and the answer to client_auth_lookup_done(). A client that goes
  * away meanwhile is simply forgotten (auth_query_forget); the server finishes and is kept.
@@ -122,7 +122,7 @@ void auth_query_run(struct server *s)
     s->aq_client = c;
     s->aq_cols = -1;
     s->aq_error = false;
-    server_set_state(s, SV_TESTED);
+    server_set_state(s, SV_ACTIVE);
     s->iq = IQ_AUTH;
     s->iq_failed = false;
     s->expect_rfq++;
@@ -258,7 +258,10 @@ void auth_query_process(struct server *s)
             }
             if (c)
                 detach(c);
-            pool_server_idle(s);
+            if (s->close_needed || server_tls_obsolete(s))
+                server_close(s, "obsolete connection"); /* RECONNECT or RELOAD meanwhile */
+            else
+                pool_server_idle(s);
             if (c && !c->st.closing)
                 client_auth_lookup_done(c);
             return;

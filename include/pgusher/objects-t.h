@@ -62,9 +62,10 @@ enum client_state {
 enum server_state {
     SV_LOGIN,   /* pool->sv_login: connecting and logging in */
     SV_IDLE,    /* pool->sv_idle: ready, no client */
-    SV_ACTIVE,  /* pool->sv_active: linked to a client */
+    SV_ACTIVE,  /* pool->sv_active: linked to a client, or running an auth_query (IQ_AUTH,
+                 * no link) for one logging in, as PgBouncer counts it */
     SV_USED,    /* pool->sv_used: released, must be checked before reuse */
-    SV_TESTED,  /* pool->sv_tested: running the reset or check query, or an auth_query */
+    SV_TESTED,  /* pool->sv_tested: running the reset or check query */
     SV_BEING_CANCELED, /* pool->sv_being_canceled: released by its client, a cancel request
                         * for it still on its way: nobody else may have it yet */
     SV_CLOSING, /* G.closing_servers: handle closing */

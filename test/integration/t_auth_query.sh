@@ -14,7 +14,9 @@
 # per-user cache, so a changed password or VALID UNTIL counts at once); PgBouncer prints
 # "pooler error" after "closing because", pgusher before it; PgBouncer 1.25.2 accepts the
 # password "md5" for a user whose auth_query secret is NULL (no password, or expired), a hole
-# pgusher does not copy (checked for pgusher only).
+# pgusher does not copy (checked for pgusher only). When the auth database's host is down, a
+# lookup waits (health checks mark the host down, client_login_timeout ends the wait) where
+# PgBouncer answers the logins within server_login_retry with "cached error: connect failed".
 source "$(dirname "$0")/lib.sh"
 
 WIRE="python3 $(dirname "$0")/pgwire.py"
@@ -170,6 +172,8 @@ assert_eq "7" "$out" "another client is served meanwhile"
 quick=$(echo "$EPOCHREALTIME - $start" | bc)
 (($(echo "$quick < 1.8" | bc))) || fail "the other client waited for the slow lookup (${quick}s)"
 echo "   ok: served after ${quick}s while the lookup sleeps 2 s"
+sv_active=$(PGPASSWORD=pgpw pgu_admin "SHOW POOLS" | awk -F'|' '$1=="slow" && $2=="postgres" {print $7}')
+assert_eq "1" "$sv_active" "SHOW POOLS: the lookup's server counts as sv_active of slow/postgres"
 wait "$slow_pid" || fail "the slow lookup's client failed: $(cat "$PGU_TMP/slow.out")"
 assert_eq "42" "$(cat "$PGU_TMP/slow.out")" "the slow lookup's client logs in in the end"
 
