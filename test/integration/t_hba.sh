@@ -2,7 +2,7 @@
 # User story: auth_type = hba. The first rule of auth_hba_file that matches the connection
 # (local = Unix socket, host over TCP; database and user lists, @file, CIDR or address+mask)
 # picks the method: md5, scram-sha-256, password, trust, reject, peer (with an
-# auth_ident_file map), cert; no rule at all refuses the login. Answers and log lines are
+# auth_ident_file map), cert (hostssl, with map= too); no rule at all refuses the login. Answers and log lines are
 # PgBouncer 1.25's. A RELOAD picks up changed rules; a broken file is refused with file:line
 # (at start: the pooler does not start; on RELOAD: the running rules stay).
 #
@@ -120,6 +120,60 @@ PGPASSWORD= pgu_admin "RELOAD" >/dev/null || fail "RELOAD failed"
 sleep 0.3
 wire rejectdb u_md5 md5pass "select 1"
 assert_contains "$PGU_OUT" "ROW 1" "rejectdb now takes md5"
+
+check "over TLS: hostssl cert rules, map= maps a certificate's name to another user"
+pgu_stop
+C=$PGU_TMP/certs
+pgu_make_certs "$C"
+cat >"$PGU_TMP/hba-tls.conf" <<'EOF'
+hostnossl all     all      all           reject
+hostssl   testdb  u_trust  127.0.0.1/32  cert
+hostssl   testdb  u_md5    127.0.0.1/32  cert map=cm
+hostssl   testdb  u_scram  127.0.0.1/32  cert
+hostssl   all     all      all           md5
+EOF
+printf 'cm u_trust u_md5\n' >"$PGU_TMP/ident-tls.conf"
+chmod 0644 "$PGU_TMP/hba-tls.conf" "$PGU_TMP/ident-tls.conf"
+pgu_start <<EOF
+[databases]
+testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+
+[pgbouncer]
+auth_type = hba
+auth_hba_file = $PGU_TMP/hba-tls.conf
+auth_ident_file = $PGU_TMP/ident-tls.conf
+client_tls_sslmode = verify-full
+client_tls_key_file = $C/server.key
+client_tls_cert_file = $C/server.crt
+client_tls_ca_file = $C/ca.crt
+EOF
+tls_q() { # user sslmode [more conninfo]: select current_user through the pooler
+	psql -X -A -t -q "host=127.0.0.1 port=$PGU_PORT dbname=testdb user=$1 sslmode=$2 ${3:-}" \
+		-c "select current_user"
+}
+CERT="sslcert=$C/client.crt sslkey=$C/client.key"
+out=$(tls_q u_trust require "$CERT") || fail "u_trust with its certificate (CN=u_trust) refused"
+assert_eq "u_trust" "$out" "hostssl cert: the certificate's name is the user"
+out=$(tls_q u_md5 require "$CERT") || fail "u_md5 with the CN=u_trust certificate refused despite map cm"
+assert_eq "u_md5" "$out" "hostssl cert map=cm: CN=u_trust may log in as u_md5"
+pgu_try tls_q u_scram require "$CERT"
+assert_fails "u_scram with the CN=u_trust certificate, no map"
+assert_contains "$PGU_OUT" "certificate authentication failed" "a certificate of another name"
+assert_log_contains "TLS certificate name mismatch"
+out=$(PGPASSWORD=plainpass tls_q u_plain require "$CERT") || fail "u_plain refused"
+assert_eq "u_plain" "$out" "a user without a cert rule falls through to hostssl md5"
+pgu_stop
+pgu_start <<EOF
+[databases]
+testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+rejectdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+nomatchdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+
+[pgbouncer]
+auth_type = hba
+auth_hba_file = $HBA
+auth_ident_file = $IDENT
+EOF
 
 if [[ $(basename "$PGUSHER_BIN") != pgbouncer* ]]; then
 	check "RELOAD of a broken file keeps the running rules and says file:line (pgusher only)"
