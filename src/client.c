@@ -409,7 +409,7 @@ static const int hba_auth_types[] = {
     [HBA_TRUST] = AUTH_TYPE_TRUST,  [HBA_REJECT] = CLIENT_AUTH_REJECT,
     [HBA_MD5] = AUTH_TYPE_MD5,      [HBA_SCRAM] = AUTH_TYPE_SCRAM,
     [HBA_PASSWORD] = AUTH_TYPE_PLAIN, [HBA_PEER] = CLIENT_AUTH_PEER,
-    [HBA_CERT] = AUTH_TYPE_CERT,
+    [HBA_CERT] = AUTH_TYPE_CERT,    [HBA_LDAP] = CLIENT_AUTH_LDAP,
 };
 
 /* auth_type = any: the user name given does not count. The client becomes its database's
@@ -758,6 +758,10 @@ static void continue_auth(struct client *c, bool known)
     }
     if (type == CLIENT_AUTH_REJECT) {
         client_error_close(c, "08P01", "login rejected");
+        return;
+    }
+    if (type == CLIENT_AUTH_LDAP) {
+        client_error_close(c, "08P01", "ldap is not supported by this build");
         return;
     }
     if (type == CLIENT_AUTH_PEER) {

@@ -385,7 +385,7 @@ static const struct {
 } methods[] = {
     {"trust", HBA_TRUST},         {"reject", HBA_REJECT},     {"md5", HBA_MD5},
     {"scram-sha-256", HBA_SCRAM}, {"password", HBA_PASSWORD}, {"peer", HBA_PEER},
-    {"cert", HBA_CERT},
+    {"cert", HBA_CERT},           {"ldap", HBA_LDAP},
 };
 
 const char *hba_method_name(enum hba_method m)
@@ -430,6 +430,14 @@ static bool parse_rule(struct ctx *cx, struct lexer *lx, struct hba_rule *r)
     r->method = methods[i].method;
     lex_next(lx);
     while (lx->kind == TOK_WORD) {
+        if (r->method == HBA_LDAP && strncmp(lx->text, "ldap", 4) == 0 && strchr(lx->text, '=')) {
+            /* LDAP's own options: kept by nobody, since such logins are refused. */
+            bool quoted_value = lx->text[strlen(lx->text) - 1] == '=';
+            lex_next(lx);
+            if (quoted_value && lx->kind == TOK_QUOTED)
+                lex_next(lx);
+            continue;
+        }
         if (strncmp(lx->text, "map=", 4) != 0 || !lx->text[4])
             return fail(cx, "unsupported option \"%s\" (only map=NAME is)", lx->text);
         free(r->map);

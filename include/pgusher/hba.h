@@ -21,6 +21,7 @@ enum hba_method {
     HBA_PASSWORD, /* cleartext */
     HBA_PEER,
     HBA_CERT,
+    HBA_LDAP, /* accepted (its options too), every login it matches is refused */
 };
 
 /* A database or user field: keywords as flags, the rest as names. */
@@ -62,9 +63,10 @@ struct hba {
  * PgBouncer 1.25: types local, host, hostssl, hostnossl; database field all, sameuser,
  * replication, names, "quoted names", @file; user field all, names, @file (+group is not
  * supported); address all, IPv4/IPv6 with /bits or a separate mask; methods trust, reject,
- * md5, scram-sha-256, password, peer, cert; option map=NAME (which must be in the ident
- * file). Keywords are case-sensitive, '#' starts a comment. Any other line is an error (the
- * whole file is refused, not the line skipped). NULL with "NAME:LINE: what" in err.
+ * md5, scram-sha-256, password, peer, cert, ldap (options ldap...=VALUE, VALUE may be
+ * "quoted"); option map=NAME (which must be in the ident file). Keywords are case-sensitive, '#'
+ * starts a comment. Any other line is an error (the whole file is refused, not the line skipped).
+ * NULL with "NAME:LINE: what" in err.
  */
 struct hba *hba_parse(const char *text, const char *name, const char *ident_text,
                       const char *ident_name, char *err, size_t errlen);

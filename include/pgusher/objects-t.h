@@ -43,10 +43,11 @@ struct varcache {
 #define CLIENT_LOG_NOUSER 2u
 
 /* client.auth_type values beyond auth_type_t, from auth_hba_file: rejected, no rule matched,
- * the peer method. */
+ * the peer method, an ldap rule (refused: not built in). */
 #define CLIENT_AUTH_REJECT 100
 #define CLIENT_AUTH_NONE 101
 #define CLIENT_AUTH_PEER 102
+#define CLIENT_AUTH_LDAP 103
 
 enum client_state {
     CL_LOGIN,         /* G.login_clients: startup packet and authentication */

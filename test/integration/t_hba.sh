@@ -42,6 +42,7 @@ host    testdb          u_scram         127.0.0.0 255.0.0.0     scram-sha-256
 host    testdb,otherdb  @users.txt      127.0.0.0/8             password
 host    testdb          u_trust         127.0.0.2/32            reject
 host    testdb          u_trust,u_nobody 127.0.0.0/8            trust
+host    ldapdb          all             127.0.0.1/32            ldap ldapserver=127.0.0.1 ldapbasedn="dc=example,dc=net"
 EOF
 chmod 0644 "$HBA" "$IDENT" "$PGU_TMP/users.txt"
 
@@ -52,6 +53,7 @@ otherdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 rejectdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 peerdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 nomatchdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+ldapdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 
 [pgbouncer]
 auth_type = hba
@@ -92,6 +94,10 @@ wire nomatchdb u_md5 md5pass
 assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=no authentication method is found" "no rule"
 wire peerdb u_md5 md5pass
 assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=unix socket login rejected" "peer over TCP"
+
+check "an ldap rule (with its options) is accepted; its logins are refused as by a PgBouncer without LDAP"
+wire ldapdb u_md5 md5pass
+assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=ldap is not supported by this build" "ldap rule"
 
 check "a user not in auth_file under a trust rule"
 wire testdb u_nobody x
@@ -168,6 +174,7 @@ pgu_start <<EOF
 testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 rejectdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 nomatchdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+ldapdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
 
 [pgbouncer]
 auth_type = hba
@@ -180,7 +187,7 @@ if [[ $(basename "$PGUSHER_BIN") != pgbouncer* ]]; then
 	cp "$HBA" "$PGU_TMP/hba.good"
 	echo "host all all all gss" >>"$HBA"
 	pgu_try pgu_admin "RELOAD"
-	assert_log_contains "hba.conf:11: unsupported authentication method \"gss\""
+	assert_log_contains "hba.conf:12: unsupported authentication method \"gss\""
 	wire rejectdb u_md5 md5pass "select 1"
 	assert_contains "$PGU_OUT" "ROW 1" "still the rules of the last good file"
 	wire nomatchdb u_md5 md5pass
@@ -192,7 +199,7 @@ if [[ $(basename "$PGUSHER_BIN") != pgbouncer* ]]; then
 	echo "host all +admins all trust" >>"$HBA"
 	pgu_try timeout 5 "$PGUSHER_BIN" "$PGU_INI"
 	assert_fails "start with a broken auth_hba_file"
-	assert_contains "$PGU_OUT" "hba.conf:11: group names (+admins) are not supported" "file:line"
+	assert_contains "$PGU_OUT" "hba.conf:12: group names (+admins) are not supported" "file:line"
 	cp "$PGU_TMP/hba.good" "$HBA"
 	rm -f "$PGU_TMP/users.txt"
 	pgu_try timeout 5 "$PGUSHER_BIN" "$PGU_INI"

@@ -244,6 +244,7 @@ START_TEST(unsupported_lines_are_errors_with_file_and_line)
     parse_fails("host all all ::1 255.255.255.255 trust\n", NULL, "needs a /bits suffix");
     parse_fails("host all all all TRUST\n", NULL, "unsupported authentication method \"TRUST\"");
     parse_fails("host all all all pam\n", NULL, "unsupported authentication method \"pam\"");
+    parse_fails("host all all all gss\n", NULL, "unsupported authentication method \"gss\"");
     parse_fails("host all all all\n", NULL, "hba.conf:1: authentication method expected");
     parse_fails("host all all all md5 foo=bar\n", NULL, "unsupported option \"foo=bar\"");
     parse_fails("host all all all md5 trust\n", NULL, "unsupported option \"trust\"");
@@ -254,6 +255,18 @@ START_TEST(unsupported_lines_are_errors_with_file_and_line)
     parse_fails("local all all trust\n", "m root\n", "ident.conf:1: expected: map-name");
     parse_fails("local all all trust\n", "m /^r.*$ u\n", "ident.conf:1: regular expressions");
     parse_fails("local all all trust\n", "m root +g\n", "ident.conf:1: group names");
+}
+END_TEST
+
+START_TEST(ldap_lines_and_their_options_are_accepted)
+{
+    struct hba *h = parse_ok("host a all all ldap ldapserver=127.0.0.1 ldapbasedn=\"dc=x,dc=y\" "
+                             "ldapport=389\nhost all all all ldap\n",
+                             NULL);
+    ck_assert_str_eq(judge(h, v4("1.2.3.4"), false, "a", "u"), "ldap");
+    ck_assert_str_eq(judge(h, v4("1.2.3.4"), false, "b", "u"), "ldap");
+    hba_free(h);
+    parse_fails("host all all all md5 ldapserver=x\n", NULL, "unsupported option \"ldapserver=x\"");
 }
 END_TEST
 
@@ -283,6 +296,7 @@ static Suite *hba_suite(void)
     tcase_add_test(tc, at_file_names_relative_to_the_hba_file);
     tcase_add_test(tc, ident_maps);
     tcase_add_test(tc, unsupported_lines_are_errors_with_file_and_line);
+    tcase_add_test(tc, ldap_lines_and_their_options_are_accepted);
     tcase_add_test(tc, missing_file_is_an_error);
     suite_add_tcase(s, tc);
     return s;
