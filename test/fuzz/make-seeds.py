@@ -122,7 +122,7 @@ write("hba", "unterminated", b"\x02host \"all all all trust\n")
 write("hba", "no-map", b"\x80local all all peer map=x\n\x00y a b\n")
 write_dict("hba", ["local", "host", "hostssl", "hostnossl", "all", "sameuser", "replication",
                    "samerole", "trust", "reject", "md5", "scram-sha-256", "password", "peer",
-                   "cert", "map=", "@users.txt", "+", "/32", "/128", "::1", "127.0.0.1",
+                   "cert", "ldap", "ldapbasedn=", "map=", "@users.txt", "+", "/32", "/128", "::1", "127.0.0.1",
                    "255.255.255.0", "#", "\"", ","])
 write("authfile", "good", b"\x00" + USERS.encode())
 write("authfile", "good-file", b"\x80" + USERS.replace("\n", "\r\n").encode())
