@@ -37,6 +37,8 @@ DO $$ BEGIN
    SET LOCAL password_encryption = 'scram-sha-256'; CREATE ROLE aq_nologin NOLOGIN PASSWORD 'nlpw'; END IF;
 END $$;
 EOF
+# A run that failed half-way may have left another password (the no-cache check changes it).
+pg_direct "$PGU_PRIMARY" postgres -c "SET password_encryption = 'md5'; ALTER ROLE aq_md5 PASSWORD 'md5pw'"
 
 # Only the auth_user (postgres, trusted by the cluster: any password does) and one ordinary
 # user in auth_file: u_md5 and u_scram (md5 and SCRAM at the server) are found with auth_query.
