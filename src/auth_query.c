@@ -7,10 +7,11 @@
  * A lookup: auth_query_start() queues the client on the auth pool (pool.aq_waiting); when the
  * pool has an idle server, pool_service() calls auth_query_run(), which sends the query as
  * Parse/Bind/Describe/Execute/Sync with the user name as $1 and marks the server SV_ACTIVE
- * (without a link) with IQ_AUTH; auth_query_process() reads the reply (RowDescription: two columns wanted;
- * the first DataRow: name, secret or NULL; ErrorResponse) and at ReadyForQuery gives the
- * server back to the pool and the answer to client_auth_lookup_done(). A client that goes
- * away meanwhile is simply forgotten (auth_query_forget); the server finishes and is kept.
+ * (without a link) with IQ_AUTH; auth_query_process() reads the reply (RowDescription: two
+ * columns wanted; the first DataRow: name, secret or NULL; ErrorResponse) and at
+ * ReadyForQuery gives the server back to the pool and the answer to client_auth_lookup_done().
+ * A client that goes away meanwhile is simply forgotten (auth_query_forget); the server
+ * finishes and is kept.
  */
 #include "pgusher/auth_query.h"
 
