@@ -5,10 +5,8 @@
 # the libpq port-list syntax works (and is honoured per host), and a host/port count
 # mismatch is refused at startup with file:line.
 # Runs its own cluster (other tests share the one on 15432).
-export PGUSHER_PGPORT=${PGUSHER_BALANCE_PGPORT:-15501}
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-balance-$PGUSHER_PGPORT
+PGU_OWN_CLUSTER=balance:15501
 . "$(dirname "$0")/lib.sh"
-trap 'rc=$?; set +e; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
 
 P=$PGU_PRIMARY S1=$PGU_STANDBY1 S2=$PGU_STANDBY2 PORT=$PGU_PGPORT
 # A backend flushes its statistics at most once a second while busy and at exit: close the

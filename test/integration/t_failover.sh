@@ -8,11 +8,10 @@
 #  (c) no standby up: prefer-standby reads are served by the primary;
 #  (d) the primary is stopped and 127.0.0.2 promoted: writes follow the new primary.
 # Runs its own cluster (it stops, freezes and promotes servers).
-export PGUSHER_PGPORT=${PGUSHER_FAILOVER_PGPORT:-15502}
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-failover-$PGUSHER_PGPORT
+PGU_OWN_CLUSTER=failover:15502
 . "$(dirname "$0")/lib.sh"
 FROZEN=""
-trap 'rc=$?; set +e; [[ -n $FROZEN ]] && kill -CONT $FROZEN 2>/dev/null; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
+pgu_at_exit() { [[ -z $FROZEN ]] || kill -CONT $FROZEN 2>/dev/null; } # a frozen node would outlive the story
 
 eval "$("$PGU_LIBDIR/cluster.sh" env)"
 unset PGHOST PGPORT PGUSER PGDATABASE

@@ -5,10 +5,8 @@
 # around and comes back after passing its checks, and after the primary dies and a standby
 # is promoted, writes follow the new primary with no reload. This test runs its own
 # cluster (it stops and promotes servers), on its own port.
-export PGUSHER_PGPORT=${PGUSHER_HOSTS_PGPORT:-15510}
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-hosts-$PGUSHER_PGPORT
+PGU_OWN_CLUSTER=hosts:15510
 . "$(dirname "$0")/lib.sh"
-trap 'rc=$?; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
 
 eval "$("$PGU_LIBDIR/cluster.sh" env)"
 unset PGHOST PGPORT PGUSER PGDATABASE

@@ -4,10 +4,8 @@
 # stays excluded while it is behind, and serves again once it has caught up. When no
 # standby qualifies, clients wait query_wait_timeout and get an error saying why.
 # Runs its own cluster (it pauses replay and stops servers).
-export PGUSHER_PGPORT=${PGUSHER_LAG_PGPORT:-15503}
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-cluster-lag-$PGUSHER_PGPORT
+PGU_OWN_CLUSTER=lag:15503
 . "$(dirname "$0")/lib.sh"
-trap 'rc=$?; set +e; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
 
 eval "$("$PGU_LIBDIR/cluster.sh" env)"
 unset PGHOST PGPORT PGUSER PGDATABASE

@@ -10,10 +10,8 @@
 #      stopped and started: the same.
 # Every wait is bounded. Runs its own cluster (it turns ssl on, rewrites pg_hba and stops
 # servers): PGUSHER_TLSFO_CLUSTER_DIR / PGUSHER_TLSFO_PGPORT (default port 15532).
-export PGUSHER_CLUSTER_DIR=${PGUSHER_TLSFO_CLUSTER_DIR:-/tmp/pgusher-cluster-tlsfo}
-export PGUSHER_PGPORT=${PGUSHER_TLSFO_PGPORT:-15532}
+PGU_OWN_CLUSTER=tlsfo:15532
 . "$(dirname "$0")/lib.sh"
-trap 'rc=$?; set +e; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
 
 P=$PGU_PRIMARY S1=$PGU_STANDBY1 S2=$PGU_STANDBY2 PORT=$PGU_PGPORT
 CERTS=$PGUSHER_CLUSTER_DIR/certs

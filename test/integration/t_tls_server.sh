@@ -20,10 +20,8 @@
 # ("clients' view": what the client gets).
 # Runs its own cluster (it turns ssl on and rewrites pg_hba): PGUSHER_TLSSV_CLUSTER_DIR
 # (default /tmp/pgusher-cluster-tlssv), PGUSHER_TLSSV_PGPORT (default 15520).
-export PGUSHER_CLUSTER_DIR=${PGUSHER_TLSSV_CLUSTER_DIR:-/tmp/pgusher-cluster-tlssv}
-export PGUSHER_PGPORT=${PGUSHER_TLSSV_PGPORT:-15520}
+PGU_OWN_CLUSTER=tlssv:15520
 . "$(dirname "$0")/lib.sh"
-trap 'rc=$?; set +e; pgu_stop || PGU_FAILED=1; "$PGU_LIBDIR/cluster.sh" stop >/dev/null 2>&1; (exit $rc); pgu__exit' EXIT
 
 eval "$("$PGU_LIBDIR/cluster.sh" env)"
 P=$PGU_PRIMARY S1=$PGU_STANDBY1 S2=$PGU_STANDBY2 PORT=$PGU_PGPORT
