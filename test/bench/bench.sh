@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
-# The benchmark (not a test): pgusher vs PgBouncer vs PgBouncer+HAProxy vs direct, same
-# cluster (a primary + 2 standbys on loopback), same pool settings, driven by pgbench in
-# alternation (A B C D A B C D ...) so machine noise hits all alike. Reports tps, average and
-# p99 latency, pooler CPU time per transaction (user+sys from /proc), pooler RSS, and the
-# ratios, as results.md + results.csv + results.png in the output folder.
+# The benchmark (not a test): pgusher vs PgBouncer 1.25.2 vs PgBouncer 1.25.2+HAProxy vs direct,
+# same cluster (a primary + 2 standbys on loopback), same pool settings, driven by pgbench in
+# alternation (A B C D A B C D ...) so machine noise hits all alike. `reads` lists both standbys
+# for pgusher and PgBouncer (host=a,b; PgBouncer with load_balance_hosts=round-robin); HAProxy
+# balances them for the third target. Reports tps, average and p99 latency, pooler CPU time per
+# transaction (user+sys from /proc), pooler RSS, failures per row (a row whose pgbench aborts is
+# recorded as such, the run goes on), and the ratios, as results.md + results.csv + results.png.
+# The tls_* rows run against a second instance of each pooler with client TLS (sslmode=require,
+# a certificate this script makes with openssl) and server TLS (server_tls_sslmode=require; the
+# cluster gets ssl=on); the plaintext instances say server_tls_sslmode=disable, pgbench sslmode
+# is set per row.
 #
 # usage: bash test/bench/bench.sh [--rounds N] [--duration SECONDS] [--out DIR] [--quick]
 #   --quick: 1 round of 5 s, no idle-clients run (a smoke run)
-#   --workloads a,b: only these workloads (reads_S writes_N connect_C extended_S many_500 idle)
+#   --workloads a,b: only these workloads (reads_S writes_N connect_C extended_S prepared_S
+#     many_500 tls_reads_S tls_connect_C idle)
 #   --targets a,b: only these targets (pgusher pgbouncer pgbhap direct)
 #   --host-cpu Q: give each PostgreSQL server its own CPU budget of Q CPUs (a cgroup quota), so
 #     that on one machine a standby behaves like a separate host: spreading reads over two
 #     standbys then adds capacity, as it does in production. Default 0.5; 0 = all servers
 #     share the machine's CPUs (then a second standby adds nothing, on the same 2 cores).
+#   --perf: perf record -g the pooler (pgusher and PgBouncer) during each of its runs; the
+#     flat profile goes to OUT/perf.WORKLOAD.TARGET.txt (perf costs CPU: the CPU column of
+#     those runs is not comparable with runs without --perf)
 #   --keep: leave the poolers and the cluster running after the report (for perf), until Enter
+# PgBouncer is /work/shared/ref/pgbouncer-1.25.2/pgbouncer (PGUSHER_BENCH_PGBOUNCER overrides).
 # Everything runs on 127.0.0.0/8. Bounded: rounds x workloads x targets x duration.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0 ONLY_W="" ONLY_T="" KEEP=0 HOSTCPU=0.5
+ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0 ONLY_W="" ONLY_T="" KEEP=0 HOSTCPU=0.5 PERF=0
 while (($#)); do
 	case $1 in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -28,6 +39,7 @@ while (($#)); do
 	--workloads) ONLY_W=",$2,"; shift 2 ;;
 	--targets) ONLY_T=",$2,"; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--perf) PERF=1; shift ;;
 	--host-cpu) HOSTCPU=$2; shift 2 ;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
@@ -40,8 +52,9 @@ say() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- setup
 need=()
+# libevent-2.1-7, libc-ares2 and libssl3: what the PgBouncer 1.25.2 binary links with.
 for p in build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev postgresql \
-	postgresql-contrib pgbouncer haproxy gnuplot-nox; do
+	postgresql-contrib libevent-2.1-7 libc-ares2 libssl3 openssl haproxy gnuplot-nox; do
 	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if ((${#need[@]})); then
@@ -101,6 +114,58 @@ if [[ $HOSTCPU != 0 ]]; then
 fi
 say "$HOSTCPU_NOTE"
 
+# workload: name db clients tls pgbench-args (tls: yes = the TLS instances, sslmode=require)
+WORKLOADS=(
+	"reads_S reads 50 no -S"
+	"writes_N writes 20 no -N"
+	"connect_C reads 20 no -S -C"
+	"extended_S reads 50 no -S -M extended"
+	"prepared_S reads 50 no -S -M prepared"
+	"many_500 reads 500 no -S"
+	"tls_reads_S reads 50 yes -S"
+	"tls_connect_C reads 20 yes -S -C"
+)
+TARGETS=(pgusher pgbouncer pgbhap direct)
+picked() { [[ -z $1 || $1 == *",$2,"* ]]; } # list name
+WANT_TLS=0
+for w in "${WORKLOADS[@]}"; do
+	read -r name _ _ tls _ <<<"$w"
+	[[ $tls == yes ]] && picked "$ONLY_W" "$name" && WANT_TLS=1
+done
+
+PGBOUNCER=${PGUSHER_BENCH_PGBOUNCER:-$(cd "$ROOT/.." && pwd)/shared/ref/pgbouncer-1.25.2/pgbouncer}
+[[ -x $PGBOUNCER ]] || PGBOUNCER=/work/shared/ref/pgbouncer-1.25.2/pgbouncer
+[[ -x $PGBOUNCER ]] || { say "PgBouncer 1.25.2 not found (set PGUSHER_BENCH_PGBOUNCER)"; exit 1; }
+PGB_VERSION=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)
+say "PgBouncer: $PGBOUNCER ($PGB_VERSION)"
+
+# TLS: one self-signed certificate (RSA 2048, the usual kind) for the servers and the poolers.
+# Nothing verifies it (sslmode=require everywhere); each side pays a full handshake per
+# new connection, as with a real certificate.
+CERTS=$WORK/certs
+if ((WANT_TLS)); then
+	mkdir -p "$CERTS"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+		-addext "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3" \
+		-keyout "$CERTS/server.key" -out "$CERTS/server.crt" 2>/dev/null || { say "openssl failed"; exit 1; }
+	chmod 0600 "$CERTS/server.key"
+	chown -R postgres "$CERTS"
+	for h in $P $S1 $S2; do
+		psql -X -q -o /dev/null -h "$h" -p "$PORT" -U postgres postgres -v ON_ERROR_STOP=1 <<SQL || { say "ssl=on failed on $h"; exit 1; }
+ALTER SYSTEM SET ssl = on;
+ALTER SYSTEM SET ssl_cert_file = '$CERTS/server.crt';
+ALTER SYSTEM SET ssl_key_file = '$CERTS/server.key';
+SELECT pg_reload_conf();
+SQL
+	done
+	sleep 1
+	for h in $P $S1 $S2; do
+		[[ $(PGSSLMODE=require psql -X -At -h "$h" -p "$PORT" -U postgres postgres \
+			-c 'select ssl from pg_stat_ssl where pid = pg_backend_pid()') == t ]] ||
+			{ say "$h does not speak TLS"; exit 1; }
+	done
+fi
+
 printf '"postgres" ""\n"u_trust" ""\n' >"$WORK/userlist.txt"
 common="pool_mode = transaction
 default_pool_size = 20
@@ -111,37 +176,37 @@ log_connections = 0
 log_disconnections = 0
 unix_socket_dir =
 listen_addr = 127.0.0.1"
+plain="server_tls_sslmode = disable"
+tls="client_tls_sslmode = require
+client_tls_key_file = $CERTS/server.key
+client_tls_cert_file = $CERTS/server.crt
+server_tls_sslmode = require"
 
-cat >"$WORK/pgusher.ini" <<EOF
+# pooler ini: file port database-lines settings
+pooler_ini() {
+	cat >"$WORK/$1.ini" <<INI
 [databases]
-reads = host=$S1,$S2 port=$PORT dbname=testdb target_session_attrs=standby
+$3
 writes = host=$P port=$PORT dbname=testdb
 [pgbouncer]
-listen_port = 16610
-logfile = $WORK/pgusher.log
+listen_port = $2
+logfile = $WORK/$1.log
 $common
-health_check_user = postgres
-EOF
-# PgBouncer 1.18 (Debian 12) has no host lists: reads go to one standby.
-cat >"$WORK/pgbouncer.ini" <<EOF
-[databases]
-reads = host=$S1 port=$PORT dbname=testdb
-writes = host=$P port=$PORT dbname=testdb
-[pgbouncer]
-listen_port = 16611
-logfile = $WORK/pgbouncer.log
-$common
-EOF
-cat >"$WORK/pgb-haproxy.ini" <<EOF
-[databases]
-reads = host=127.0.0.1 port=16620 dbname=testdb
-writes = host=$P port=$PORT dbname=testdb
-[pgbouncer]
-listen_port = 16612
-logfile = $WORK/pgb-haproxy.log
-$common
-EOF
-cat >"$WORK/haproxy.cfg" <<EOF
+$4
+INI
+}
+USHER_READS="reads = host=$S1,$S2 port=$PORT dbname=testdb target_session_attrs=standby"
+PGB_READS="reads = host=$S1,$S2 port=$PORT dbname=testdb load_balance_hosts=round-robin"
+HAP_READS="reads = host=127.0.0.1 port=16620 dbname=testdb"
+pooler_ini pgusher 16610 "$USHER_READS" "$plain
+health_check_user = postgres"
+pooler_ini pgbouncer 16611 "$PGB_READS" "$plain"
+pooler_ini pgbhap 16612 "$HAP_READS" "$plain"
+pooler_ini pgusher_tls 16613 "$USHER_READS" "$tls
+health_check_user = postgres"
+pooler_ini pgbouncer_tls 16614 "$PGB_READS" "$tls"
+pooler_ini pgbhap_tls 16615 "$HAP_READS" "$tls"
+cat >"$WORK/haproxy.cfg" <<HAP
 global
     maxconn 2000
 defaults
@@ -154,7 +219,7 @@ listen standbys
     balance roundrobin
     server s1 $S1:$PORT check inter 1s fall 3 rise 2
     server s2 $S2:$PORT check inter 1s fall 3 rise 2
-EOF
+HAP
 chown -R postgres "$WORK"
 start() { # name cmd...
 	local name=$1
@@ -170,25 +235,47 @@ start_as_pg() { # name cmd...: PgBouncer refuses to run as root
 	PIDS+=($!)
 	eval "PID_$name=$!"
 }
-start pgusher "$ROOT/build-bench/pgusher" "$WORK/pgusher.ini"
-start_as_pg pgbouncer /usr/sbin/pgbouncer "$WORK/pgbouncer.ini"
-start_as_pg pgbhap /usr/sbin/pgbouncer "$WORK/pgb-haproxy.ini"
+INSTANCES="pgusher:16610 pgbouncer:16611 pgbhap:16612"
+((WANT_TLS)) && INSTANCES+=" pgusher_tls:16613 pgbouncer_tls:16614 pgbhap_tls:16615"
+for i in $INSTANCES; do
+	n=${i%%:*}
+	case $n in
+	pgusher*) start "$n" "$ROOT/build-bench/pgusher" "$WORK/$n.ini" ;;
+	*) start_as_pg "$n" "$PGBOUNCER" "$WORK/$n.ini" ;;
+	esac
+done
 start haproxy /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db
 sleep 3
 # runuser forks: the PgBouncer process is its child.
-PID_pgbouncer=$(pgrep -P "$PID_pgbouncer" | head -n 1)
-PID_pgbhap=$(pgrep -P "$PID_pgbhap" | head -n 1)
-for p in 16610 16611 16612; do
-	psql -X -At -h 127.0.0.1 -p $p -U u_trust reads -c 'select 1' >/dev/null || {
-		say "pooler on $p not answering"
+for n in pgbouncer pgbhap pgbouncer_tls pgbhap_tls; do
+	v=PID_$n
+	[[ -n ${!v:-} ]] && eval "PID_$n=$(pgrep -P "${!v}" | head -n 1)" && PIDS+=("$(eval "echo \$PID_$n")")
+done
+for i in $INSTANCES; do
+	mode=disable
+	[[ $i == *_tls:* ]] && mode=require
+	PGSSLMODE=$mode psql -X -At -h 127.0.0.1 -p "${i##*:}" -U u_trust reads -c 'select 1' >/dev/null || {
+		say "pooler ${i%%:*} on ${i##*:} not answering"
 		tail -n 5 "$WORK"/*.out "$WORK"/*.log >&2
 		exit 1
 	}
 done
 
-# target -> port and the processes whose CPU counts as "the pooler"
-port_of() { case $1 in pgusher) echo 16610 ;; pgbouncer) echo 16611 ;; pgbhap) echo 16612 ;; direct) echo "$PORT" ;; esac; }
-procs_of() { case $1 in pgusher) echo "$PID_pgusher" ;; pgbouncer) echo "$PID_pgbouncer" ;; pgbhap) echo "$PID_pgbhap $PID_haproxy" ;; direct) echo "" ;; esac; }
+# target (+ tls) -> port and the processes whose CPU counts as "the pooler"
+port_of() { # target tls
+	local off=0
+	[[ $2 == yes ]] && off=3
+	case $1 in pgusher) echo $((16610 + off)) ;; pgbouncer) echo $((16611 + off)) ;; pgbhap) echo $((16612 + off)) ;; direct) echo "$PORT" ;; esac
+}
+procs_of() { # target tls
+	local sfx=""
+	[[ $2 == yes ]] && sfx=_tls
+	case $1 in
+	direct) echo "" ;;
+	pgbhap) eval "echo \$PID_pgbhap$sfx \$PID_haproxy" ;;
+	*) eval "echo \$PID_$1$sfx" ;;
+	esac
+}
 host_of() { # direct: reads to a standby, writes to the primary
 	if [[ $1 == direct ]]; then [[ $2 == reads ]] && echo "$S1" || echo "$P"; else echo 127.0.0.1; fi
 }
@@ -203,35 +290,45 @@ ctx_switches() { # voluntary + involuntary context switches of the processes
 rss_kb() { local t=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done; echo $t; }
 HZ=$(getconf CLK_TCK)
 
-# workload: name db clients pgbench-args
-WORKLOADS=(
-	"reads_S reads 50 -S"
-	"writes_N writes 20 -N"
-	"connect_C reads 20 -S -C"
-	"extended_S reads 50 -S -M extended"
-	"many_500 reads 500 -S"
-)
-TARGETS=(pgusher pgbouncer pgbhap direct)
-picked() { [[ -z $1 || $1 == *",$2,"* ]]; } # list name
-echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed,sys_pct,cs_per_xact" >"$OUT/results.csv"
+echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed,sys_pct,cs_per_xact,status" >"$OUT/results.csv"
 
-run_one() { # workload target round
-	local name=$1 db=$2 clients=$3 target=$5 round=$6
-	local args=$4
+run_one() { # workload db clients tls args target round
+	local name=$1 db=$2 clients=$3 tls=$4 args=$5 target=$6 round=$7
 	[[ $target == direct && $clients -gt 250 ]] && return # the server's max_connections
-	local procs c0 c1 out lat p99 tps failed rss dir
-	procs=$(procs_of "$target")
+	local procs c0 c1 out lat p99 tps failed rss dir rc status sslmode=disable perf_pid=""
+	[[ $tls == yes ]] && sslmode=require
+	procs=$(procs_of "$target" "$tls")
 	dir=$WORK/log.$name.$target.$round
 	mkdir -p "$dir"
+	if ((PERF)) && [[ $target == pgusher || $target == pgbouncer ]]; then
+		perf record -q -g -F 999 -p "$procs" -o "$dir/perf.data" -- sleep "$DUR" >/dev/null 2>&1 &
+		perf_pid=$!
+	fi
 	c0=$(cpu_ticks "$procs") s0=$(sys_ticks "$procs") x0=$(ctx_switches "$procs")
-	out=$(cd "$dir" && timeout $((DUR + 60)) pgbench -n $args -T "$DUR" -c "$clients" -j 2 \
-		-l --sampling-rate=0.2 -h "$(host_of "$target" "$db")" -p "$(port_of "$target")" \
+	out=$(cd "$dir" && PGSSLMODE=$sslmode timeout $((DUR + 60)) pgbench -n $args -T "$DUR" -c "$clients" -j 2 \
+		-l --sampling-rate=0.2 -h "$(host_of "$target" "$db")" -p "$(port_of "$target" "$tls")" \
 		-U u_trust "$(dbname_of "$target" "$db")" 2>&1)
+	rc=$?
 	c1=$(cpu_ticks "$procs") s1=$(sys_ticks "$procs") x1=$(ctx_switches "$procs")
 	rss=$(rss_kb "$procs")
+	if [[ -n $perf_pid ]]; then
+		wait "$perf_pid"
+		perf report -i "$dir/perf.data" --no-children --sort dso,symbol --percent-limit 0.5 --stdio \
+			2>/dev/null | grep -v '^$' | head -n 400 >"$OUT/perf.$name.$target.$round.txt"
+	fi
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
 	failed=$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' <<<"$out")
+	# A row that failed is recorded as such (an aborted client, no result, a timeout); the
+	# run goes on with the next row.
+	status=ok
+	local aborted
+	aborted=$(grep -c 'aborted in command\|aborted while' <<<"$out")
+	if ((rc != 0 || aborted > 0)) || [[ -z $tps ]]; then
+		status="failed(rc=$rc,aborted_clients=$aborted)"
+		say "$name $target round $round FAILED: $(grep -m 1 -i 'error' <<<"$out" | cut -c1-200)"
+		echo "$out" >"$OUT/failed.$name.$target.$round.txt"
+	fi
 	p99=$(cat "$dir"/pgbench_log.* 2>/dev/null | awk '{print $3}' | sort -n |
 		awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int(NR*0.99)]/1000; else print ""}')
 	local xacts cpu_per sys_pct="" cs_per=""
@@ -242,21 +339,20 @@ run_one() { # workload target round
 		cs_per=$(awk -v n=$((x1 - x0)) -v x="$xacts" 'BEGIN {printf "%.2f", n / x}')
 	[[ -n $procs ]] && ((c1 > c0)) && sys_pct=$(awk -v s=$((s1 - s0)) -v t=$((c1 - c0)) 'BEGIN {printf "%.0f", 100 * s / t}')
 	rm -rf "$dir"
-	echo "$name,$target,$round,${tps:-0},${lat:-},${p99:-},${cpu_per:-},${rss:-},${failed:-?},$sys_pct,$cs_per" >>"$OUT/results.csv"
-	say "$name $target round $round: tps=${tps:-?} lat=${lat:-?}ms p99=${p99:-?}ms cpu/xact=${cpu_per:-n/a}us (${sys_pct:-?}% kernel, ${cs_per:-?} ctx switches/xact) failed=${failed:-?}"
+	echo "$name,$target,$round,${tps:-0},${lat:-},${p99:-},${cpu_per:-},${rss:-},${failed:-?},$sys_pct,$cs_per,$status" >>"$OUT/results.csv"
+	say "$name $target round $round: tps=${tps:-?} lat=${lat:-?}ms p99=${p99:-?}ms cpu/xact=${cpu_per:-n/a}us (${sys_pct:-?}% kernel, ${cs_per:-?} ctx switches/xact) failed=${failed:-?} $status"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
 	for w in "${WORKLOADS[@]}"; do
-		read -r name db clients args <<<"$w"
+		read -r name db clients tls args <<<"$w"
 		picked "$ONLY_W" "$name" || continue
 		for t in "${TARGETS[@]}"; do
 			picked "$ONLY_T" "$t" || continue
-			run_one "$name" "$db" "$clients" "$args" "$t" "$r"
+			run_one "$name" "$db" "$clients" "$tls" "$args" "$t" "$r"
 		done
 	done
 done
-
 # Idle clients: RSS per idle client connection (pooler only).
 if ((!QUICK)) && picked "$ONLY_W" idle; then
 	printf '\\sleep 40 s\n' >"$WORK/idle.sql"
@@ -279,7 +375,7 @@ if ((!QUICK)) && picked "$ONLY_W" idle; then
 		kill "$idle_pid" 2>/dev/null
 		wait "$idle_pid"
 		per=$(awk -v a="$before" -v b="$during" -v n="$IDLE" 'BEGIN {printf "%.0f", (b - a) * 1024 / n}')
-		echo "idle_$IDLE,$t,1,,,,,$during,bytes_per_client=$per,," >>"$OUT/results.csv"
+		echo "idle_$IDLE,$t,1,,,,,$during,bytes_per_client=$per,,,ok" >>"$OUT/results.csv"
 		say "idle $t: rss $before -> $during kB, $per bytes per idle client"
 	done
 fi
@@ -299,6 +395,8 @@ plot for [i=2:5] "$OUT/tps.dat" using i:xtic(1) title columnheader(i)
 EOF
 say "results in $OUT (results.md, results.csv, results.png)"
 if ((KEEP)); then
-	say "poolers still running: pgusher pid $PID_pgusher (port 16610), PgBouncer pid $PID_pgbouncer (16611); Enter stops them"
+	say "poolers still running: pgusher pid $PID_pgusher (port 16610), PgBouncer pid $PID_pgbouncer (16611)"
+	((WANT_TLS)) && say "TLS instances: pgusher pid $PID_pgusher_tls (16613), PgBouncer pid $PID_pgbouncer_tls (16614)"
+	say "Enter stops them"
 	read -r _ || sleep 3600
 fi
