@@ -252,7 +252,7 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
     if (G.cf->g.log_pooler_errors)
         client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
     /* In the middle of a TLS handshake (client_login_timeout) nothing can be said. */
-    if (!c->st.tls || stream_tls_active(&c->st)) {
+    if (!stream_tls_handshaking(&c->st)) {
         struct pktbuf b;
         pktbuf_init(&b);
         pktbuf_error(&b, "FATAL", sqlstate, msg);

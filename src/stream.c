@@ -486,22 +486,36 @@ static void tls_idle_closed(uv_handle_t *h)
         uv_close(&s->h.handle, close_cb);
 }
 
+/* A graceful close of a TLS stream: the batched output and then a close_notify, encrypted and
+ * handed to the kernel with what it takes now. Never waits for the peer's close_notify (a
+ * PostgreSQL peer needs none; the socket closes right after). Not after an error (the peer
+ * is gone or TLS is broken) nor mid-handshake (nothing to protect yet). */
+static void tls_goodbye(struct stream *s)
+{
+    struct tls_conn *t = s->tls->conn;
+    if (!s->tls->ready)
+        return;
+    if (s->olen > 0 && !tls_conn_write(t, s->out, s->olen))
+        return;
+    tls_conn_close_notify(t);
+    const uint8_t *p;
+    size_t n = tls_conn_out(t, &p);
+    uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+    if (n > 0)
+        uv_try_write(&s->h.stream, &b, 1); /* behind queued writes libuv refuses: dropped */
+    tls_conn_out_done(t);
+}
+
 void stream_close(struct stream *s)
 {
     if (s->closing)
         return;
-    if (s->olen > 0 && !s->error_reported) {
+    if (s->tls && !s->error_reported) {
+        tls_goodbye(s);
+    } else if (s->olen > 0 && !s->error_reported) {
         /* Batched output (an error message, say) still goes out: what the kernel takes. */
-        const uint8_t *p = s->out;
-        size_t n = s->olen;
-        if (s->tls) {
-            n = 0;
-            if (s->tls->ready && tls_conn_write(s->tls->conn, s->out, s->olen))
-                n = tls_conn_out(s->tls->conn, &p);
-        }
-        uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-        if (n > 0)
-            uv_try_write(&s->h.stream, &b, 1);
+        uv_buf_t b = uv_buf_init((char *)s->out, s->olen);
+        uv_try_write(&s->h.stream, &b, 1);
     }
     if (s->out) {
         buf_put(s->out);
@@ -744,6 +758,16 @@ int stream_start_tls(struct stream *s, struct tls_ctx *ctx, const char *verify_h
 bool stream_tls_active(const struct stream *s)
 {
     return s->tls && s->tls->ready;
+}
+
+bool stream_tls_handshaking(const struct stream *s)
+{
+    return s->tls && !s->tls->ready;
+}
+
+bool stream_tls_peer_closed(const struct stream *s)
+{
+    return s->tls && tls_conn_closed(s->tls->conn);
 }
 
 const char *stream_tls_error(const struct stream *s)

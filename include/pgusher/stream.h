@@ -148,6 +148,8 @@ static inline int stream_take_msg(struct stream *s, uint32_t maxlen, uint8_t *ty
 bool stream_write(struct stream *s, const void *data, size_t len);
 bool stream_write_pktbuf(struct stream *s, struct pktbuf *b);
 
+/* Close (on_closed follows). Batched output goes out with what the kernel takes now; a TLS
+ * stream that had no error also sends a close_notify (never waiting for the peer's). */
 void stream_close(struct stream *s);
 
 /* Switch a connected or accepted stream to TLS (accept or connect side as the context is).
@@ -160,6 +162,11 @@ void stream_close(struct stream *s);
 int stream_start_tls(struct stream *s, struct tls_ctx *ctx, const char *verify_host);
 /* Handshake done and encrypting. */
 bool stream_tls_active(const struct stream *s);
+/* TLS started and its handshake not finished (a failed one included): nothing may be written
+ * and nothing can be said to the peer. */
+bool stream_tls_handshaking(const struct stream *s);
+/* The peer ended TLS with a close_notify (its EOF was a clean one). */
+bool stream_tls_peer_closed(const struct stream *s);
 /* Why the handshake or TLS failed ("" when it did not). */
 const char *stream_tls_error(const struct stream *s);
 /* The tls column of SHOW CLIENTS/SERVERS: "" for plaintext. */

@@ -105,6 +105,9 @@ bool tls_conn_pending(const struct tls_conn *t);
 bool tls_conn_closed(const struct tls_conn *t);
 /* Encrypt plaintext (whole, after the handshake). */
 bool tls_conn_write(struct tls_conn *t, const void *data, size_t len);
+/* Queue a close_notify alert for the peer (tls_conn_out has it); does not wait for the
+ * peer's. Only after the handshake. */
+void tls_conn_close_notify(struct tls_conn *t);
 /* Ciphertext to send: pointer and length; then tls_conn_out_done once it was all taken. */
 size_t tls_conn_out(struct tls_conn *t, const uint8_t **p);
 void tls_conn_out_done(struct tls_conn *t);

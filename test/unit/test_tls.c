@@ -8,6 +8,7 @@
 #include "pgusher/tls.h"
 
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -278,6 +279,58 @@ START_TEST(held_plaintext_is_delivered_when_reading_resumes)
     stop_after = 1 << 30;
     stream_read_start(&A.st);
     RUN_UNTIL(A.got_len == sizeof(d));
+    close_all();
+}
+END_TEST
+
+/* A graceful close sends the batched output, then a close_notify: the peer sees a clean end of
+ * TLS, not a truncation. stream_tls_handshaking says when nothing can be sent yet. */
+START_TEST(graceful_close_sends_close_notify_after_batched_output)
+{
+    struct cf_global g;
+    char err[256];
+    base_cf(&g);
+    server_side(&g, "server", "require");
+    g.server_tls_sslmode = "require";
+    ck_assert_msg(tls_apply(&g, err, sizeof(err)), "%s", err);
+    setup();
+    ck_assert(!stream_tls_handshaking(&A.st));
+    ck_assert_int_eq(stream_start_tls(&A.st, tls_accept_ctx(), NULL), 0);
+    ck_assert_int_eq(stream_start_tls(&B.st, tls_connect_ctx(), NULL), 0);
+    ck_assert(stream_tls_handshaking(&A.st));
+    ck_assert(stream_tls_handshaking(&B.st));
+    RUN_UNTIL(A.ready && B.ready);
+    ck_assert(!stream_tls_handshaking(&A.st));
+    ck_assert(!stream_tls_handshaking(&B.st));
+    stream_batch_init(&loop);
+    ck_assert(stream_write(&A.st, "bye", 3)); /* batched: not written yet */
+    stream_close(&A.st);
+    RUN_UNTIL(B.errors);
+    ck_assert_uint_eq(B.got_len, 3);
+    ck_assert(memcmp(B.got, "bye", 3) == 0);
+    ck_assert_int_eq(B.err, UV_EOF);
+    ck_assert(stream_tls_peer_closed(&B.st));
+    ck_assert(!stream_tls_peer_closed(&A.st));
+    stream_batch_stop();
+    close_all();
+}
+END_TEST
+
+/* A peer that just drops the socket is an EOF without close_notify. */
+START_TEST(socket_close_without_close_notify_is_not_a_clean_close)
+{
+    struct cf_global g;
+    base_cf(&g);
+    server_side(&g, "server", "require");
+    g.server_tls_sslmode = "require";
+    handshake(&g, NULL);
+    signal(SIGPIPE, SIG_IGN); /* A's own close_notify meets its shut socket (pgusher ignores it) */
+    uv_os_fd_t fd;
+    ck_assert_int_eq(uv_fileno(&A.st.h.handle, &fd), 0);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    RUN_UNTIL(B.errors);
+    ck_assert_int_eq(B.err, UV_EOF);
+    ck_assert(!stream_tls_peer_closed(&B.st));
     close_all();
 }
 END_TEST
@@ -627,6 +680,8 @@ int main(void)
     tcase_add_test(tc, require_round_trip_both_ways_and_tls_column);
     tcase_add_test(tc, large_messages_cross_in_both_directions_with_batching);
     tcase_add_test(tc, held_plaintext_is_delivered_when_reading_resumes);
+    tcase_add_test(tc, graceful_close_sends_close_notify_after_batched_output);
+    tcase_add_test(tc, socket_close_without_close_notify_is_not_a_clean_close);
     tcase_add_test(tc, verify_full_accepts_right_host_and_ip);
     tcase_add_test(tc, verify_full_refuses_host_mismatch);
     tcase_add_test(tc, verify_ca_refuses_wrong_ca_and_expired);
