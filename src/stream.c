@@ -639,12 +639,15 @@ static void tls_deliver(struct stream *s)
             break;
         }
         uint32_t before = s->rlen;
-        int n;
-        do {
+        int n = 0;
+        /* SSL_read only while TLS holds input: a call that can only answer "want more" costs
+         * as much as a small record's decryption. */
+        while (s->rlen < s->cap && tls_conn_pending(t)) {
             n = tls_conn_read(t, s->buf + s->rlen, s->cap - s->rlen);
-            if (n > 0)
-                s->rlen += (uint32_t)n;
-        } while (n > 0 && s->rlen < s->cap);
+            if (n <= 0)
+                break;
+            s->rlen += (uint32_t)n;
+        }
         if (!tls_send(s)) /* TLS 1.3 may answer a key update or send tickets */
             return;
         if (s->rlen > before) {
