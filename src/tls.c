@@ -456,9 +456,13 @@ static struct tls_ctx *build_side(const struct side_cf *sc, bool accept, char *e
         goto fail;
     if (accept && (!set_dh(t->ssl, sc, err, errlen) || !set_curve(t->ssl, sc, err, errlen)))
         goto fail;
-    /* Idle connections keep no record buffers; no renegotiation (a cheap CPU attack). */
-    SSL_CTX_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+    /* No renegotiation (a cheap CPU attack). */
     SSL_CTX_set_options(t->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* Performance (tls-bench), record buffers: client connections (thousands, mostly idle)
+     * give theirs back whenever they are empty; server connections (bounded by the pool sizes,
+     * and busy) keep theirs, sparing a malloc and free of ~17 kB per record. */
+    if (accept)
+        SSL_CTX_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
     if (accept) {
         static const unsigned char sid[] = "pgusher";
         SSL_CTX_set_session_id_context(t->ssl, sid, sizeof(sid) - 1);
