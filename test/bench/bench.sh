@@ -21,7 +21,8 @@
 #     standbys then adds capacity, as it does in production. Default 0.5; 0 = all servers
 #     share the machine's CPUs (then a second standby adds nothing, on the same 2 cores).
 #   --perf: perf record -g the pooler (pgusher and PgBouncer) during each of its runs; the
-#     flat profile goes to OUT/perf.WORKLOAD.TARGET.txt (perf costs CPU: the CPU column of
+#     flat profile goes to OUT/perf.WORKLOAD.TARGET.ROUND.txt, the data beside it (.data, for
+#     perf report -g caller -i ...); perf costs CPU: the CPU column of
 #     those runs is not comparable with runs without --perf)
 #   --keep: leave the poolers and the cluster running after the report (for perf), until Enter
 # PgBouncer is /work/shared/ref/pgbouncer-1.25.2/pgbouncer (PGUSHER_BENCH_PGBOUNCER overrides).
@@ -313,8 +314,13 @@ run_one() { # workload db clients tls args target round
 	rss=$(rss_kb "$procs")
 	if [[ -n $perf_pid ]]; then
 		wait "$perf_pid"
-		perf report -i "$dir/perf.data" --no-children --sort dso,symbol --percent-limit 0.5 --stdio \
-			2>/dev/null | grep -v '^$' | head -n 400 >"$OUT/perf.$name.$target.$round.txt"
+		mv "$dir/perf.data" "$OUT/perf.$name.$target.$round.data"
+		{
+			perf report -i "$OUT/perf.$name.$target.$round.data" --no-children -g none --sort dso \
+				--stdio 2>/dev/null
+			perf report -i "$OUT/perf.$name.$target.$round.data" --no-children -g none \
+				--sort dso,symbol --percent-limit 0.3 --stdio 2>/dev/null
+		} | grep -v '^$' >"$OUT/perf.$name.$target.$round.txt"
 	fi
 	tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | head -n 1)
 	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")
