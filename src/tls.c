@@ -463,6 +463,15 @@ static struct tls_ctx *build_side(const struct side_cf *sc, bool accept, char *e
      * and busy) keep theirs, sparing a malloc and free of ~17 kB per record. */
     if (accept)
         SSL_CTX_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+    /* Performance (tls-bench), session resumption for clients that reconnect: stateless
+     * tickets (OpenSSL's default; their key belongs to the context, so after a RELOAD a client
+     * makes a full handshake under the new settings), one per handshake instead of two: one is
+     * all a client needs to resume, and for libpq, which never resumes, every ticket is wasted
+     * work. Tickets need no session cache on our side: it stays off (no lock, no memory). */
+    if (accept) {
+        SSL_CTX_set_num_tickets(t->ssl, 1);
+        SSL_CTX_set_session_cache_mode(t->ssl, SSL_SESS_CACHE_OFF);
+    }
     if (accept) {
         static const unsigned char sid[] = "pgusher";
         SSL_CTX_set_session_id_context(t->ssl, sid, sizeof(sid) - 1);
