@@ -14,7 +14,8 @@
 # usage: bash test/bench/bench.sh [--rounds N] [--duration SECONDS] [--out DIR] [--quick]
 #   --quick: 1 round of 5 s, no idle-clients run (a smoke run)
 #   --workloads a,b: only these workloads (reads_S writes_N connect_C extended_S prepared_S
-#     many_500 tls_reads_S tls_connect_C idle)
+#     many_500 tls_reads_S tls_connect_C tls_resume_C idle); tls_resume_C is TLS churn whose
+#     clients resume their sessions (test/bench/tls_churn.py: libpq never resumes)
 #   --targets a,b: only these targets (pgusher pgbouncer pgbhap direct)
 #   --host-cpu Q: give each PostgreSQL server its own CPU budget of Q CPUs (a cgroup quota), so
 #     that on one machine a standby behaves like a separate host: spreading reads over two
@@ -24,13 +25,15 @@
 #     flat profile goes to OUT/perf.WORKLOAD.TARGET.ROUND.txt, the data beside it (.data, for
 #     perf report -g caller -i ...); perf costs CPU: the CPU column of
 #     those runs is not comparable with runs without --perf)
+#   --tls-key rsa|ec: the certificate's key, RSA 2048 (default, the usual kind) or ECDSA P-256
+#     (a TLS server's signature per full handshake costs ~20x less with it)
 #   --keep: leave the poolers and the cluster running after the report (for perf), until Enter
 # PgBouncer is /work/shared/ref/pgbouncer-1.25.2/pgbouncer (PGUSHER_BENCH_PGBOUNCER overrides).
 # Everything runs on 127.0.0.0/8. Bounded: rounds x workloads x targets x duration.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0 ONLY_W="" ONLY_T="" KEEP=0 HOSTCPU=0.5 PERF=0
+ROUNDS=3 DUR=10 OUT="$ROOT/bench-out" IDLE=5000 QUICK=0 ONLY_W="" ONLY_T="" KEEP=0 HOSTCPU=0.5 PERF=0 TLSKEY=rsa
 while (($#)); do
 	case $1 in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -41,6 +44,7 @@ while (($#)); do
 	--targets) ONLY_T=",$2,"; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--perf) PERF=1; shift ;;
+	--tls-key) TLSKEY=$2; shift 2 ;;
 	--host-cpu) HOSTCPU=$2; shift 2 ;;
 	*) echo "unknown option $1" >&2; exit 2 ;;
 	esac
@@ -125,6 +129,7 @@ WORKLOADS=(
 	"many_500 reads 500 no -S"
 	"tls_reads_S reads 50 yes -S"
 	"tls_connect_C reads 20 yes -S -C"
+	"tls_resume_C reads 4 yes resume"
 )
 TARGETS=(pgusher pgbouncer pgbhap direct)
 picked() { [[ -z $1 || $1 == *",$2,"* ]]; } # list name
@@ -140,13 +145,18 @@ PGBOUNCER=${PGUSHER_BENCH_PGBOUNCER:-$(cd "$ROOT/.." && pwd)/shared/ref/pgbounce
 PGB_VERSION=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)
 say "PgBouncer: $PGBOUNCER ($PGB_VERSION)"
 
-# TLS: one self-signed certificate (RSA 2048, the usual kind) for the servers and the poolers.
-# Nothing verifies it (sslmode=require everywhere); each side pays a full handshake per
-# new connection, as with a real certificate.
+# TLS: one self-signed certificate (RSA 2048 unless --tls-key ec) for the servers and the
+# poolers. Nothing verifies it (sslmode=require everywhere); each side pays a full handshake
+# per new connection, as with a real certificate.
 CERTS=$WORK/certs
+case $TLSKEY in
+rsa) KEYALG=(-newkey rsa:2048) ;;
+ec) KEYALG=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+*) say "--tls-key: rsa or ec"; exit 2 ;;
+esac
 if ((WANT_TLS)); then
 	mkdir -p "$CERTS"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+	openssl req -x509 "${KEYALG[@]}" -nodes -days 2 -subj "/CN=127.0.0.1" \
 		-addext "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3" \
 		-keyout "$CERTS/server.key" -out "$CERTS/server.crt" 2>/dev/null || { say "openssl failed"; exit 1; }
 	chmod 0600 "$CERTS/server.key"
@@ -306,8 +316,10 @@ run_one() { # workload db clients tls args target round
 		perf_pid=$!
 	fi
 	c0=$(cpu_ticks "$procs") s0=$(sys_ticks "$procs") x0=$(ctx_switches "$procs")
-	out=$(cd "$dir" && PGSSLMODE=$sslmode timeout $((DUR + 60)) pgbench -n $args -T "$DUR" -c "$clients" -j 2 \
-		-l --sampling-rate=0.2 -h "$(host_of "$target" "$db")" -p "$(port_of "$target" "$tls")" \
+	local driver=(pgbench -n $args -j 2 -l --sampling-rate=0.2)
+	[[ $args == resume ]] && driver=(python3 "$ROOT/test/bench/tls_churn.py")
+	out=$(cd "$dir" && PGSSLMODE=$sslmode timeout $((DUR + 60)) "${driver[@]}" -T "$DUR" -c "$clients" \
+		-h "$(host_of "$target" "$db")" -p "$(port_of "$target" "$tls")" \
 		-U u_trust "$(dbname_of "$target" "$db")" 2>&1)
 	rc=$?
 	c1=$(cpu_ticks "$procs") s1=$(sys_ticks "$procs") x1=$(ctx_switches "$procs")
@@ -387,7 +399,9 @@ if ((!QUICK)) && picked "$ONLY_W" idle; then
 fi
 
 # ---------------------------------------------------------------- report (medians)
-python3 "$ROOT/test/bench/report.py" "$OUT" "$HOSTCPU_NOTE"
+TLSKEY_NOTE="RSA 2048"
+[[ $TLSKEY == ec ]] && TLSKEY_NOTE="ECDSA P-256"
+python3 "$ROOT/test/bench/report.py" "$OUT" "$HOSTCPU_NOTE; $PGB_VERSION; TLS rows with an $TLSKEY_NOTE certificate"
 gnuplot <<EOF 2>/dev/null || say "gnuplot failed (results.md is still there)"
 set terminal pngcairo size 1000,500 noenhanced
 set output "$OUT/results.png"

@@ -36,7 +36,7 @@ def ratio(w, a, b, k):
     x, y = agg.get((w, a), {}).get(k), agg.get((w, b), {}).get(k)
     return f"{x / y:.2f}" if x and y else ""
 lines = ["# pgusher benchmark", "", "Medians over the rounds. CPU = pooler user+sys time per transaction (PgBouncer+HAProxy: both processes).",
-         "Servers: " + note + ".", "",
+         "Setup: " + note + ".", "",
          "Kernel % = the kernel's share of that CPU time; ctx sw/xact = the pooler's context switches (voluntary + involuntary) per transaction.",
          "tls_* rows: client TLS (sslmode=require) and server TLS (server_tls_sslmode=require; direct: sslmode=require to the server).", "",
          "| workload | target | tps | avg ms | p99 ms | CPU us/xact | kernel % | ctx sw/xact | RSS kB | failed | runs |", "|---|---|---|---|---|---|---|---|---|---|---|"]
