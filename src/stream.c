@@ -76,11 +76,15 @@ struct stream_tls {
     bool ready;
     char err[200];
 };
-/* Ciphertext lands here and goes straight to tls.c: one buffer for all streams (one loop). */
+/* Ciphertext lands here and tls.c reads it from here (no copy): one buffer for all streams
+ * (one loop). scratch_user is the TLS stream reading it now; a read for another stream first
+ * makes tls.c keep what that one has not consumed. */
 static uint8_t tls_scratch[32768];
+static struct stream *scratch_user;
 static char start_err[200];
 
 static void tls_read_cb(struct stream *s, ssize_t nread);
+static void tls_fail(struct stream *s, const char *why);
 static bool tls_write(struct stream *s, const void *data, size_t len);
 static void tls_idle_cb(uv_idle_t *h);
 
@@ -191,6 +195,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *out)
     struct stream *s = h->data;
     (void)suggested;
     if (s->tls) {
+        struct stream *u = scratch_user; /* not reached in practice: reads do not nest */
+        scratch_user = NULL;
+        if (u && !tls_conn_feed_end(u->tls->conn))
+            tls_fail(u, tls_conn_error(u->tls->conn));
         out->base = (char *)tls_scratch;
         out->len = sizeof(tls_scratch);
         return;
@@ -466,6 +474,8 @@ bool stream_write_pktbuf(struct stream *s, struct pktbuf *b)
 static void close_cb(uv_handle_t *h)
 {
     struct stream *s = h->data;
+    if (scratch_user == s)
+        scratch_user = NULL;
     if (s->tls) {
         tls_conn_free(s->tls->conn);
         free(s->tls);
@@ -695,10 +705,20 @@ static void tls_pump(struct stream *s)
 static void tls_read_cb(struct stream *s, ssize_t nread)
 {
     if (nread > 0) {
-        if (!tls_conn_feed(s->tls->conn, tls_scratch, (size_t)nread))
-            tls_fail(s, tls_conn_error(s->tls->conn));
-        else
-            tls_pump(s);
+        struct tls_conn *t = s->tls->conn;
+        if (!tls_conn_feed(t, tls_scratch, (size_t)nread)) {
+            tls_fail(s, tls_conn_error(t));
+            return;
+        }
+        scratch_user = s;
+        tls_pump(s);
+        /* What TLS left unread (the owner stopped reading) is copied out of the scratch. The
+         * connection lives until the close callback, so this is safe after a close too. */
+        if (scratch_user == s) {
+            scratch_user = NULL;
+            if (!tls_conn_feed_end(t))
+                tls_fail(s, tls_conn_error(t));
+        }
         return;
     }
     if (nread == 0 || nread == UV_ENOBUFS)

@@ -93,8 +93,11 @@ struct tls_conn;
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *verify_host, char *err,
                               size_t errlen);
 void tls_conn_free(struct tls_conn *t);
-/* Ciphertext received from the peer. */
+/* Ciphertext received from the peer: borrowed (not copied) until tls_conn_feed_end, which
+ * copies what TLS has not consumed by then. Between the two, the caller's buffer must stay as
+ * it is. False: out of memory. */
 bool tls_conn_feed(struct tls_conn *t, const void *data, size_t len);
+bool tls_conn_feed_end(struct tls_conn *t);
 /* Drive the handshake: 1 done, 0 needs more input, -1 failed (tls_conn_error). */
 int tls_conn_handshake(struct tls_conn *t);
 /* Decrypt into buf: > 0 bytes, 0 needs more input, -1 failed or closed (TLS_CLOSED below). */

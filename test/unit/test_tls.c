@@ -283,6 +283,41 @@ START_TEST(held_plaintext_is_delivered_when_reading_resumes)
 }
 END_TEST
 
+/* Many records arrive in one socket read and the owner stops after the first: the ciphertext
+ * TLS has not read yet is kept (the read buffer is shared by all streams) and delivered, in
+ * order, when reading resumes; meanwhile another stream's reads use the shared buffer. */
+START_TEST(unread_ciphertext_is_kept_when_reading_stops)
+{
+    struct cf_global g;
+    base_cf(&g);
+    server_side(&g, "server", "require");
+    g.server_tls_sslmode = "require";
+    stream_set_bufsize(1024);
+    handshake(&g, NULL);
+    static struct stream_ops slow;
+    slow = ops;
+    slow.on_read = on_read_slow;
+    A.st.ops = &slow;
+    stop_after = 100;
+    uint8_t d[20 * 300];
+    for (size_t i = 0; i < sizeof(d); i++)
+        d[i] = (uint8_t)(i * 13 + (i >> 8));
+    for (int i = 0; i < 20; i++)
+        ck_assert(stream_write(&B.st, d + i * 300, 300)); /* 20 records, one write each */
+    RUN_UNTIL(A.got_len >= 100);
+    ck_assert(!A.st.reading);
+    /* Traffic the other way uses the shared buffer while A holds its rest. */
+    ck_assert(stream_write(&A.st, "pong", 4));
+    RUN_UNTIL(B.got_len == 4);
+    ck_assert_uint_lt(A.got_len, sizeof(d));
+    stop_after = 1 << 30;
+    stream_read_start(&A.st);
+    RUN_UNTIL(A.got_len == sizeof(d));
+    ck_assert(memcmp(A.got, d, sizeof(d)) == 0);
+    close_all();
+}
+END_TEST
+
 /* A graceful close sends the batched output, then a close_notify: the peer sees a clean end of
  * TLS, not a truncation. stream_tls_handshaking says when nothing can be sent yet. */
 START_TEST(graceful_close_sends_close_notify_after_batched_output)
@@ -680,6 +715,7 @@ int main(void)
     tcase_add_test(tc, require_round_trip_both_ways_and_tls_column);
     tcase_add_test(tc, large_messages_cross_in_both_directions_with_batching);
     tcase_add_test(tc, held_plaintext_is_delivered_when_reading_resumes);
+    tcase_add_test(tc, unread_ciphertext_is_kept_when_reading_stops);
     tcase_add_test(tc, graceful_close_sends_close_notify_after_batched_output);
     tcase_add_test(tc, socket_close_without_close_notify_is_not_a_clean_close);
     tcase_add_test(tc, verify_full_accepts_right_host_and_ip);
