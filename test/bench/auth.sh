@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Connection churn with SCRAM authentication (not a test): pgbench -S -C through pgusher and
-# through PgBouncer, both with auth_type = scram-sha-256 and a plain-text password in the
-# auth file (as many userlist.txt files have), in alternation. Reports connections per
+# through PgBouncer 1.25.2 (../shared/ref; PGUSHER_BENCH_PGBOUNCER overrides), both with
+# auth_type = scram-sha-256 and a plain-text password in the auth file (as many userlist.txt
+# files have), in alternation. Reports connections per
 # second and the pooler's CPU time per connection (user+sys from /proc), and the ratios.
 #
 # usage: bash test/bench/auth.sh [--rounds N] [--duration SECONDS] [--clients N]
@@ -19,7 +20,9 @@ while (($#)); do
 	esac
 done
 say() { echo "auth-bench: $*" >&2; }
-for p in pgbouncer postgresql; do
+PGBOUNCER=${PGUSHER_BENCH_PGBOUNCER:-$(cd "$ROOT/.." && pwd)/shared/ref/pgbouncer-1.25.2/pgbouncer}
+[[ -x $PGBOUNCER ]] || PGBOUNCER=/work/shared/ref/pgbouncer-1.25.2/pgbouncer
+for p in libevent-2.1-7 libc-ares2 libssl3 postgresql; do
 	dpkg -s "$p" >/dev/null 2>&1 || {
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$p" </dev/null >/dev/null
 	}
@@ -63,7 +66,7 @@ chown -R postgres "$WORK"
 "$ROOT/build-bench/pgusher" "$WORK/pgusher.ini" >"$WORK/pgusher.out" 2>&1 &
 PIDS+=($!)
 PID_pgusher=$!
-runuser -u postgres -- /usr/sbin/pgbouncer "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 &
+runuser -u postgres -- "$PGBOUNCER" "$WORK/pgbouncer.ini" >"$WORK/pgbouncer.out" 2>&1 &
 PIDS+=($!)
 sleep 2
 PID_pgbouncer=$(pgrep -P "$!" | head -n 1)
