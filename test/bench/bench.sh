@@ -275,12 +275,12 @@ done
 # target (+ tls) -> port and the processes whose CPU counts as "the pooler"
 port_of() { # target tls
 	local off=0
-	[[ $2 == yes ]] && off=3
+	[[ ${2:-} == yes ]] && off=3
 	case $1 in pgusher) echo $((16610 + off)) ;; pgbouncer) echo $((16611 + off)) ;; pgbhap) echo $((16612 + off)) ;; direct) echo "$PORT" ;; esac
 }
 procs_of() { # target tls
 	local sfx=""
-	[[ $2 == yes ]] && sfx=_tls
+	[[ ${2:-} == yes ]] && sfx=_tls
 	case $1 in
 	direct) echo "" ;;
 	pgbhap) eval "echo \$PID_pgbhap$sfx \$PID_haproxy" ;;
