@@ -26,7 +26,7 @@
 #     perf report -g caller -i ...); perf costs CPU: the CPU column of
 #     those runs is not comparable with runs without --perf)
 #   --tls-key rsa|ec: the certificate's key, RSA 2048 (default, the usual kind) or ECDSA P-256
-#     (a TLS server's signature per full handshake costs ~20x less with it)
+#     (a TLS server's signature per full handshake costs ~14x less with it)
 #   --keep: leave the poolers and the cluster running after the report (for perf), until Enter
 # PgBouncer is /work/shared/ref/pgbouncer-1.25.2/pgbouncer (PGUSHER_BENCH_PGBOUNCER overrides).
 # Everything runs on 127.0.0.0/8. Bounded: rounds x workloads x targets x duration.
