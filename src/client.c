@@ -591,7 +591,7 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
      * authenticated (against the "*" entry), so unauthenticated names cost nothing. */
     struct database *db = database_find(c->db_name, false);
     if (!db && !config_find_database(G.cf, "*")) {
-        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        client_error_close(c, "08P01", "no such database: %s", c->db_name);
         return;
     }
     if (db && !attach_database(c, db))
@@ -603,7 +603,7 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 static bool attach_database(struct client *c, struct database *db)
 {
     if (db->removed) {
-        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        client_error_close(c, "08P01", "no such database: %s", c->db_name);
         return false;
     }
     if (db->disabled) {
@@ -914,7 +914,7 @@ static void auth_ok(struct client *c)
      * client is in, the "*" entry's (looked up again: a reload may have removed it). */
     const struct cf_database *dcf = c->db ? c->db->cf : config_find_database(G.cf, "*");
     if (!dcf) {
-        client_error_close(c, "3D000", "no such database: %s", c->db_name);
+        client_error_close(c, "08P01", "no such database: %s", c->db_name);
         return;
     }
     if (G.cf->g.auth_type == AUTH_TYPE_ANY && !dcf->user && !(c->db && c->db->admin)) {
@@ -924,7 +924,7 @@ static void auth_ok(struct client *c)
     if (!c->db) {
         struct database *made = database_find(c->db_name, true);
         if (!made) {
-            client_error_close(c, "3D000", "no such database: %s", c->db_name);
+            client_error_close(c, "08P01", "no such database: %s", c->db_name);
             return;
         }
         if (!attach_database(c, made))

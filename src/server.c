@@ -432,10 +432,8 @@ static void internal_done(struct server *s)
     s->iq_failed = false;
     switch (iq) {
     case IQ_CONNECT:
-        if (failed) {
-            login_fail(s, "08P01", "connect_query failed", false);
-            return;
-        }
+        /* As PgBouncer 1.25: a failing connect_query does not fail the login (the error was
+         * logged above); the server is handed out all the same. */
         pool_server_idle(s);
         return;
     case IQ_RESET:
@@ -668,11 +666,11 @@ static void process(struct server *s)
         if (s->tls_wait || s->st.closing || s->st.tls)
             return; /* more to come, failed, or the handshake runs */
     }
-    if (s->state == SV_LOGIN)
+    if (s->state == SV_LOGIN && s->login)
         process_login(s);
     else if (s->iq == IQ_AUTH)
         auth_query_process(s);
-    else if (s->iq != IQ_NONE)
+    else if (s->iq != IQ_NONE) /* also connect_query, still in SV_LOGIN */
         process_internal(s);
     else if (s->state == SV_ACTIVE && s->link)
         process_active(s);
