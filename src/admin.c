@@ -65,7 +65,7 @@ void admin_init(void)
     db->name = strdup("pgbouncer");
     db->admin = true;
     list_init(&db->pools);
-    list_append(&G.databases, &db->node);
+    pool_link_database(db);
     console_db = db;
 }
 
@@ -313,8 +313,9 @@ static const char *db_pool_mode_name(const struct database *db)
 
 static const char *lb_name(const struct database *db)
 {
-    int lb = db->cf->load_balance_hosts != CF_UNSET ? db->cf->load_balance_hosts : LB_ROUND_ROBIN;
-    return config_lb_policy_name(lb);
+    /* NULL when the database does not set it, as PgBouncer 1.25 shows it. */
+    int lb = db->cf->load_balance_hosts;
+    return lb != CF_UNSET ? config_lb_policy_name(lb) : NULL;
 }
 
 /* ---------------------------------------------------------------- SHOW commands */
@@ -344,7 +345,8 @@ static void show_pools(struct client *c)
         }
         row_begin(&r);
         row_str(&r, db->name);
-        row_str(&r, p->user);
+        /* The console has one pool in PgBouncer, of its forced user "pgbouncer". */
+        row_str(&r, db->admin ? "pgbouncer" : p->user);
         row_int(&r, p->n_cl_active);
         row_int(&r, p->n_cl_waiting);
         row_int(&r, p->n_cl_active_cancel_req);
@@ -624,6 +626,19 @@ static void show_databases(struct client *c)
     res_send(c, &r);
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void row_opt_int(struct result *r, int v)
+{
+    if (v == CF_UNSET)
+        row_str(r, "");
+    else
+        row_int(r, v);
+}
+
 /* Users: the auth file's, the [users] section's and every pool's, each once. */
 static void show_users(struct client *c)
 {
@@ -658,6 +673,7 @@ static void show_users(struct client *c)
             names[n++] = (nm);                                                                     \
         }                                                                                          \
     } while (0)
+    ADD_NAME("pgbouncer"); /* the console's forced user, listed by PgBouncer too */
     for (int i = 0; i < cf->nauthusers; i++)
         ADD_NAME(cf->authusers[i].name);
     for (int i = 0; i < cf->nusers; i++)
@@ -667,6 +683,7 @@ static void show_users(struct client *c)
         ADD_NAME(p->user);
     }
 #undef ADD_NAME
+    qsort(names, n, sizeof(*names), cmp_names); /* PgBouncer's user tree is sorted */
     for (size_t i = 0; i < n; i++) {
         const struct cf_user *u = config_find_user(cf, names[i]);
         int servers = 0, clients = 0;
@@ -679,8 +696,9 @@ static void show_users(struct client *c)
         }
         row_begin(&r);
         row_str(&r, names[i]);
-        row_int(&r, u ? setting_or(u->pool_size, 0) : 0);
-        row_int(&r, u ? setting_or(u->reserve_pool_size, 0) : 0);
+        /* Unset: an empty value, as PgBouncer 1.25 shows it. */
+        row_opt_int(&r, u ? u->pool_size : CF_UNSET);
+        row_opt_int(&r, u ? u->reserve_pool_size : CF_UNSET);
         row_str(&r, u && u->pool_mode != CF_UNSET ? config_pool_mode_name(u->pool_mode) : NULL);
         row_int(&r, u ? setting_or(u->max_user_connections, cf->g.max_user_connections)
                       : cf->g.max_user_connections);

@@ -142,6 +142,15 @@ static void rebuild_backends(struct database *db)
     free(old);
 }
 
+void pool_link_database(struct database *db)
+{
+    struct list *pos;
+    for (pos = G.databases.next; pos != &G.databases; pos = pos->next)
+        if (strcmp(container_of(pos, struct database, node)->name, db->name) > 0)
+            break;
+    list_insert_before(pos, &db->node);
+}
+
 /* Attach the backends (host:port) a definition lists, watching the names among them. */
 static void attach_backends(struct database *db)
 {
@@ -324,7 +333,7 @@ struct database *database_create(const char *name, const char *connstr, bool aut
     db->autodb = autodb;
     list_init(&db->pools);
     attach_backends(db);
-    list_append(&G.databases, &db->node);
+    pool_link_database(db);
     return db;
 }
 
@@ -500,7 +509,12 @@ struct pool *pool_get(struct database *db, const char *user)
     list_init(&p->aq_waiting);
     pktbuf_init(&p->welcome);
     p->launch_hint = -1;
-    list_append(&db->pools, &p->node);
+    /* Sorted by user, as PgBouncer keeps them: SHOW POOLS/CLIENTS/SERVERS list in this order. */
+    struct list *pos;
+    for (pos = db->pools.next; pos != &db->pools; pos = pos->next)
+        if (strcmp(container_of(pos, struct pool, node)->user, user) > 0)
+            break;
+    list_insert_before(pos, &p->node);
     return p;
 }
 
@@ -1046,31 +1060,93 @@ const char *pool_login_failing(const struct pool *p)
     return in_login_backoff(p) && p->last_login_error[0] ? p->last_login_error : NULL;
 }
 
-/* May this pool open one more server connection now? */
-static bool can_launch(struct pool *p, bool use_reserve)
+enum launch_verdict {
+    LAUNCH_OK,
+    LAUNCH_NO,        /* pool full, backoff, shutting down */
+    LAUNCH_DB_FULL,   /* max_db_connections reached */
+    LAUNCH_USER_FULL, /* max_user_connections reached */
+};
+
+static enum launch_verdict limits_verdict(const struct pool *p);
+
+/* May this pool open one more server connection now? If not, which limit says no. */
+static enum launch_verdict launch_verdict(struct pool *p, bool use_reserve)
 {
     if (G.shutdown_mode == SHUTDOWN_NOW || in_login_backoff(p))
-        return false;
+        return LAUNCH_NO;
     int total = pool_server_total(p);
     int limit = pool_pool_size(p) + (use_reserve ? pool_reserve_size(p) : 0);
     if (total >= limit)
-        return false;
-    return within_connection_limits(p);
+        return LAUNCH_NO;
+    return limits_verdict(p);
 }
 
-/* max_db_connections and max_user_connections allow one more server for this pool. */
-static bool within_connection_limits(const struct pool *p)
+/* max_db_connections and max_user_connections: which one, if any, refuses this pool one
+ * more server. */
+static enum launch_verdict limits_verdict(const struct pool *p)
 {
     const struct cf_database *cf = p->db->cf;
     int max_db = cf->max_db_connections != CF_UNSET ? cf->max_db_connections
                                                      : G.cf->g.max_db_connections;
     if (max_db > 0 && p->db->server_count >= max_db)
-        return false;
+        return LAUNCH_DB_FULL;
     const struct cf_user *u = config_find_user(G.cf, p->user);
     int max_user = (u && u->max_user_connections != CF_UNSET) ? u->max_user_connections
                                                                : G.cf->g.max_user_connections;
     if (max_user > 0 && user_server_total(p->user) >= max_user)
+        return LAUNCH_USER_FULL;
+    return LAUNCH_OK;
+}
+
+static bool within_connection_limits(const struct pool *p)
+{
+    return limits_verdict(p) == LAUNCH_OK;
+}
+
+static bool can_launch(struct pool *p, bool use_reserve)
+{
+    return launch_verdict(p, use_reserve) == LAUNCH_OK;
+}
+
+/* The least recently used server of list l that is older than *best (NULL: any). */
+static struct server *lru_server(struct list *l, struct server *best)
+{
+    struct list *it;
+    list_for_each(it, l)
+    {
+        struct server *s = container_of(it, struct server, node);
+        if (!best || s->last_used < best->last_used)
+            best = s;
+    }
+    return best;
+}
+
+/* A pool held back by max_db_connections (same_db) or max_user_connections takes the slot
+ * of an unused server of another pool of that database (or of that user), as PgBouncer
+ * does: otherwise its clients would wait for servers that nobody uses. Idle servers go
+ * first, then released ones not yet checked. True if one was closed. */
+static bool evict_for(struct pool *p, bool same_db)
+{
+    struct server *victim = NULL;
+    struct list *di, *pi;
+    for (int pass = 0; pass < 2 && !victim; pass++) {
+        list_for_each(di, &G.databases)
+        {
+            struct database *db = container_of(di, struct database, node);
+            if (same_db && db != p->db)
+                continue;
+            list_for_each(pi, &db->pools)
+            {
+                struct pool *o = container_of(pi, struct pool, node);
+                if (o == p || (!same_db && strcmp(o->user, p->user) != 0))
+                    continue;
+                victim = lru_server(pass == 0 ? &o->sv_idle : &o->sv_used, victim);
+            }
+        }
+    }
+    if (!victim)
         return false;
+    server_close(victim, "evicted");
     return true;
 }
 
@@ -1152,8 +1228,13 @@ void pool_service(struct pool *p)
         struct client *oldest = first_waiting(p, CL_WAITING);
         bool reserve = oldest && oldest->wait_start &&
                        now - oldest->wait_start > (uint64_t)G.cf->g.reserve_pool_timeout;
-        if (!can_launch(p, reserve))
+        enum launch_verdict v = launch_verdict(p, reserve);
+        if ((v == LAUNCH_DB_FULL || v == LAUNCH_USER_FULL) && evict_for(p, v == LAUNCH_DB_FULL))
+            v = launch_verdict(p, reserve);
+        if (v != LAUNCH_OK)
             break;
+        if (reserve && pool_server_total(p) >= pool_pool_size(p))
+            client_log(oldest, LOG_LVL_WARNING, "taking connection from reserve_pool");
         if (!server_launch(p))
             break;
         pending++;

@@ -41,6 +41,15 @@ static inline void list_prepend(struct list *head, struct list *item)
     head->next = item;
 }
 
+/* Insert item just before pos (pos may be the head: then at the end). */
+static inline void list_insert_before(struct list *pos, struct list *item)
+{
+    item->prev = pos->prev;
+    item->next = pos;
+    pos->prev->next = item;
+    pos->prev = item;
+}
+
 static inline void list_del(struct list *item)
 {
     item->prev->next = item->next;

@@ -18,6 +18,8 @@ struct database *database_create(const char *name, const char *connstr, bool aut
 void database_dns_init(void);
 /* Replace the database's definition; its servers are closed as soon as they are released. */
 void database_redefine(struct database *db, struct cf_database *cf, const char *connstr);
+/* Put db on G.databases, which is kept sorted by name (PgBouncer's SHOW order). */
+void pool_link_database(struct database *db);
 /* Mark every server of db (NULL = all) close_needed; idle ones close now. */
 void pool_reconnect(struct database *db);
 /* Effective balancing settings of a database, and its eligible backends right now
