@@ -1255,6 +1255,10 @@ struct victim {
     const char *reason;
 };
 
+/* server_fast_close: the server goes first, then its client, both with this reason, as in
+ * PgBouncer 1.25. */
+#define FAST_CLOSE_REASON "database configuration changed"
+
 struct victims {
     struct victim *v;
     size_t n, cap;
@@ -1377,9 +1381,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
                    s->tx_status == 'I' && s->expect_rfq == 0 && s->iq == IQ_NONE) {
             /* server_fast_close: end the session between transactions instead of keeping
              * a server that RECONNECT or a changed definition wants replaced. */
-            victim_add(vs, c, false, "57P01",
-                       "server connection closed: database connection settings changed "
-                       "(server_fast_close)");
+            victim_add(vs, c, false, "08P01", FAST_CLOSE_REASON);
         } else if (!s || mode == POOL_SESSION) {
             if (timeout_expired(c->request_time, now, lim->lim_client_idle_timeout))
                 victim_add(vs, c, false, "08P01", "client_idle_timeout");
@@ -1446,6 +1448,12 @@ void pool_janitor(void)
             struct client *c = v->obj;
             if (c->state == CL_CLOSING)
                 continue;
+            if (v->reason && strcmp(v->reason, FAST_CLOSE_REASON) == 0 && c->link) {
+                struct server *s = c->link;
+                s->link = NULL;
+                c->link = NULL;
+                server_close(s, "%s", v->reason);
+            }
             if (v->reason) {
                 client_error_close(c, v->sqlstate, "%s", v->reason);
                 continue;

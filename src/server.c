@@ -436,8 +436,13 @@ static void internal_done(struct server *s)
          * logged above); the server is handed out all the same. */
         pool_server_idle(s);
         return;
-    case IQ_RESET:
     case IQ_CHECK:
+        /* The check asks "is this connection alive?": a server that answered, even with an
+         * error (a server_check_query that does not work), and is out of any transaction,
+         * is alive. PgBouncer 1.25 keeps it too; closing it would reconnect in a loop. */
+        failed = false;
+        /* fall through */
+    case IQ_RESET:
         if (failed || s->tx_status != 'I') {
             server_close(s, "%s failed", iq == IQ_RESET ? "reset query" : "check query");
             return;
@@ -454,6 +459,18 @@ static void internal_done(struct server *s)
     case IQ_NONE:
         return;
     }
+}
+
+/* A failing server_check_query fails on every check (with server_check_delay = 0, on
+ * every transaction): say so once a minute, not each time. */
+static bool check_warning_due(void)
+{
+    static uint64_t last;
+    uint64_t now = now_usec();
+    if (last && now - last < 60 * USEC_PER_SEC)
+        return false;
+    last = now;
+    return true;
 }
 
 /* Results of an internal query: swallowed, only their effects are kept. */
@@ -488,7 +505,8 @@ static void process_internal(struct server *s)
             } else if (type == 'E') {
                 char msg[512], state[6];
                 parse_error(p + 5, len - 4, msg, sizeof(msg), state);
-                server_log(s, LOG_LVL_WARNING, "internal query failed: %s", msg);
+                if (s->iq != IQ_CHECK || check_warning_due())
+                    server_log(s, LOG_LVL_WARNING, "internal query failed: %s", msg);
                 s->iq_failed = true;
             } else {
                 s->tx_status = len >= 5 ? (char)p[5] : 'I';

@@ -21,7 +21,8 @@ its reason, in test/compat/differences: lines matching an entry's pattern are dr
 outputs before the comparison. README's "Differences from PgBouncer" list comes from that file.
 
 Scenario format: sections [ini] (the ini body: @PGPORT@, @PRIMARY@, @STANDBY1@, @STANDBY2@,
-@DIR@, @PORT@ are substituted; listen_addr/listen_port/unix_socket_dir/logfile/pidfile/
+@DIR@, @PORT@, @BLACKHOLE@ (a port that accepts and never answers), @CLOSEDPORT@ (nothing
+listens there) are substituted; listen_addr/listen_port/unix_socket_dir/logfile/pidfile/
 auth_file/auth_type/admin_users are added unless set), [ini.N] (alternative bodies for the
 `ini N` step), [auth] (auth file; default: the integration tests' users), [steps], [log]
 (regular expressions: matching log lines, without their time/pid prefix, are compared), and
@@ -125,7 +126,8 @@ def parse_scenario(path):
 
 
 def parse_differences(path):
-    """Entries: 'scenario: NAME|*', 'ignore: REGEX', 'reason: TEXT' (blank line between)."""
+    """Entries: 'scenario: NAME|*', then 'ignore: REGEX' (drop matching lines) or 'replace:
+    REGEX' + 'with: TEXT' (rewrite the match), and 'reason: TEXT'; a blank line between."""
     entries, cur = [], {}
     if not os.path.exists(path):
         return entries
@@ -149,7 +151,7 @@ def parse_differences(path):
     if cur:
         entries.append(cur)
     for e in entries:
-        e["re"] = re.compile(e["ignore"])
+        e["re"] = re.compile(e.get("ignore") or e["replace"])
     return entries
 
 
@@ -162,13 +164,22 @@ class Pooler:
         self.log = os.path.join(workdir, "pooler.log")
         self.proc = None
         self.run_as = None
+        # A "server" that accepts connections (the kernel does) and never answers, and a
+        # port where nothing listens: for connect timeouts and refused connections.
+        self.blackhole = socket.socket()
+        self.blackhole.bind(("127.0.0.1", 0))
+        self.blackhole.listen(64)
+        self.blackhole_port = self.blackhole.getsockname()[1]
+        self.closed_port = free_port()
         if os.getuid() == 0 and os.path.basename(binary).startswith("pgbouncer"):
             self.run_as = "postgres"
 
     def subst(self, body):
         for k, v in (("@PGPORT@", str(PGPORT)), ("@PRIMARY@", "127.0.0.1"),
                      ("@STANDBY1@", "127.0.0.2"), ("@STANDBY2@", "127.0.0.3"),
-                     ("@DIR@", self.dir), ("@PORT@", str(self.port))):
+                     ("@DIR@", self.dir), ("@PORT@", str(self.port)),
+                     ("@BLACKHOLE@", str(self.blackhole_port)),
+                     ("@CLOSEDPORT@", str(self.closed_port))):
             body = body.replace(k, v)
         return body
 
@@ -245,6 +256,7 @@ class Pooler:
                 self.proc.kill()
                 self.proc.wait()
         self.stderr.close()
+        self.blackhole.close()
 
 
 def free_port():
@@ -402,6 +414,8 @@ def normalise(line, pooler):
     line = re.sub(r"(127\.0\.0\.\d+|unix):\d+", r"\1:*", line)
     line = re.sub(r"\bport=%d\b" % pooler.port, "port=@PORT@", line)
     line = re.sub(r"\b%d\b" % pooler.port, "@PORT@", line)
+    line = re.sub(r"\b%d\b" % pooler.blackhole_port, "@BLACKHOLE@", line)
+    line = re.sub(r"\b%d\b" % pooler.closed_port, "@CLOSEDPORT@", line)
     line = re.sub(r"\b%d\b" % PGPORT, "@PGPORT@", line)
     line = re.sub(r"\bpid[= ]\d+", "pid=*", line)
     line = re.sub(r"\b(PgBouncer|pgusher) \d+\.\d+(\.\d+)?\S*", "POOLER-VERSION", line)
@@ -527,9 +541,14 @@ def run_scenario(name, sc, binary, keep=False):
 
 
 def apply_differences(lines, name, diffs):
+    """Drop the lines an 'ignore' entry matches; rewrite those a 'replace' entry matches."""
+    mine = [e for e in diffs if e["scenario"] in (name, "*")]
     keep = []
     for ln in lines:
-        if any(e["scenario"] in (name, "*") and e["re"].search(ln) for e in diffs):
+        for e in mine:
+            if "replace" in e:
+                ln = e["re"].sub(e.get("with", ""), ln)
+        if any("ignore" in e and e["re"].search(ln) for e in mine):
             continue
         keep.append(ln)
     return keep

@@ -53,11 +53,11 @@ assert_ok "SET server_fast_close = 1"
 hold_session s1 "begin" "select 1"
 pgu_try admin -c 'RECONNECT testdb'
 wait_closed s0 5 || fail "the idle session was not ended within 5 s"
-assert_contains "$(cat "$PGU_TMP/s0.out")" "server_fast_close" "the ended session's error names the reason"
+assert_contains "$(cat "$PGU_TMP/s0.out")" "database configuration changed" "the ended session's error is PgBouncer's"
 sleep 1
 closed s1 && fail "the session inside a transaction was ended: $(cat "$PGU_TMP/s1.out")"
 echo "   ok: the session inside a transaction keeps its server"
-assert_log_contains "server_fast_close"
+assert_log_contains "closing because: database configuration changed"
 assert_eq "fresh" "$(pgu_psql testdb u_trust -c "select 'fresh'")" "a new session is served"
 
 pass
