@@ -249,8 +249,6 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (G.cf->g.log_pooler_errors)
-        client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
     /* In the middle of a TLS handshake (client_login_timeout) nothing can be said. */
     if (!stream_tls_handshaking(&c->st)) {
         struct pktbuf b;
@@ -258,7 +256,12 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
         pktbuf_error(&b, "FATAL", sqlstate, msg);
         client_send_pkt(c, &b);
     }
+    bool was_closing = c->state == CL_CLOSING;
     client_close(c, "%s", msg);
+    /* After the "closing because" line, as PgBouncer orders them (c is freed only in the
+     * stream's close callback, later). */
+    if (G.cf->g.log_pooler_errors && !was_closing)
+        client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
 }
 
 static void on_closed(struct stream *st)
@@ -502,6 +505,50 @@ static bool user_known(const struct client *c)
     return strcmp(c->db_name, "pgbouncer") == 0 && strcmp(c->user_name, "pgbouncer") == 0;
 }
 
+/* PgBouncer's refusal of a startup parameter: a warning with its value, then the error; the
+ * close is logged although the startup packet was not taken. where: "" or " in options". */
+static void refuse_param(struct client *c, const char *where, const char *k, const char *v)
+{
+    char val[128];
+    log_escape(v, strlen(v), val, sizeof(val));
+    client_log(c, LOG_LVL_WARNING, "unsupported startup parameter%s: %s=%s", where, k, val);
+    c->startup_done = true;
+    client_error_close(c, "08P01", "unsupported startup parameter%s: %s", where, k);
+}
+
+/* The options startup parameter (-c name=value, --name=value): tracked parameters are taken
+ * as if sent on their own, ignore_startup_parameters ones are dropped, anything else refuses
+ * the client, as in PgBouncer 1.25. False if the client was refused. */
+static bool take_options(struct client *c, const char *opts, struct varcache *vars)
+{
+    size_t cap = strlen(opts) + 1;
+    char *buf = malloc(cap);
+    if (!buf) {
+        client_error_close(c, "53200", "out of memory");
+        return false;
+    }
+    const char *cur = opts, *k, *v;
+    int r;
+    while ((r = proto_options_next(&cur, buf, cap, &k, &v)) > 0) {
+        enum var_id id = varcache_lookup(k);
+        if (id != VAR_COUNT) {
+            varcache_set(vars, id, v);
+        } else if (!param_ignored(k)) {
+            refuse_param(c, " in options", k, v);
+            free(buf);
+            return false;
+        }
+    }
+    free(buf);
+    if (r < 0) {
+        c->startup_done = true;
+        client_error_close(c, "08P01", "unsupported options startup parameter: only '-c "
+                                       "config=val' and '--config=val' are allowed");
+        return false;
+    }
+    return true;
+}
+
 static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 {
     struct pktreader r;
@@ -521,12 +568,17 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
             fallback_app = v;
         } else if (varcache_lookup(k) != VAR_COUNT) {
             varcache_set(&vars, varcache_lookup(k), v);
+        } else if (strcmp(k, "options") == 0 && !param_ignored(k)) {
+            if (!take_options(c, v, &vars)) {
+                varcache_free(&vars);
+                return;
+            }
         } else if (strcmp(k, "replication") == 0 && (strcmp(v, "false") == 0 || !strcmp(v, "0") ||
                                                        strcmp(v, "off") == 0 || !strcmp(v, "no"))) {
             /* a non-replication connection: nothing to do */
         } else if (!param_ignored(k)) {
             varcache_free(&vars);
-            client_error_close(c, "08P01", "unsupported startup parameter: %s", k);
+            refuse_param(c, "", k, v);
             return;
         }
     }

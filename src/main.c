@@ -14,6 +14,7 @@
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
 #include "pgusher/tls.h"
+#include "pgusher/varcache.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -239,6 +240,10 @@ int main(int argc, char **argv)
     struct config *cf = config_load(config_path, err, sizeof(err));
     if (!cf) {
         fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (varcache_track_extra(cf->g.track_extra_parameters, err, sizeof(err)) < 0) {
+        fprintf(stderr, "track_extra_parameters: %s\n", err);
         return 1;
     }
     G.cf = cf;

@@ -130,6 +130,59 @@ int proto_startup_next(struct pktreader *r, const char **name, const char **valu
     return 1;
 }
 
+/* One white-space separated word of an options value into buf; 0 at the end, -1 if it
+ * does not fit. */
+static int options_word(const char **cursor, char *buf, size_t cap)
+{
+    const char *p = *cursor;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' || *p == '\v')
+        p++;
+    if (!*p) {
+        *cursor = p;
+        return 0;
+    }
+    size_t n = 0;
+    while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\f' &&
+           *p != '\v') {
+        if (*p == '\\' && p[1])
+            p++;
+        if (n + 1 >= cap)
+            return -1;
+        buf[n++] = *p++;
+    }
+    buf[n] = 0;
+    *cursor = p;
+    return 1;
+}
+
+int proto_options_next(const char **cursor, char *buf, size_t cap, const char **name,
+                       const char **value)
+{
+    *name = *value = NULL;
+    int r = options_word(cursor, buf, cap);
+    if (r <= 0)
+        return r;
+    char *setting;
+    if (strncmp(buf, "--", 2) == 0) {
+        setting = buf + 2;
+    } else if (strncmp(buf, "-c", 2) == 0 && buf[2]) {
+        setting = buf + 2;
+    } else if (strcmp(buf, "-c") == 0) {
+        if (options_word(cursor, buf, cap) <= 0)
+            return -1;
+        setting = buf;
+    } else {
+        return -1;
+    }
+    char *eq = strchr(setting, '=');
+    if (!eq || eq == setting)
+        return -1;
+    *eq = 0;
+    *name = setting;
+    *value = eq + 1;
+    return 1;
+}
+
 void proto_request(struct pktbuf *b, uint32_t code)
 {
     pktbuf_start(b, 0);

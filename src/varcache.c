@@ -11,17 +11,57 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const var_names[VAR_COUNT] = {
+static const char *const var_names[VAR_EXTRA0] = {
     "client_encoding",  "DateStyle",        "TimeZone", "standard_conforming_strings",
     "application_name", "IntervalStyle",
 };
 
+/* track_extra_parameters names, "" = slot unused. */
+#define EXTRA_SLOTS (VAR_COUNT - VAR_EXTRA0)
+static char extra_names[EXTRA_SLOTS][64];
+
 enum var_id varcache_lookup(const char *name)
 {
-    for (int i = 0; i < VAR_COUNT; i++)
+    for (int i = 0; i < VAR_EXTRA0; i++)
         if (strcasecmp(name, var_names[i]) == 0)
             return (enum var_id)i;
+    for (int i = 0; i < EXTRA_SLOTS && extra_names[i][0]; i++)
+        if (strcasecmp(name, extra_names[i]) == 0)
+            return (enum var_id)(VAR_EXTRA0 + i);
     return VAR_COUNT;
+}
+
+int varcache_track_extra(const char *list, char *err, size_t errlen)
+{
+    memset(extra_names, 0, sizeof(extra_names));
+    int n = 0;
+    const char *p = list ? list : "";
+    while (*p) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',' && *e != ' ' && *e != '\t')
+            e++;
+        size_t len = (size_t)(e - p);
+        if (len > 0) {
+            char name[64];
+            if (len >= sizeof(name)) {
+                snprintf(err, errlen, "parameter name too long: %.*s", (int)len, p);
+                return -1;
+            }
+            memcpy(name, p, len);
+            name[len] = 0;
+            if (varcache_lookup(name) == VAR_COUNT) {
+                if (n == EXTRA_SLOTS) {
+                    snprintf(err, errlen, "more than %d extra parameters", EXTRA_SLOTS);
+                    return -1;
+                }
+                memcpy(extra_names[n++], name, len + 1);
+            }
+        }
+        p = e;
+    }
+    return n;
 }
 
 /* ---------------------------------------------------------------- interned values
@@ -117,12 +157,16 @@ size_t varcache_interned_count(void)
 
 const char *varcache_name(enum var_id id)
 {
-    return id < VAR_COUNT ? var_names[id] : "?";
+    if (id < VAR_EXTRA0)
+        return var_names[id];
+    if (id < VAR_COUNT && extra_names[id - VAR_EXTRA0][0])
+        return extra_names[id - VAR_EXTRA0];
+    return "?";
 }
 
 void varcache_set(struct varcache *vc, enum var_id id, const char *value)
 {
-    if (id >= VAR_COUNT)
+    if (id >= VAR_COUNT || (id >= VAR_EXTRA0 && !extra_names[id - VAR_EXTRA0][0]))
         return;
     if (vc->val[id] && value && strcmp(vc->val[id], value) == 0)
         return;
@@ -181,13 +225,17 @@ int varcache_diff_sql(const struct varcache *client, const struct varcache *serv
         const char *have = server->val[i];
         if (!want || want == have)
             continue; /* values are interned: equal strings are the same pointer */
+        if (i >= VAR_EXTRA0 && !have)
+            continue; /* as PgBouncer 1.25: an extra parameter is restored only when the server
+                       * reports it (search_path only from PostgreSQL 18 on) */
         size_t litlen = 2 * strlen(want) + 4;
         char *lit = malloc(litlen);
         if (!lit || quote_literal(lit, litlen, want) == 0) {
             free(lit);
             continue;
         }
-        int n = snprintf(buf + len, len < buflen ? buflen - len : 0, "SET %s=%s;", var_names[i],
+        int n = snprintf(buf + len, len < buflen ? buflen - len : 0, "SET %s=%s;",
+                         varcache_name((enum var_id)i),
                          lit);
         free(lit);
         if (n < 0 || len + (size_t)n >= buflen) {

@@ -26,7 +26,10 @@ enum var_id {
     VAR_STANDARD_CONFORMING_STRINGS,
     VAR_APPLICATION_NAME,
     VAR_INTERVALSTYLE,
-    VAR_COUNT
+    /* Slots for track_extra_parameters beyond these, named once at start-up
+     * (varcache_track_extra); an unnamed slot is never set. */
+    VAR_EXTRA0,
+    VAR_COUNT = VAR_EXTRA0 + 8
 };
 
 struct canceller; /* server.c: one cancel request on its way to a server */

@@ -70,6 +70,15 @@ void proto_startup(struct pktbuf *b, const char *const (*params)[2], size_t npar
  * must be the packet's last byte), -1 for a malformed packet (no terminator, a name with no
  * value, bytes after the terminator). */
 int proto_startup_next(struct pktreader *r, const char **name, const char **value);
+/* The next setting of a startup "options" value, PostgreSQL's command-line switches as libpq's
+ * PGOPTIONS carries them: words separated by white space, a backslash taking the next
+ * character literally; a setting is "-c name=value", "-cname=value" or "--name=value".
+ * *cursor (into the NUL-terminated value) advances past it. buf (cap bytes, at least
+ * strlen(value) + 1 is always enough) receives the word; *name and *value point into it.
+ * Returns 1 for a setting, 0 at the end, -1 for anything else (another switch, "-c" with
+ * nothing after it, no '=' or an empty name). */
+int proto_options_next(const char **cursor, char *buf, size_t cap, const char **name,
+                       const char **value);
 /* Build an untyped 8-byte request (PROTO_SSL_REQUEST_CODE, PROTO_GSSENC_REQUEST_CODE). */
 void proto_request(struct pktbuf *b, uint32_t code);
 

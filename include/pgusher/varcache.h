@@ -1,6 +1,7 @@
 /*
  * varcache.h: the tracked parameters (client_encoding, DateStyle, TimeZone,
- * standard_conforming_strings, application_name, IntervalStyle) of a client or server.
+ * standard_conforming_strings, application_name, IntervalStyle and those named by
+ * track_extra_parameters) of a client or server.
  */
 #ifndef PGUSHER_VARCACHE_H
 #define PGUSHER_VARCACHE_H
@@ -10,6 +11,10 @@
 /* VAR_COUNT if name is not tracked. Case-insensitive, as PostgreSQL GUC names are. */
 enum var_id varcache_lookup(const char *name);
 const char *varcache_name(enum var_id id);
+/* Name the extra tracked parameters (track_extra_parameters: a comma/space separated list;
+ * the built-in ones are skipped). Returns how many were added, or -1 with err set (a name
+ * of 64 bytes or more, more names than slots). Call once, before any connection. */
+int varcache_track_extra(const char *list, char *err, size_t errlen);
 void varcache_set(struct varcache *vc, enum var_id id, const char *value);
 void varcache_copy(struct varcache *dst, const struct varcache *src);
 void varcache_free(struct varcache *vc);

@@ -28,7 +28,8 @@ auth_file/auth_type/admin_users are added unless set), [ini.N] (alternative bodi
 (regular expressions: matching log lines, without their time/pid prefix, are compared), and
 [volatile] (extra SHOW column names whose values are not compared). Steps, one a line:
 
-  connect C DB USER [password=P] [K=V]...  log in (K=V: extra startup parameters)
+  connect C DB USER [password=P] [K=V]...  log in (K=V: extra startup parameters; \s in V
+                           is a space)
   query C SQL              simple query, wait for ReadyForQuery (10 s)
   send C SQL               send a query, do not wait
   wait C [SECONDS]         wait for ReadyForQuery of what was sent
@@ -455,6 +456,7 @@ def run_scenario(name, sc, binary, keep=False):
                 password, params = None, []
                 for kv in words[4:]:
                     k, _, v = kv.partition("=")
+                    v = v.replace("\\s", " ")
                     if k == "password":
                         password = v
                     else:

@@ -6,8 +6,8 @@
  * send (and that reader alone on raw bytes).
  *
  * Input: byte 0 picks the parser (0: require_auth, 1: error fields, 2: startup packet built
- * and read back, 3: a client's startup packet body), the rest is its input (for 2:
- * NUL-separated names and values).
+ * and read back, 3: a client's startup packet body, 4: an options startup parameter for
+ * proto_options_next), the rest is its input (for 2: NUL-separated names and values).
  */
 #include "fuzz.h"
 
@@ -112,11 +112,32 @@ static void fuzz_startup_packet(const uint8_t *data, size_t size)
     free(body);
 }
 
+/* A client's options startup parameter, split by proto_options_next: every setting has a
+ * name without '=' and lies inside the word buffer; the cursor only moves forward and the
+ * loop ends. */
+static void fuzz_options(const uint8_t *data, size_t size)
+{
+    char *text = fuzz_cstr(data, size);
+    size_t cap = strlen(text) + 1;
+    char *buf = malloc(cap);
+    const char *cur = text, *k, *v;
+    int r, n = 0;
+    while ((r = proto_options_next(&cur, buf, cap, &k, &v)) > 0) {
+        FUZZ_CHECK(k >= buf && k < buf + cap && v > k && v < buf + cap);
+        FUZZ_CHECK(*k != '\0' && strchr(k, '=') == NULL);
+        FUZZ_CHECK(cur >= text && cur <= text + cap - 1);
+        FUZZ_CHECK(++n <= (int)cap);
+    }
+    FUZZ_CHECK(r == 0 || r == -1);
+    free(buf);
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0:
         fuzz_require_auth(data + 1, size - 1);
         break;
@@ -126,8 +147,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2:
         fuzz_startup(data + 1, size - 1);
         break;
-    default:
+    case 3:
         fuzz_startup_packet(data + 1, size - 1);
+        break;
+    default:
+        fuzz_options(data + 1, size - 1);
         break;
     }
     return 0;

@@ -268,6 +268,8 @@ write("proto_parse", "client-startup", b"\x03user\x00alice\x00database\x00app\x0
 write("proto_parse", "client-startup-no-terminator", b"\x03user\x00alice\x00database\x00app\x00")
 write("proto_parse", "client-startup-trailing", b"\x03user\x00alice\x00\x00junk")
 write("proto_parse", "client-startup-no-value", b"\x03user\x00alice\x00database")
+write("proto_parse", "options", b"\x04-c search_path=a,b --work_mem=1MB -cx=a\\ b")
+write("proto_parse", "options-bad", b"\x04-c a=1 -X")
 write_dict("proto_parse", ["none", "password", "md5", "gss", "sspi", "scram-sha-256", "oauth", "!", ",",
                            "S", "V", "C", "M", "28P01", "3D000", "42501"])
 

@@ -810,6 +810,62 @@ START_TEST(random_messages_never_crash)
 }
 END_TEST
 
+/* ---- the options startup parameter ---- */
+
+static int opts_all(const char *opts, char *out, size_t outlen)
+{
+    char buf[256];
+    const char *cur = opts, *k, *v;
+    int r, n = 0;
+    out[0] = 0;
+    while ((r = proto_options_next(&cur, buf, sizeof buf, &k, &v)) > 0) {
+        size_t l = strlen(out);
+        snprintf(out + l, outlen - l, "[%s=%s]", k, v);
+        n++;
+    }
+    return r < 0 ? -1 : n;
+}
+
+START_TEST(options_accepts_the_three_spellings)
+{
+    char out[512];
+    ck_assert_int_eq(opts_all("-c a=1 -cb=2 --c=3", out, sizeof out), 3);
+    ck_assert_str_eq(out, "[a=1][b=2][c=3]");
+    ck_assert_int_eq(opts_all("  \t", out, sizeof out), 0);
+    ck_assert_int_eq(opts_all("-c search_path=a,b", out, sizeof out), 1);
+    ck_assert_str_eq(out, "[search_path=a,b]");
+    ck_assert_int_eq(opts_all("-c x=1=2 --y=", out, sizeof out), 2);
+    ck_assert_str_eq(out, "[x=1=2][y=]");
+}
+END_TEST
+
+START_TEST(options_backslash_escapes_white_space)
+{
+    char out[512];
+    ck_assert_int_eq(opts_all("-c application_name=a\\ b -c d=\\\\", out, sizeof out), 2);
+    ck_assert_str_eq(out, "[application_name=a b][d=\\]");
+}
+END_TEST
+
+START_TEST(options_refuses_other_switches_and_bad_settings)
+{
+    char out[512];
+    const char *bad[] = {"-X", "-c", "-c foo", "--foo", "-c =1", "--=1", "-c a=1 -d",
+                         "x=1", "-c a=1 -c"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(opts_all(bad[i], out, sizeof out) == -1, "accepted: %s", bad[i]);
+}
+END_TEST
+
+START_TEST(options_word_longer_than_buffer_is_refused)
+{
+    char big[600], buf[16];
+    snprintf(big, sizeof big, "--a=%0500d", 0);
+    const char *cur = big, *k, *v;
+    ck_assert_int_eq(proto_options_next(&cur, buf, sizeof buf, &k, &v), -1);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -864,6 +920,13 @@ static Suite *proto_suite(void)
     tcase_add_test(req, no_authentication_needs_none);
     tcase_add_test(req, allowed_scram_still_logs_in);
     suite_add_tcase(s, req);
+
+    TCase *opt = tcase_create("options");
+    tcase_add_test(opt, options_accepts_the_three_spellings);
+    tcase_add_test(opt, options_backslash_escapes_white_space);
+    tcase_add_test(opt, options_refuses_other_switches_and_bad_settings);
+    tcase_add_test(opt, options_word_longer_than_buffer_is_refused);
+    suite_add_tcase(s, opt);
     return s;
 }
 

@@ -59,8 +59,9 @@ END_TEST
 
 START_TEST(name_round_trips_and_unknown_is_question_mark)
 {
-    for (int i = 0; i < VAR_COUNT; i++)
+    for (int i = 0; i < VAR_EXTRA0; i++)
         ck_assert_int_eq(varcache_lookup(varcache_name((enum var_id)i)), i);
+    ck_assert_str_eq(varcache_name(VAR_EXTRA0), "?"); /* no track_extra_parameters named */
     ck_assert_str_eq(varcache_name(VAR_DATESTYLE), "DateStyle");
     ck_assert_str_eq(varcache_name(VAR_COUNT), "?");
 }
@@ -159,6 +160,45 @@ START_TEST(copy_shares_every_value_and_clears_missing)
     /* Independent: changing the source leaves the copy alone. */
     varcache_set(&sv, VAR_APPLICATION_NAME, "other");
     ck_assert_str_eq(cl.val[VAR_APPLICATION_NAME], "psql");
+}
+END_TEST
+
+/* track_extra_parameters: named slots behave like the built-in ones, except that a SET is
+ * emitted only when the server's value is known (PgBouncer 1.25). */
+START_TEST(extra_parameters_are_tracked_and_restored_only_when_reported)
+{
+    char err[128] = "";
+    ck_assert_int_eq(varcache_track_extra("IntervalStyle, search_path,work_mem", err, sizeof err), 2);
+    enum var_id sp = varcache_lookup("SEARCH_PATH");
+    ck_assert_int_eq(sp, VAR_EXTRA0);
+    ck_assert_str_eq(varcache_name(sp), "search_path");
+    ck_assert_int_eq(varcache_lookup("work_mem"), VAR_EXTRA0 + 1);
+    ck_assert_int_eq(varcache_lookup("IntervalStyle"), VAR_INTERVALSTYLE);
+    varcache_set(&cl, sp, "public");
+    char buf[256] = "";
+    ck_assert_int_eq(varcache_diff_sql(&cl, &sv, buf, sizeof buf), 0); /* server's unknown */
+    varcache_set(&sv, sp, "\"$user\", public");
+    ck_assert_int_eq(varcache_diff_sql(&cl, &sv, buf, sizeof buf), 1);
+    ck_assert_str_eq(buf, "SET search_path='public';");
+    ck_assert_int_eq(varcache_track_extra("", err, sizeof err), 0);
+    ck_assert_int_eq(varcache_lookup("search_path"), VAR_COUNT);
+}
+END_TEST
+
+START_TEST(extra_parameters_refuse_too_many_and_too_long)
+{
+    char err[128] = "";
+    ck_assert_int_eq(varcache_track_extra("a,b,c,d,e,f,g,h,i", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "more than"));
+    char longname[100];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    ck_assert_int_eq(varcache_track_extra(longname, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "too long"));
+    varcache_track_extra("", err, sizeof err);
+    /* An unnamed slot is never set. */
+    varcache_set(&cl, VAR_EXTRA0, "x");
+    ck_assert_ptr_null(cl.val[VAR_EXTRA0]);
 }
 END_TEST
 
@@ -389,6 +429,8 @@ static Suite *varcache_suite(void)
     tcase_add_test(tc, set_unknown_id_is_ignored);
     tcase_add_test(tc, copy_shares_every_value_and_clears_missing);
     tcase_add_test(tc, free_clears_all_and_is_repeatable);
+    tcase_add_test(tc, extra_parameters_are_tracked_and_restored_only_when_reported);
+    tcase_add_test(tc, extra_parameters_refuse_too_many_and_too_long);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("diff_sql");
