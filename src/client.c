@@ -542,8 +542,9 @@ static bool take_options(struct client *c, const char *opts, struct varcache *va
     free(buf);
     if (r < 0) {
         c->startup_done = true;
-        client_error_close(c, "08P01", "unsupported options startup parameter: only '-c "
-                                       "config=val' and '--config=val' are allowed");
+        client_error_close(c, "08P01",
+                           "unsupported options startup parameter: only '-c "
+                           "config=val' and '--config=val' are allowed");
         return false;
     }
     return true;
@@ -574,7 +575,7 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
                 return;
             }
         } else if (strcmp(k, "replication") == 0 && (strcmp(v, "false") == 0 || !strcmp(v, "0") ||
-                                                       strcmp(v, "off") == 0 || !strcmp(v, "no"))) {
+                                                     strcmp(v, "off") == 0 || !strcmp(v, "no"))) {
             /* a non-replication connection: nothing to do */
         } else if (!param_ignored(k)) {
             varcache_free(&vars);

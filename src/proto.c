@@ -142,8 +142,7 @@ static int options_word(const char **cursor, char *buf, size_t cap)
         return 0;
     }
     size_t n = 0;
-    while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\f' &&
-           *p != '\v') {
+    while (*p && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\f' && *p != '\v') {
         if (*p == '\\' && p[1])
             p++;
         if (n + 1 >= cap)

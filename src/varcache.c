@@ -12,7 +12,7 @@
 #include <strings.h>
 
 static const char *const var_names[VAR_EXTRA0] = {
-    "client_encoding",  "DateStyle",        "TimeZone", "standard_conforming_strings",
+    "client_encoding",  "DateStyle",     "TimeZone", "standard_conforming_strings",
     "application_name", "IntervalStyle",
 };
 
@@ -235,8 +235,7 @@ int varcache_diff_sql(const struct varcache *client, const struct varcache *serv
             continue;
         }
         int n = snprintf(buf + len, len < buflen ? buflen - len : 0, "SET %s=%s;",
-                         varcache_name((enum var_id)i),
-                         lit);
+                         varcache_name((enum var_id)i), lit);
         free(lit);
         if (n < 0 || len + (size_t)n >= buflen) {
             buf[len] = 0; /* never leave half a statement behind */

@@ -850,8 +850,8 @@ END_TEST
 START_TEST(options_refuses_other_switches_and_bad_settings)
 {
     char out[512];
-    const char *bad[] = {"-X", "-c", "-c foo", "--foo", "-c =1", "--=1", "-c a=1 -d",
-                         "x=1", "-c a=1 -c"};
+    const char *bad[] = {"-X",   "-c",        "-c foo", "--foo",    "-c =1",
+                         "--=1", "-c a=1 -d", "x=1",    "-c a=1 -c"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(opts_all(bad[i], out, sizeof out) == -1, "accepted: %s", bad[i]);
 }

@@ -168,7 +168,8 @@ END_TEST
 START_TEST(extra_parameters_are_tracked_and_restored_only_when_reported)
 {
     char err[128] = "";
-    ck_assert_int_eq(varcache_track_extra("IntervalStyle, search_path,work_mem", err, sizeof err), 2);
+    ck_assert_int_eq(varcache_track_extra("IntervalStyle, search_path,work_mem", err, sizeof err),
+                     2);
     enum var_id sp = varcache_lookup("SEARCH_PATH");
     ck_assert_int_eq(sp, VAR_EXTRA0);
     ck_assert_str_eq(varcache_name(sp), "search_path");
