@@ -24,6 +24,7 @@
 #include "pgusher/varcache.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +261,8 @@ static void send_error(struct client *c, const char *sqlstate, const char *fmt, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    if (G.cf->g.log_pooler_errors) /* as PgBouncer 1.25 logs every console error */
+        client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
     struct pktbuf b;
     pktbuf_init(&b);
     pktbuf_error(&b, "ERROR", sqlstate, msg);
@@ -726,8 +729,11 @@ static void put_totals(struct result *r, const struct pool_stats *t)
     row_int(r, (long long)t->client_parse_count);
     row_int(r, (long long)t->server_parse_count);
     row_int(r, (long long)t->bind_count);
-    row_int(r, (long long)t->client_login_count);
 }
+
+/* PgBouncer 1.25's SHOW STATS/TOTALS have eleven counters: the logins pgusher counts too
+ * (client_login_count, in the stats log line) are not shown. */
+#define SHOWN_STATS 11
 
 /* The averages in SHOW STATS column order (stat_names). */
 static void avg_values(const struct stats_avg *a, uint64_t v[12])
@@ -745,14 +751,20 @@ static void put_avgs(struct result *r, const struct database *db)
 {
     uint64_t v[12];
     avg_values(&db->avg, v);
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < SHOWN_STATS; i++)
         row_int(r, (long long)v[i]);
 }
 
-static const char *const stat_names[12] = {
+static const char *const stat_names[SHOWN_STATS] = {
     "server_assignment_count", "xact_count", "query_count", "received", "sent", "xact_time",
     "query_time", "wait_time", "client_parse_count", "server_parse_count", "bind_count",
-    "client_login_count",
+};
+
+/* SHOW TOTALS names them differently. */
+static const char *const totals_names[SHOWN_STATS] = {
+    "server_assignment_count", "xact_count", "query_count", "client_bytes", "server_bytes",
+    "xact_time", "query_time", "wait_time", "ps_client_parse_count", "ps_server_parse_count",
+    "ps_bind_count",
 };
 
 static void show_stats(struct client *c, int kind)
@@ -765,7 +777,7 @@ static void show_stats(struct client *c, int kind)
     for (int pass = 0; pass < 2; pass++) {
         if ((kind == 1 && pass == 1) || (kind == 2 && pass == 0))
             continue;
-        for (int i = 0; i < 12; i++) {
+        for (int i = 0; i < SHOWN_STATS; i++) {
             const char *base = stat_names[i];
             if (kind == 0)
                 snprintf(names[n], sizeof(names[n]), "%s_%s", pass ? "avg" : "total",
@@ -822,15 +834,15 @@ static void show_totals(struct client *c)
         all.server_parse_count,      all.bind_count,  all.client_login_count,
     };
     char name[64];
-    for (int i = 0; i < 12; i++) {
-        snprintf(name, sizeof(name), "total_%s", stat_names[i]);
+    for (int i = 0; i < SHOWN_STATS; i++) {
+        snprintf(name, sizeof(name), "total_%s", totals_names[i]);
         row_begin(&r);
         row_str(&r, name);
         row_int(&r, (long long)tot[i]);
         row_end(&r);
     }
-    for (int i = 0; i < 12; i++) {
-        snprintf(name, sizeof(name), "avg_%s", i == 3 ? "recv" : stat_names[i]);
+    for (int i = 0; i < SHOWN_STATS; i++) {
+        snprintf(name, sizeof(name), "avg_%s", totals_names[i]);
         row_begin(&r);
         row_str(&r, name);
         row_int(&r, (long long)avg[i]);
@@ -1123,7 +1135,7 @@ void admin_pause(struct database *db)
         struct server *s;
         while (!list_empty(&p->sv_idle)) {
             s = container_of(p->sv_idle.next, struct server, node);
-            server_close(s, "pause");
+            server_close(s, "pause mode");
         }
     }
 }
@@ -1643,10 +1655,16 @@ bool admin_parse_command(const char *query, struct admin_cmd *out, char *err, si
     case ARGS_CLIENT_ID:
         if (nw > 2)
             return invalid_command(out, err, errlen);
-        if (out->arg[0]) {
+        /* A word (letters, digits, _) or nothing; anything else is no command at all, as in
+         * PgBouncer 1.25 ("KILL_CLIENT -1"). */
+        for (const char *q = out->arg; *q; q++)
+            if (!isalnum((unsigned char)*q) && *q != '_')
+                return invalid_command(out, err, errlen);
+        if (out->arg[0] && isdigit((unsigned char)out->arg[0])) {
             char *end = NULL;
+            errno = 0;
             out->client_id = strtoull(out->arg, &end, 10);
-            out->client_id_ok = end && !*end;
+            out->client_id_ok = end && !*end && errno == 0;
         }
         return true;
     case ARGS_NONE:
@@ -1717,8 +1735,12 @@ static void start_wait(struct client *c, int what, const char *db)
 
 static void cmd_pause(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
-    if (G.paused || G.suspended || (db && db->paused)) {
+    if (G.paused || G.suspended) {
         send_error(c, "08P01", "already suspended/paused");
+        return;
+    }
+    if (db && db->paused) {
+        send_tag(c, "PAUSE"); /* PgBouncer 1.25 answers a repeated PAUSE db so */
         return;
     }
     log_info("PAUSE command issued%s%s", db ? " for " : "", db ? db->name : "");
@@ -1789,9 +1811,14 @@ static void cmd_kill(struct client *c, const struct admin_cmd *cmd, struct datab
 
 static void cmd_kill_client(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
-    struct client *victim = cmd->client_id_ok ? find_client_by_id(cmd->client_id) : NULL;
+    if (!cmd->client_id_ok) {
+        log_error("invalid client pointer supplied");
+        send_error(c, "08P01", "invalid client pointer supplied");
+        return;
+    }
+    struct client *victim = find_client_by_id(cmd->client_id);
     if (!victim) {
-        send_error(c, "08P01", "client %s not found", cmd->arg[0] ? cmd->arg : "(none)");
+        send_error(c, "08P01", "client not found");
         return;
     }
     if (victim == c) {
@@ -1810,8 +1837,10 @@ static void cmd_wait_close(struct client *c, const struct admin_cmd *cmd, struct
 static void cmd_reload(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
     char err[1024];
+    log_info("RELOAD command issued");
     if (!admin_reload(err, sizeof(err))) {
-        send_error(c, "F0000", "%s", err);
+        /* The log says why (admin_reload logged it); the client gets PgBouncer's words. */
+        send_error(c, "F0000", "RELOAD failed, see logs for additional details");
         return;
     }
     send_tag(c, "RELOAD");
@@ -1843,6 +1872,7 @@ static void handle_query(struct client *c, const char *query)
     } else if (c->admin_readonly && !cmd.readonly_ok) {
         send_error(c, "42501", "admin access needed");
     } else if (!ok) {
+        log_error("%s", err);
         send_error(c, "08P01", "%s", err);
     } else {
         enum admin_args args = COMMANDS[cmd.index].args;
@@ -1881,6 +1911,11 @@ void admin_process(struct client *c)
         if (type == 'X') {
             client_close(c, "client close request");
             return;
+        }
+        if (type == 'Q' && c->pool) {
+            /* SHOW STATS counts console commands under pgbouncer, as PgBouncer 1.25 does. */
+            c->pool->stats.xact_count++;
+            c->pool->stats.query_count++;
         }
         if (type != 'Q') {
             /* Extended protocol: refuse; Sync gets the ReadyForQuery it is owed. */

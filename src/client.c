@@ -660,7 +660,7 @@ static bool attach_database(struct client *c, struct database *db)
         return false;
     }
     if (db->disabled) {
-        client_error_close(c, "55000", "database does not allow connections: %s", c->db_name);
+        client_error_close(c, "08P01", "database \"%s\" is disabled", c->db_name);
         return false;
     }
     c->db = db;

@@ -983,7 +983,7 @@ void pool_release_server(struct server *s)
         return;
     }
     if (database_paused(p->db)) {
-        server_close(s, "pause");
+        server_close(s, "pause mode");
         return;
     }
     int lifetime_sec = p->db->cf->server_lifetime_sec;

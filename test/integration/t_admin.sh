@@ -303,8 +303,8 @@ fast_pid=$!
 sleep 2.5 # two whole periods of both loads
 out=$(admin_t -c 'SHOW STATS' -c 'SHOW TOTALS')
 wait "$fast_pid" "$slow_pid" || true # both end after about 4 s
-slow_avg=$(awk -F'|' '$1=="testdb" {print $20}' <<<"$out")
-fast_avg=$(awk -F'|' '$1=="sessdb" {print $20}' <<<"$out")
+slow_avg=$(awk -F'|' '$1=="testdb" {print $19}' <<<"$out")
+fast_avg=$(awk -F'|' '$1=="sessdb" {print $19}' <<<"$out")
 tot_avg=$(awk -F'|' '$1=="avg_query_time" {print $2}' <<<"$out")
 [[ $slow_avg =~ ^[0-9]+$ && $fast_avg =~ ^[0-9]+$ && $tot_avg =~ ^[0-9]+$ ]] ||
 	fail "avg_query_time missing: testdb '$slow_avg' sessdb '$fast_avg' total '$tot_avg'"
