@@ -423,6 +423,45 @@ static const char *server_state_name(const struct server *s)
     }
 }
 
+/* SHOW SOCKETS names the list a connection is on, as PgBouncer 1.25 does. */
+static const char *client_list_name(const struct client *c)
+{
+    switch (c->state) {
+    case CL_LOGIN:
+        return "cl_login";
+    case CL_WAITING:
+        return "cl_waiting";
+    case CL_WAITING_LOGIN:
+        return "cl_waiting_login";
+    case CL_ACTIVE:
+        return "cl_active";
+    case CL_CANCEL:
+        return "cl_active_cancel_req";
+    default:
+        return "cl_justfree";
+    }
+}
+
+static const char *server_list_name(const struct server *s)
+{
+    switch (s->state) {
+    case SV_LOGIN:
+        return "sv_login";
+    case SV_IDLE:
+        return "sv_idle";
+    case SV_ACTIVE:
+        return "sv_active";
+    case SV_USED:
+        return "sv_used";
+    case SV_TESTED:
+        return "sv_tested";
+    case SV_BEING_CANCELED:
+        return "sv_being_canceled";
+    default:
+        return "sv_justfree";
+    }
+}
+
 static void socket_cols(struct result *r, struct stream *st)
 {
     row_int(r, st->rlen);
@@ -452,7 +491,7 @@ static void client_row(struct result *r, struct client *c, bool sockets)
     row_str(r, c->user_name);
     row_str(r, c->db_name);
     row_str(r, "none");
-    row_str(r, client_state_name(c));
+    row_str(r, sockets ? client_list_name(c) : client_state_name(c));
     row_str(r, c->addr);
     row_int(r, c->port);
     row_str(r, lhost);
@@ -492,7 +531,7 @@ static void server_row(struct result *r, struct server *s, bool sockets)
     row_str(r, s->pool->user);
     row_str(r, s->pool->db->name);
     row_str(r, "none");
-    row_str(r, server_state_name(s));
+    row_str(r, sockets ? server_list_name(s) : server_state_name(s));
     row_str(r, s->host);
     row_int(r, s->port);
     row_str(r, lhost);
@@ -514,44 +553,67 @@ static void server_row(struct result *r, struct server *s, bool sockets)
     row_end(r);
 }
 
-static void add_clients(struct result *r, bool sockets, bool active_only)
+static bool socket_shown(const struct stream *st, bool active_only)
+{
+    return !active_only || stream_avail(st) > 0 || st->queued > 0;
+}
+
+static void add_login_clients(struct result *r, bool sockets, bool active_only)
 {
     struct list *it;
     list_for_each(it, &G.login_clients)
     {
         struct client *c = container_of(it, struct client, node);
-        if (!active_only || stream_avail(&c->st) > 0 || c->st.queued > 0)
+        if (socket_shown(&c->st, active_only))
             client_row(r, c, sockets);
     }
+}
+
+static void add_pool_clients(struct result *r, struct pool *p, bool sockets, bool active_only)
+{
+    struct list *it;
+    struct list *lists[] = {&p->cl_active, &p->cl_waiting, &p->cl_active_cancel_req};
+    for (int i = 0; i < 3; i++) {
+        list_for_each(it, lists[i])
+        {
+            struct client *c = container_of(it, struct client, node);
+            if (socket_shown(&c->st, active_only))
+                client_row(r, c, sockets);
+        }
+    }
+}
+
+/* Idle servers newest first: the order PgBouncer 1.25 keeps them in (it hands out the most
+ * recently used one, as take_idle does from the other end of sv_idle). */
+static void add_pool_servers(struct result *r, struct pool *p, bool sockets, bool active_only)
+{
+    struct list *lists[POOL_SV_NLISTS];
+    pool_server_lists(p, lists);
+    for (int i = 0; i < POOL_SV_NLISTS; i++) {
+        bool newest_first = lists[i] == &p->sv_idle;
+        for (struct list *it = newest_first ? lists[i]->prev : lists[i]->next; it != lists[i];
+             it = newest_first ? it->prev : it->next) {
+            struct server *s = container_of(it, struct server, node);
+            if (socket_shown(&s->st, active_only))
+                server_row(r, s, sockets);
+        }
+    }
+}
+
+static void add_clients(struct result *r, bool sockets, bool active_only)
+{
+    add_login_clients(r, sockets, active_only);
     FOR_EACH_POOL(db, p)
     {
-        struct list *lists[] = {&p->cl_active, &p->cl_waiting, &p->cl_active_cancel_req};
-        for (int i = 0; i < 3; i++) {
-            list_for_each(it, lists[i])
-            {
-                struct client *c = container_of(it, struct client, node);
-                if (!active_only || stream_avail(&c->st) > 0 || c->st.queued > 0)
-                    client_row(r, c, sockets);
-            }
-        }
+        add_pool_clients(r, p, sockets, active_only);
     }
 }
 
 static void add_servers(struct result *r, bool sockets, bool active_only)
 {
-    struct list *it;
     FOR_EACH_POOL(db, p)
     {
-        struct list *lists[POOL_SV_NLISTS];
-        pool_server_lists(p, lists);
-        for (int i = 0; i < POOL_SV_NLISTS; i++) {
-            list_for_each(it, lists[i])
-            {
-                struct server *s = container_of(it, struct server, node);
-                if (!active_only || stream_avail(&s->st) > 0 || s->st.queued > 0)
-                    server_row(r, s, sockets);
-            }
-        }
+        add_pool_servers(r, p, sockets, active_only);
     }
 }
 
@@ -575,8 +637,13 @@ static void show_sockets(struct client *c, bool active_only)
 {
     struct result r;
     res_begin(&r, conn_cols, SOCKET_COLS);
-    add_clients(&r, true, active_only);
-    add_servers(&r, true, active_only);
+    /* Pool by pool, its clients then its servers, as PgBouncer 1.25 lists them. */
+    add_login_clients(&r, true, active_only);
+    FOR_EACH_POOL(db, p)
+    {
+        add_pool_clients(&r, p, true, active_only);
+        add_pool_servers(&r, p, true, active_only);
+    }
     res_send(c, &r);
 }
 

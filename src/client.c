@@ -145,7 +145,7 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
         memcpy(c->reject_state, "57P01", 6);
     } else if (G.client_count > g->max_client_conn) {
         c->reject_msg = strdup("no more connections allowed (max_client_conn)");
-        memcpy(c->reject_state, "53300", 6);
+        memcpy(c->reject_state, "08P01", 6); /* PgBouncer 1.25's SQLSTATE */
     }
     stream_read_start(&c->st);
     if (!is_unix && g->tcp_defer_accept > 0)
@@ -989,7 +989,7 @@ static void auth_ok(struct client *c)
                              ? db->cf->max_db_client_connections
                              : G.cf->g.max_db_client_connections;
     if (max_db_clients > 0 && db->client_count >= max_db_clients) {
-        client_error_close(c, "53300", "no more connections allowed (max_db_client_connections)");
+        client_error_close(c, "08P01", "client connections exceeded (max_db_client_connections)");
         return;
     }
     const struct cf_user *u = config_find_user(G.cf, pool_user);
@@ -997,8 +997,7 @@ static void auth_ok(struct client *c)
                                ? u->max_user_client_connections
                                : G.cf->g.max_user_client_connections;
     if (max_user_clients > 0 && pool_user_client_count(pool_user) >= max_user_clients) {
-        client_error_close(c, "53300",
-                           "no more connections allowed (max_user_client_connections)");
+        client_error_close(c, "08P01", "client connections exceeded (max_user_client_connections)");
         return;
     }
     struct pool *p = pool_get(db, pool_user);

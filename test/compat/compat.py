@@ -79,7 +79,7 @@ VOLATILE = {
     "avg_wait_time", "avg_recv", "avg_sent", "bytes_received", "bytes_sent", "xact_time",
     "query_time", "wait_time", "total_server_assignment_count", "avg_server_assignment_count",
     "total_client_parse_count", "total_server_parse_count", "total_bind_count",
-    "avg_client_parse_count", "avg_server_parse_count", "avg_bind_count", "id",
+    "avg_client_parse_count", "avg_server_parse_count", "avg_bind_count",
     "recv_pos", "pkt_pos", "pkt_remain", "send_pos", "send_remain", "pkt_avail",
     "send_avail", "close_needed", "state_change",
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Story: per-database and per-user client limits (max_db_client_connections,
 # max_user_client_connections, [users] max_user_client_connections) refuse the client over
-# the limit with SQLSTATE 53300 while the clients already connected keep working.
+# the limit (PgBouncer 1.25: SQLSTATE 08P01, "client connections exceeded (...)") while the clients already connected keep working.
 . "$(dirname "$0")/lib.sh"
 
 pgu_start <<EOF
