@@ -1334,13 +1334,9 @@ void admin_shutdown(int mode)
     }
     G.shutdown_mode = mode;
     G.shutting_down = true;
-    listener_stop();
-    if (mode == SHUTDOWN_WAIT_FOR_SERVERS) {
-        log_info("shutdown: waiting for servers to be released");
+    listener_stop_tcp(); /* the console stays reachable on the Unix socket */
+    if (mode == SHUTDOWN_WAIT_FOR_SERVERS)
         admin_pause(NULL);
-    } else {
-        log_info("shutdown: waiting for clients to disconnect");
-    }
     admin_janitor();
 }
 
@@ -1817,6 +1813,11 @@ static void cmd_pause(struct client *c, const struct admin_cmd *cmd, struct data
 
 static void cmd_resume(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
+    if (G.shutting_down) {
+        log_info("RESUME command issued");
+        send_error(c, "08P01", "pooler is shutting down");
+        return;
+    }
     if (!db && !G.paused && !G.suspended) {
         bool any = false;
         FOR_EACH_DB(d)
@@ -1915,7 +1916,15 @@ static void cmd_reload(struct client *c, const struct admin_cmd *cmd, struct dat
 
 static void cmd_shutdown(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
-    log_info("SHUTDOWN command issued");
+    static const char *const modes[] = {
+        [SHUTDOWN_WAIT_FOR_SERVERS] = " WAIT_FOR_SERVERS",
+        [SHUTDOWN_WAIT_FOR_CLIENTS] = " WAIT_FOR_CLIENTS",
+    };
+    const char *m = cmd->shutdown_mode == SHUTDOWN_WAIT_FOR_SERVERS ||
+                            cmd->shutdown_mode == SHUTDOWN_WAIT_FOR_CLIENTS
+                        ? modes[cmd->shutdown_mode]
+                        : "";
+    log_info("SHUTDOWN%s command issued", m);
     send_tag(c, "SHUTDOWN");
     admin_shutdown(cmd->shutdown_mode);
 }

@@ -84,8 +84,14 @@ void client_log(struct client *c, int level, const char *fmt, ...)
     va_end(ap);
     const char *db = c->log_hide & CLIENT_LOG_NODB ? NULL : c->db_name;
     const char *user = c->log_hide & CLIENT_LOG_NOUSER ? NULL : c->user_name;
-    log_msg((enum log_level)level, "C-%p: %s/%s@%s:%d %s", (void *)c, db ? db : "(nodb)",
-            user ? user : "(nouser)", c->addr, c->port, msg);
+    /* A Unix socket peer as PgBouncer 1.25 writes it: unix(pid):listen_port. */
+    char where[80];
+    if (strcmp(c->addr, "unix") == 0)
+        snprintf(where, sizeof(where), "unix(%d):%d", c->unix_pid, G.cf->g.listen_port);
+    else
+        snprintf(where, sizeof(where), "%s:%d", c->addr, c->port);
+    log_msg((enum log_level)level, "C-%p: %s/%s@%s %s", (void *)c, db ? db : "(nodb)",
+            user ? user : "(nouser)", where, msg);
 }
 
 static void on_read(struct stream *st);
@@ -131,6 +137,14 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
         return;
     }
     stream_addr_text(addr, c->addr, sizeof(c->addr), &c->port);
+#ifdef SO_PEERCRED
+    if (is_unix) {
+        struct ucred cred;
+        socklen_t clen = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
+            c->unix_pid = (int)cred.pid;
+    }
+#endif
     const struct cf_global *g = &G.cf->g;
     /* TCP options: Linux copies them from the listening socket (listener.c sets them). */
 #ifndef __linux__
@@ -140,10 +154,7 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
         stream_set_tcp_options(&c->st, &t);
     }
 #endif
-    if (G.shutting_down) {
-        c->reject_msg = strdup("pgbouncer is shutting down");
-        memcpy(c->reject_state, "57P01", 6);
-    } else if (G.client_count > g->max_client_conn) {
+    if (G.client_count > g->max_client_conn) {
         c->reject_msg = strdup("no more connections allowed (max_client_conn)");
         memcpy(c->reject_state, "08P01", 6); /* PgBouncer 1.25's SQLSTATE */
     }
@@ -637,6 +648,12 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
 
     if (c->reject_msg) {
         client_error_close(c, c->reject_state, "%s", c->reject_msg);
+        return;
+    }
+    /* A shutdown that waits keeps the console reachable (on the Unix socket, the only
+     * listener left); everything else is refused. */
+    if (G.shutting_down && strcmp(c->db_name, "pgbouncer") != 0) {
+        client_error_close(c, "57P01", "pgbouncer is shutting down");
         return;
     }
 

@@ -330,6 +330,17 @@ static void poll_closed(uv_handle_t *h)
     l->fd = -1;
 }
 
+void listener_stop_tcp(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
+        if (listeners[i].is_unix)
+            continue;
+        if (listeners[i].active && !uv_is_closing((uv_handle_t *)&listeners[i].poll))
+            uv_close((uv_handle_t *)&listeners[i].poll, poll_closed);
+        listeners[i].active = false;
+    }
+}
+
 void listener_stop(void)
 {
     for (int i = 0; i < nlisteners; i++) {

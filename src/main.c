@@ -166,6 +166,10 @@ static void on_signal(uv_signal_t *h, int signum)
         admin_pause(NULL);
         break;
     case SIGUSR2:
+        if (G.shutting_down) {
+            log_info("got SIGUSR2 while shutting down, ignoring");
+            break;
+        }
         log_info("got SIGUSR2, continuing");
         admin_resume(NULL);
         break;

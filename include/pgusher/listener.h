@@ -20,5 +20,8 @@ bool listener_start(void);
 void listener_retune(void);
 /* Stop accepting and remove the Unix socket file. */
 void listener_stop(void);
+/* Stop accepting on TCP only: a shutdown that waits keeps the Unix socket, so the console
+ * stays reachable there, as in PgBouncer 1.25. */
+void listener_stop_tcp(void);
 
 #endif

@@ -193,6 +193,7 @@ struct client {
     uint32_t cancel_pid, cancel_key;
     char addr[48]; /* INET6_ADDRSTRLEN, or "unix" */
     int port;
+    int unix_pid; /* Unix socket: the peer's pid (SO_PEERCRED), 0 if unknown; for logs */
     /* authentication */
     const char *secret; /* = secret_copy, or NULL */
     uint8_t md5_salt[4];

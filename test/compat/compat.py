@@ -413,6 +413,7 @@ def normalise(line, pooler):
     line = line.replace(pooler.dir, "@DIR@")
     line = re.sub(r"\b0x[0-9a-f]+\b", "0x*", line)
     line = re.sub(r"(127\.0\.0\.\d+|unix):\d+", r"\1:*", line)
+    line = re.sub(r"unix\(\d+\)", "unix(*)", line)
     line = re.sub(r"\bport=%d\b" % pooler.port, "port=@PORT@", line)
     line = re.sub(r"\b%d\b" % pooler.port, "@PORT@", line)
     line = re.sub(r"\b%d\b" % pooler.blackhole_port, "@BLACKHOLE@", line)
@@ -461,10 +462,16 @@ def run_scenario(name, sc, binary, keep=False):
                         password = v
                     else:
                         params.append((k, v))
-                cl = Client(cname, out, "127.0.0.1", pooler.port)
+                try:
+                    cl = Client(cname, out, "127.0.0.1", pooler.port)
+                except OSError as e:
+                    out.append("%s: CONNECT-FAILED %s" % (cname, type(e).__name__))
+                    continue
                 cl.volatile = volatile
                 clients[cname] = cl
                 cl.login(user, db, password, params)
+            elif op in ("query", "send") and words[1] not in clients:
+                out.append("%s: NOT-CONNECTED" % words[1])
             elif op in ("query", "send"):
                 cname = words[1]
                 parts = step.split(None, 2)
@@ -477,7 +484,8 @@ def run_scenario(name, sc, binary, keep=False):
             elif op == "drain":
                 clients[words[1]].drain(float(words[2]))
             elif op == "close":
-                clients.pop(words[1]).close()
+                if words[1] in clients:
+                    clients.pop(words[1]).close()
             elif op in ("sql", "admin", "unix_admin"):
                 if op == "sql":
                     _, db, user, sql = step.split(None, 3)
@@ -496,7 +504,11 @@ def run_scenario(name, sc, binary, keep=False):
                     cl.wait()
                 cl.close()
             elif op == "raw":
-                cl = Client(words[1], out, "127.0.0.1", pooler.port)
+                try:
+                    cl = Client(words[1], out, "127.0.0.1", pooler.port)
+                except OSError as e:
+                    out.append("%s: CONNECT-FAILED %s" % (words[1], type(e).__name__))
+                    continue
                 cl.volatile = volatile
                 try:
                     cl.conn.send(bytes.fromhex(words[2]))
