@@ -1251,12 +1251,11 @@ void pool_service(struct pool *p)
 struct victim {
     void *obj;
     bool is_server;
+    bool server_first; /* client: close its server first, with the same reason */
     const char *sqlstate; /* client: send this error first; NULL = just close */
     const char *reason;
 };
 
-/* server_fast_close: the server goes first, then its client, both with this reason, as in
- * PgBouncer 1.25. */
 #define FAST_CLOSE_REASON "database configuration changed"
 
 struct victims {
@@ -1275,7 +1274,16 @@ static void victim_add(struct victims *vs, void *obj, bool is_server, const char
         vs->v = nv;
         vs->cap = cap;
     }
-    vs->v[vs->n++] = (struct victim){obj, is_server, sqlstate, reason};
+    vs->v[vs->n++] = (struct victim){obj, is_server, false, sqlstate, reason};
+}
+
+/* A client whose server goes first, then the client (08P01), both with the reason: PgBouncer
+ * 1.25's order and words for query timeout, idle transaction timeout and server_fast_close. */
+static void victim_add_pair(struct victims *vs, struct client *c, const char *reason)
+{
+    victim_add(vs, c, false, "08P01", reason);
+    if (vs->n > 0 && vs->v[vs->n - 1].obj == c)
+        vs->v[vs->n - 1].server_first = true;
 }
 
 /* Idle servers on hosts that may no longer serve the database (lagging, wrong role) free
@@ -1358,7 +1366,11 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     list_for_each(it, &p->cl_waiting)
     {
         struct client *c = container_of(it, struct client, node);
-        if (timeout_expired(c->wait_start, now, lim->lim_query_wait_timeout))
+        /* As PgBouncer 1.25: query_timeout, when set, also bounds the wait, and is looked
+         * at first. */
+        if (timeout_expired(c->wait_start, now, lim->lim_query_timeout))
+            victim_add(vs, c, false, "08P01", "query_timeout");
+        else if (timeout_expired(c->wait_start, now, lim->lim_query_wait_timeout))
             victim_add(vs, c, false, "08P01", NULL);
         else if (c->state == CL_WAITING && !c->wait_notified &&
                  timeout_expired(c->wait_start, now, g->query_wait_notify))
@@ -1373,16 +1385,18 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
             victim_add(vs, c, false, "25P04", "transaction timeout");
         } else if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
             if (timeout_expired(c->query_start, now, lim->lim_query_timeout))
-                victim_add(vs, c, false, "57014", "query timeout");
+                victim_add_pair(vs, c, "query timeout");
         } else if (s && s->tx_status != 'I' && s->expect_rfq == 0) {
             if (timeout_expired(c->request_time, now, lim->lim_idle_xact_timeout))
-                victim_add(vs, c, false, "25P03", "idle transaction timeout");
+                victim_add_pair(vs, c, "idle transaction timeout");
         } else if (s && mode == POOL_SESSION && s->close_needed && g->server_fast_close &&
                    s->tx_status == 'I' && s->expect_rfq == 0 && s->iq == IQ_NONE) {
             /* server_fast_close: end the session between transactions instead of keeping
              * a server that RECONNECT or a changed definition wants replaced. */
-            victim_add(vs, c, false, "08P01", FAST_CLOSE_REASON);
-        } else if (!s || mode == POOL_SESSION) {
+            victim_add_pair(vs, c, FAST_CLOSE_REASON);
+        } else if (!s) {
+            /* Only a client without a server, as in PgBouncer 1.25: a session-mode client
+             * keeps its server and is never idle-timed out. */
             if (timeout_expired(c->request_time, now, lim->lim_client_idle_timeout))
                 victim_add(vs, c, false, "08P01", "client_idle_timeout");
         }
@@ -1448,7 +1462,7 @@ void pool_janitor(void)
             struct client *c = v->obj;
             if (c->state == CL_CLOSING)
                 continue;
-            if (v->reason && strcmp(v->reason, FAST_CLOSE_REASON) == 0 && c->link) {
+            if (v->server_first && c->link) {
                 struct server *s = c->link;
                 s->link = NULL;
                 c->link = NULL;
