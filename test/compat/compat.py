@@ -15,6 +15,8 @@ compares:
                                 in ../shared/ref) and compare pgusher against that run
   compat.py --record            run PgBouncer only and (re)write expected/NAME.out
   compat.py NAME...             only these scenarios; -v prints both outputs
+  compat.py --readme            rewrite README's list of deliberate differences from the
+                                differences file (every run checks that it is current)
 
 Deliberate differences (pgusher's additions, PgBouncer bugs not copied) are listed, each with
 its reason, in test/compat/differences: lines matching an entry's pattern are dropped from both
@@ -568,6 +570,48 @@ def apply_differences(lines, name, diffs):
     return keep
 
 
+README_BEGIN = "The list below is made from test/compat/differences (compat.py --readme):"
+README_END = "(end of the list made from test/compat/differences)"
+
+
+def readme_block(diffs):
+    """The README's list of deliberate differences, one item per entry, wrapped."""
+    import textwrap
+    out = [README_BEGIN, ""]
+    seen = set()
+    for e in diffs:
+        reason = e.get("reason", "").strip()
+        if not reason or reason in seen:
+            continue
+        seen.add(reason)
+        out += textwrap.wrap(reason, 92, initial_indent="- ", subsequent_indent="  ")
+    out += ["", README_END]
+    return out
+
+
+def readme_check(diffs, rewrite):
+    """True if README's list matches the differences file (rewriting it when asked)."""
+    path = os.path.join(SRC, "README")
+    with open(path) as f:
+        lines = f.read().split("\n")
+    try:
+        a, b = lines.index(README_BEGIN), lines.index(README_END)
+    except ValueError:
+        print("compat: README has no list of differences (markers missing)")
+        return False
+    want = readme_block(diffs)
+    if lines[a:b + 1] == want:
+        return True
+    if rewrite:
+        lines[a:b + 1] = want
+        with open(path, "w") as f:
+            f.write("\n".join(lines))
+        print("compat: README's list of differences rewritten")
+        return True
+    print("compat: README's list of differences is stale: run test/compat/compat.py --readme")
+    return False
+
+
 def main():
     args = sys.argv[1:]
     live = "--live" in args
@@ -582,7 +626,11 @@ def main():
     binary = os.environ.get("PGUSHER_BIN", os.path.join(SRC, "build", "pgusher"))
     ref = os.environ.get("PGUSHER_REF_BIN", REF_DEFAULT)
     diffs = parse_differences(os.path.join(HERE, "differences"))
+    if "--readme" in args:
+        return 0 if readme_check(diffs, True) else 1
     failed = []
+    if not readme_check(diffs, False):
+        failed.append("README")
     t0 = time.monotonic()
     for name in names:
         sc = parse_scenario(os.path.join(sdir, name + ".scn"))
