@@ -1907,8 +1907,28 @@ static void cmd_reload(struct client *c, const struct admin_cmd *cmd, struct dat
     char err[1024];
     log_info("RELOAD command issued");
     if (!admin_reload(err, sizeof(err))) {
-        /* The log says why (admin_reload logged it); the client gets PgBouncer's words. */
-        send_error(c, "F0000", "RELOAD failed, see logs for additional details");
+        /* PgBouncer's words, and why (file:line) as the error's DETAIL. */
+        static const char msg[] = "RELOAD failed, see logs for additional details";
+        if (G.cf->g.log_pooler_errors)
+            client_log(c, LOG_LVL_WARNING, "pooler error: %s", msg);
+        struct pktbuf b;
+        pktbuf_init(&b);
+        pktbuf_start(&b, 'E');
+        static const char *const fields[][2] = {{"S", "ERROR"}, {"V", "ERROR"}, {"C", "F0000"}};
+        for (size_t i = 0; i < 3; i++) {
+            pktbuf_put_byte(&b, (uint8_t)fields[i][0][0]);
+            pktbuf_put_string(&b, fields[i][1]);
+        }
+        pktbuf_put_byte(&b, 'M');
+        pktbuf_put_string(&b, msg);
+        pktbuf_put_byte(&b, 'D');
+        pktbuf_put_string(&b, err);
+        pktbuf_put_byte(&b, 0);
+        pktbuf_finish(&b);
+        pktbuf_ready(&b, 'I');
+        if (!b.failed)
+            client_send(c, b.data, b.len);
+        pktbuf_free(&b);
         return;
     }
     send_tag(c, "RELOAD");

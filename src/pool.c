@@ -564,12 +564,20 @@ static int pool_reserve_size(const struct pool *p)
     return resolve_limits(p)->lim_reserve;
 }
 
+static int db_min_pool_size(const struct database *db)
+{
+    return db->cf->min_pool_size != CF_UNSET ? db->cf->min_pool_size : G.cf->g.min_pool_size;
+}
+
+/* min_pool_size holds, as in PgBouncer 1.25, for a database with a forced user, and
+ * otherwise while at least one client is connected to the pool. */
 static int pool_min_size(const struct pool *p)
 {
-    if (p->db->reaping)
+    if (p->db->reaping || p->db->admin)
         return 0;
-    int n = p->db->cf->min_pool_size != CF_UNSET ? p->db->cf->min_pool_size
-                                                  : G.cf->g.min_pool_size;
+    if (!p->db->cf->user && p->n_cl_active + p->n_cl_waiting == 0)
+        return 0;
+    int n = db_min_pool_size(p->db);
     int size = pool_pool_size(p);
     return n > size ? size : n;
 }
@@ -1239,8 +1247,10 @@ void pool_service(struct pool *p)
             break;
         pending++;
     }
-    /* Keep min_pool_size servers around once the pool is in use. */
-    while (pool_server_total(p) < pool_min_size(p) && p->welcome_ok && can_launch(p, false)) {
+    /* Keep min_pool_size servers around (a forced user's pool also before its first login:
+     * one server first, to learn the welcome). */
+    while (pool_server_total(p) < pool_min_size(p) &&
+           (p->welcome_ok || pool_server_total(p) == 0) && can_launch(p, false)) {
         if (!server_launch(p))
             break;
     }
@@ -1488,6 +1498,11 @@ void pool_janitor(void)
     list_for_each(it, &G.databases)
     {
         struct database *db = container_of(it, struct database, node);
+        /* A forced user's pool exists without clients, so that min_pool_size can hold. */
+        if (db->cf->user && !db->admin && !db->removed && !db->reaping &&
+            db_min_pool_size(db) > 0 && !pool_get(db, db->cf->user))
+            log_warning("database %s: no memory for the pool of user %s", db->name,
+                        db->cf->user);
         list_for_each(pi, &db->pools)
         {
             pool_service(container_of(pi, struct pool, node));
