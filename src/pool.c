@@ -1501,8 +1501,7 @@ void pool_janitor(void)
         /* A forced user's pool exists without clients, so that min_pool_size can hold. */
         if (db->cf->user && !db->admin && !db->removed && !db->reaping &&
             db_min_pool_size(db) > 0 && !pool_get(db, db->cf->user))
-            log_warning("database %s: no memory for the pool of user %s", db->name,
-                        db->cf->user);
+            log_warning("database %s: no memory for the pool of user %s", db->name, db->cf->user);
         list_for_each(pi, &db->pools)
         {
             pool_service(container_of(pi, struct pool, node));
