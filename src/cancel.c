@@ -81,6 +81,10 @@ static void cancel_detach_target(struct canceller *k)
 static void cancel_closed(struct stream *st)
 {
     struct canceller *k = st->owner;
+    if (k->sent && k->target && k->pool) /* PgBouncer 1.25's lines for a delivered cancel */
+        log_info("S-%p: %s/%s@%s:%d closing because: successfully sent cancel request (age=%llus)",
+                 (void *)k, k->pool->db->name, k->pool->user, k->target->host, k->target->port,
+                 (unsigned long long)((now_usec() - k->start) / 1000000));
     cancel_detach_target(k);
     struct client *req = k->requester;
     k->requester = NULL;
@@ -89,7 +93,7 @@ static void cancel_closed(struct stream *st)
                  k->sent ? "successfully sent cancel request" : "cancel request failed",
                  (unsigned long long)((now_usec() - k->start) / 1000000));
     if (req)
-        client_close(req, k->peer ? "successfully sent cancel request" : "cancel request done");
+        client_close(req, k->sent ? "successfully sent cancel request" : "cancel request failed");
     if (k->pool) {
         k->pool->n_sv_active_cancel--;
         k->pool->db->sv_refs--;

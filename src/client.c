@@ -349,11 +349,18 @@ static void handle_cancel(struct client *c, const uint8_t *pkt)
         c->pool = target->pool;
         c->db = target->db;
         c->db->cl_refs++;
+        /* Logged as PgBouncer 1.25 does: "db/(nouser) closing because: ..." */
+        c->db_name = str_intern(target->db_name);
+        c->startup_done = true;
         client_set_state(c, CL_CANCEL);
         if (cancel_send(target->link, c))
             return;
+    } else if (target) {
+        c->startup_done = true; /* logged, as in PgBouncer 1.25 */
+        client_close(c, "cancel request for idle client");
+        return;
     } else {
-        log_debug("cancel request for unknown or idle client");
+        log_debug("cancel request for unknown client");
     }
     /* PostgreSQL answers a cancel request by closing the connection. */
     client_close(c, "cancel request");

@@ -37,6 +37,7 @@ auth_file/auth_type/admin_users are added unless set), [ini.N] (alternative bodi
   wait C [SECONDS]         wait for ReadyForQuery of what was sent
   drain C SECONDS          report whatever arrives until the peer closes or time runs out
   close C                  send Terminate and close
+  cancel C                 send a CancelRequest with C's key, report how it ends
   sql DB USER SQL          connect, one query, close (as `connect` + `query` + `close`)
   admin SQL                the same on the console (pgbouncer database, user postgres, TCP)
   unix_admin SQL           the same over the Unix socket
@@ -332,7 +333,9 @@ class Client:
             return "Z"
         elif typ == b"I":
             self.emit("EMPTY")
-        elif typ in (b"S", b"K", b"1", b"2", b"3", b"n", b"t"):
+        elif typ == b"K":
+            self.key = body[:8]
+        elif typ in (b"S", b"1", b"2", b"3", b"n", b"t"):
             pass
         else:
             self.emit("MSG " + typ.decode(errors="replace"))
@@ -518,6 +521,20 @@ def run_scenario(name, sc, binary, keep=False):
                     cl.emit("SEND-FAILED " + type(e).__name__)
                 cl.drain(3.0)
                 cl.conn.close()
+            elif op == "cancel":
+                cl = clients.get(words[1])
+                if not cl or not getattr(cl, "key", None):
+                    out.append("%s: NO-CANCEL-KEY" % words[1])
+                    continue
+                cs = socket.create_connection(("127.0.0.1", pooler.port), timeout=WAIT)
+                cs.sendall(struct.pack("!II", 16, 80877102) + cl.key)
+                cs.settimeout(3.0)
+                try:
+                    got = cs.recv(100)
+                    out.append("cancel: %s" % ("CLOSED" if not got else "GOT %d bytes" % len(got)))
+                except socket.timeout:
+                    out.append("cancel: OPEN")
+                cs.close()
             elif op == "ini":
                 pooler.write_ini(sc["inis"][words[1]])
             elif op == "signal":
