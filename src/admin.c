@@ -962,6 +962,20 @@ static void show_lists(struct client *c)
     res_send(c, &r);
 }
 
+/* Settings whose default PgBouncer 1.25 shows as NULL (and an unset value too). */
+static const char *const config_null_defaults[] = {
+    "auth_dbname", "auth_file", "auth_ident_file", "auth_ldap_options", "auth_user",
+    "client_tls13_ciphers", "conffile", "server_tls13_ciphers", "user", "verbose",
+};
+
+static bool config_null_default(const char *name)
+{
+    for (size_t i = 0; i < sizeof(config_null_defaults) / sizeof(config_null_defaults[0]); i++)
+        if (strcmp(name, config_null_defaults[i]) == 0)
+            return true;
+    return false;
+}
+
 static void show_config(struct client *c)
 {
     static const struct col cols[] = {
@@ -971,10 +985,17 @@ static void show_config(struct client *c)
     char buf[1024];
     for (size_t i = 0; i < config_nsettings; i++) {
         const struct cf_setting *s = &config_settings[i];
+        bool null_default = config_null_default(s->name);
+        const char *v = config_setting_shown(G.cf, s, buf, sizeof(buf));
+        if (strcmp(s->name, "unix_socket_mode") == 0 && v) {
+            /* PgBouncer 1.25 shows the value in decimal, the default as written. */
+            snprintf(buf, sizeof(buf), "%ld", strtol(v, NULL, 8));
+            v = buf;
+        }
         row_begin(&r);
         row_str(&r, s->name);
-        row_str(&r, config_setting_shown(G.cf, s, buf, sizeof(buf)));
-        row_str(&r, s->default_str);
+        row_str(&r, null_default && v && !*v ? NULL : v);
+        row_str(&r, null_default ? NULL : s->default_str);
         row_str(&r, s->reloadable ? "yes" : "no");
         row_end(&r);
     }
