@@ -272,11 +272,6 @@ static void send_error(struct client *c, const char *sqlstate, const char *fmt, 
     pktbuf_free(&b);
 }
 
-static void send_notice(struct pktbuf *b, const char *msg)
-{
-    pktbuf_notice(b, "00000", msg);
-}
-
 /* ---------------------------------------------------------------- time helpers */
 
 static void fmt_wall(char *buf, size_t len, time_t t)
@@ -316,9 +311,12 @@ static const char *db_pool_mode_name(const struct database *db)
 
 static const char *lb_name(const struct database *db)
 {
-    /* NULL when the database does not set it, as PgBouncer 1.25 shows it. */
+    /* As PgBouncer 1.25 shows it: NULL for a single host, else the policy (round-robin
+     * unless set). */
+    if (db->cf->nhosts < 2)
+        return NULL;
     int lb = db->cf->load_balance_hosts;
-    return lb != CF_UNSET ? config_lb_policy_name(lb) : NULL;
+    return config_lb_policy_name(lb != CF_UNSET ? lb : LB_ROUND_ROBIN);
 }
 
 /* ---------------------------------------------------------------- SHOW commands */
@@ -1180,7 +1178,6 @@ static void show_help(struct client *c)
 {
     struct pktbuf b;
     pktbuf_init(&b);
-    send_notice(&b, "Console usage");
     static const char *const lines[] = {
         "\tSHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION",
         "\tSHOW PEERS|PEER_POOLS",
@@ -1202,8 +1199,22 @@ static void show_help(struct client *c)
         "\tSHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS",
         "\tWAIT_CLOSE [<db>]",
     };
-    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-        send_notice(&b, lines[i]);
+    /* One NOTICE, the commands in its DETAIL, as PgBouncer 1.25 sends it. */
+    pktbuf_start(&b, 'N');
+    static const char *const fields[][2] = {
+        {"S", "NOTICE"}, {"V", "NOTICE"}, {"C", "00000"}, {"M", "Console usage"}};
+    for (size_t i = 0; i < 4; i++) {
+        pktbuf_put_byte(&b, (uint8_t)fields[i][0][0]);
+        pktbuf_put_string(&b, fields[i][1]);
+    }
+    pktbuf_put_byte(&b, 'D');
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        pktbuf_put_byte(&b, '\n');
+        pktbuf_put_bytes(&b, lines[i], strlen(lines[i]));
+    }
+    pktbuf_put_byte(&b, 0);
+    pktbuf_put_byte(&b, 0);
+    pktbuf_finish(&b);
     send_complete(c, &b, "SHOW");
 }
 

@@ -289,7 +289,8 @@ class Client:
         self.pending = 0
 
     def emit(self, text):
-        self.out.append("%s: %s" % (self.name, text))
+        # One output line per text line (a DETAIL may span several), as in the recordings.
+        self.out.extend(("%s: %s" % (self.name, text)).split("\n"))
 
     def event(self, typ, body):
         """Record one message; returns 'Z' at ReadyForQuery, 'E' after an error."""
