@@ -1288,7 +1288,8 @@ static void victim_add(struct victims *vs, void *obj, bool is_server, const char
 }
 
 /* A client whose server goes first, then the client (08P01), both with the reason: PgBouncer
- * 1.25's order and words for query timeout, idle transaction timeout and server_fast_close. */
+ * 1.25's order and words for transaction timeout, query timeout, idle transaction timeout and
+ * server_fast_close. */
 static void victim_add_pair(struct victims *vs, struct client *c, const char *reason)
 {
     victim_add(vs, c, false, "08P01", reason);
@@ -1392,7 +1393,7 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
         struct client *c = container_of(it, struct client, node);
         struct server *s = c->link;
         if (s && c->xact_start && timeout_expired(c->xact_start, now, lim->lim_xact_timeout)) {
-            victim_add(vs, c, false, "25P04", "transaction timeout");
+            victim_add_pair(vs, c, "transaction timeout");
         } else if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
             if (timeout_expired(c->query_start, now, lim->lim_query_timeout))
                 victim_add_pair(vs, c, "query timeout");
