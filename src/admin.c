@@ -1369,7 +1369,21 @@ void admin_shutdown(int mode)
     listener_stop_tcp(); /* the console stays reachable on the Unix socket */
     if (mode == SHUTDOWN_WAIT_FOR_SERVERS)
         admin_pause(NULL);
-    admin_janitor();
+    /* The janitor ends it (soon): the console that asked gets its answer and may leave. */
+}
+
+/* The end of a shutdown that waited: clients still waiting for a server (paused by
+ * WAIT_FOR_SERVERS) get PgBouncer 1.25's "server shutting down"; the others are closed
+ * without a word, as there. */
+static void say_goodbye(void)
+{
+    FOR_EACH_POOL(db, p)
+    {
+        while (!list_empty(&p->cl_waiting)) {
+            struct client *c = container_of(p->cl_waiting.next, struct client, node);
+            client_error_close(c, "08P01", "server shutting down");
+        }
+    }
 }
 
 static int count_clients_non_admin(void)
@@ -1421,9 +1435,9 @@ void admin_janitor(void)
             }
         }
     }
-    if (G.shutdown_mode == SHUTDOWN_WAIT_FOR_SERVERS && servers_gone(NULL)) {
-        admin_shutdown(SHUTDOWN_NOW);
-    } else if (G.shutdown_mode == SHUTDOWN_WAIT_FOR_CLIENTS && count_clients_non_admin() == 0) {
+    if ((G.shutdown_mode == SHUTDOWN_WAIT_FOR_SERVERS && servers_gone(NULL)) ||
+        (G.shutdown_mode == SHUTDOWN_WAIT_FOR_CLIENTS && count_clients_non_admin() == 0)) {
+        say_goodbye();
         admin_shutdown(SHUTDOWN_NOW);
     }
 }
