@@ -241,7 +241,7 @@ class Pooler:
     def read_stderr(self):
         try:
             with open(os.path.join(self.dir, "stderr.log"), errors="replace") as f:
-                return f.read()[-3000:]
+                return f.read()[-20000:]
         except OSError:
             return ""
 
@@ -407,6 +407,11 @@ class Client:
     def close(self):
         try:
             self.conn.send(pgwire.msg(b"X", b""))
+            # Until the pooler has closed its side (so it has logged the close): log lines
+            # of one connection then never overtake those of the next.
+            deadline = time.monotonic() + 2.0
+            while not self.conn.closed and self.conn._fill(deadline):
+                self.conn.buf = b""
         except OSError:
             pass
         self.conn.close()
@@ -558,6 +563,12 @@ def run_scenario(name, sc, binary, keep=False):
         time.sleep(0.2)
     finally:
         pooler.stop()
+    # A sanitizer build's report fails the scenario (as lib.sh's pgu_stop does).
+    report = pooler.read_stderr()
+    if re.search(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|"
+                 r"SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer", report):
+        print("compat: %s: sanitizer report from the pooler:\n%s" % (name, report[-3000:]))
+        out.append("SANITIZER REPORT (see above)")
     try:
         with open(pooler.log, errors="replace") as f:
             for line in f:
