@@ -1886,8 +1886,10 @@ static void cmd_resume(struct client *c, const struct admin_cmd *cmd, struct dat
 static void cmd_suspend(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
     log_info("SUSPEND command issued");
+    /* Nothing new starts, but the server connections stay (PgBouncer 1.25 keeps them for
+     * the process that takes over after an online restart). */
     G.suspended = true;
-    admin_pause(NULL);
+    G.paused = true;
     start_wait(c, ADMIN_WAIT_SUSPEND, NULL);
 }
 

@@ -990,7 +990,7 @@ void pool_release_server(struct server *s)
         server_close(s, "obsolete connection");
         return;
     }
-    if (database_paused(p->db)) {
+    if (database_paused(p->db) && !G.suspended) {
         server_close(s, "pause mode");
         return;
     }
