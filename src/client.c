@@ -260,6 +260,9 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* A refusal is logged ("closing because: ...") also before the startup packet was taken,
+     * as PgBouncer 1.25 does; a peer that just goes away then is not (client_close). */
+    c->startup_done = true;
     /* In the middle of a TLS handshake (client_login_timeout) nothing can be said. */
     if (!stream_tls_handshaking(&c->st)) {
         struct pktbuf b;
@@ -603,12 +606,13 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
     }
     if (got < 0) {
         varcache_free(&vars);
-        client_error_close(c, "08P01", "bad startup packet");
+        client_error_close(c, "08P01",
+                           "invalid startup packet layout: expected terminator as last byte");
         return;
     }
     if (!user || !*user) {
         varcache_free(&vars);
-        client_error_close(c, "28000", "no username supplied");
+        client_error_close(c, "08P01", "no username supplied"); /* 1.25's SQLSTATE */
         return;
     }
     if (!dbname || !*dbname)
@@ -1208,6 +1212,10 @@ static void process_login(struct client *c)
                     return;
                 }
                 handle_cancel(c, p);
+                return;
+            }
+            if (code >> 16 == 2) {
+                client_error_close(c, "08P01", "old V2 protocol not supported"); /* 1.25's */
                 return;
             }
             if (code >> 16 != 3) {

@@ -41,7 +41,7 @@ auth_file/auth_type/admin_users are added unless set), [ini.N] (alternative bodi
   sql DB USER SQL          connect, one query, close (as `connect` + `query` + `close`)
   admin SQL                the same on the console (pgbouncer database, user postgres, TCP)
   unix_admin SQL           the same over the Unix socket
-  raw C HEX                connect, send bytes, report what comes back until close (3 s)
+  raw C HEX                connect, send bytes, report what comes back until close (1.5 s)
   ini N                    rewrite the ini with the [ini.N] body
   signal SIG               send SIGHUP/SIGUSR1/SIGUSR2/SIGINT/SIGTERM to the pooler
   sleep S                  pause
@@ -525,7 +525,7 @@ def run_scenario(name, sc, binary, keep=False):
                     cl.conn.send(bytes.fromhex(words[2]))
                 except OSError as e:
                     cl.emit("SEND-FAILED " + type(e).__name__)
-                cl.drain(3.0)
+                cl.drain(1.5)
                 cl.conn.close()
             elif op == "cancel":
                 cl = clients.get(words[1])
