@@ -1834,6 +1834,15 @@ static void cmd_set(struct client *c, const struct admin_cmd *cmd, struct databa
     secret_wipe(tag, sizeof(tag));
 }
 
+/* "KILL 'db' command issued" / "KILL command issued", PgBouncer 1.25's line. */
+static void log_command(const char *cmd, const struct database *db)
+{
+    if (db)
+        log_info("%s '%s' command issued", cmd, db->name);
+    else
+        log_info("%s command issued", cmd);
+}
+
 static void start_wait(struct client *c, int what, const char *db)
 {
     c->admin_wait = what;
@@ -1852,7 +1861,7 @@ static void cmd_pause(struct client *c, const struct admin_cmd *cmd, struct data
         send_tag(c, "PAUSE"); /* PgBouncer 1.25 answers a repeated PAUSE db so */
         return;
     }
-    log_info("PAUSE command issued%s%s", db ? " for " : "", db ? db->name : "");
+    log_command("PAUSE", db);
     admin_pause(db);
     start_wait(c, ADMIN_WAIT_PAUSE, db ? db->name : NULL);
 }
@@ -1878,7 +1887,7 @@ static void cmd_resume(struct client *c, const struct admin_cmd *cmd, struct dat
         send_error(c, "08P01", "database %s is not paused", db->name);
         return;
     }
-    log_info("RESUME command issued%s%s", db ? " for " : "", db ? db->name : "");
+    log_command("RESUME", db);
     admin_resume(db);
     send_tag(c, "RESUME");
 }
@@ -1907,14 +1916,14 @@ static void cmd_enable(struct client *c, const struct admin_cmd *cmd, struct dat
 
 static void cmd_reconnect(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
-    log_info("RECONNECT command issued%s%s", db ? " for " : "", db ? db->name : "");
+    log_command("RECONNECT", db);
     pool_reconnect(db);
     send_tag(c, "RECONNECT");
 }
 
 static void cmd_kill(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
-    log_info("KILL command issued%s%s", db ? " for " : "", db ? db->name : "");
+    log_command("KILL", db);
     /* KILL alone (PgBouncer 1.25) kills every database; all wait for RESUME. */
     FOR_EACH_DB(d)
     {
@@ -1947,6 +1956,7 @@ static void cmd_kill_client(struct client *c, const struct admin_cmd *cmd, struc
 
 static void cmd_wait_close(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
+    log_command("WAIT_CLOSE", db);
     start_wait(c, ADMIN_WAIT_CLOSE, db ? db->name : NULL);
 }
 

@@ -453,7 +453,8 @@ void pool_reconnect(struct database *only)
                 }
             }
             while (!list_empty(&p->sv_idle))
-                server_close(container_of(p->sv_idle.next, struct server, node), "reconnect");
+                server_close(container_of(p->sv_idle.next, struct server, node),
+                             "database configuration changed"); /* PgBouncer 1.25's words */
         }
     }
 }
