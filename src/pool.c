@@ -433,7 +433,9 @@ static void reap_databases(uint64_t now)
     }
 }
 
-void pool_reconnect(struct database *only)
+/* Mark every server of only (NULL = all) close_needed; idle ones close now, with reason
+ * (PgBouncer 1.25's words differ between RECONNECT and a reload). */
+static void mark_reconnect(struct database *only, const char *reason)
 {
     struct list *di, *pi, *it;
     list_for_each(di, &G.databases)
@@ -453,10 +455,14 @@ void pool_reconnect(struct database *only)
                 }
             }
             while (!list_empty(&p->sv_idle))
-                server_close(container_of(p->sv_idle.next, struct server, node),
-                             "database configuration changed"); /* PgBouncer 1.25's words */
+                server_close(container_of(p->sv_idle.next, struct server, node), "%s", reason);
         }
     }
+}
+
+void pool_reconnect(struct database *only)
+{
+    mark_reconnect(only, "database configuration changed");
 }
 
 void database_redefine(struct database *db, struct cf_database *cf, const char *connstr)
@@ -470,7 +476,7 @@ void database_redefine(struct database *db, struct cf_database *cf, const char *
     secret_free_str(db->connstr); /* may hold password= */
     db->connstr = strdup(connstr);
     db->rr_next = 0;
-    pool_reconnect(db);
+    mark_reconnect(db, "obsolete connection");
 }
 
 bool database_paused(const struct database *db)
