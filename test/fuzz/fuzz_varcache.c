@@ -5,14 +5,24 @@
  * value (no injection), statements come whole and in order, and the interned strings'
  * reference counts return to zero.
  *
- * Input: byte 0 picks the output buffer size, then up to 12 NUL-separated values: the
- * client's 6 tracked parameters, then the server's (an empty value = unknown).
+ * Input: byte 0 picks the output buffer size, then up to 2 * VAR_COUNT NUL-separated values:
+ * the client's tracked parameters (the built-in ones, then two track_extra_parameters names
+ * and six unnamed slots), then the server's (an empty value = unknown).
  */
 #include "fuzz.h"
 
 #include <strings.h>
 
 #include "pgusher/varcache.h"
+
+/* A parameter varcache_diff_sql must SET: the client wants a value the server does not have;
+ * an extra parameter only when the server's value is known (PgBouncer 1.25). */
+static bool needs_set(const struct varcache *client, const struct varcache *server, int k)
+{
+    if (!client->val[k] || client->val[k] == server->val[k])
+        return false;
+    return k < VAR_EXTRA0 || server->val[k] != NULL;
+}
 
 /* Decodes the SQL literal at *p (quote_literal's output: '...' or E'...'), advancing *p. */
 static char *decode_literal(const char **p)
@@ -61,6 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (size < 1)
         return 0;
+    static bool named;
+    if (!named) {
+        char err[64];
+        FUZZ_CHECK(varcache_track_extra("search_path, work_mem", err, sizeof err) == 2);
+        named = true;
+    }
     size_t base = varcache_interned_count();
     size_t buflen = buflens[data[0] & 7];
     bool prefix = data[0] & 8;
@@ -79,7 +95,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(v);
     }
     for (int i = 0; i < VAR_COUNT; i++) {
-        FUZZ_CHECK(varcache_lookup(varcache_name((enum var_id)i)) == (enum var_id)i);
+        /* Unnamed extra slots are "?" and never set. */
+        if (strcmp(varcache_name((enum var_id)i), "?") == 0)
+            FUZZ_CHECK(!client.val[i] && !server.val[i]);
+        else
+            FUZZ_CHECK(varcache_lookup(varcache_name((enum var_id)i)) == (enum var_id)i);
         if (client.val[i] && server.val[i])
             FUZZ_CHECK((client.val[i] == server.val[i]) ==
                        (strcmp(client.val[i], server.val[i]) == 0));
@@ -110,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK((int)id >= next);
         /* Every parameter skipped on the way needed no SET. */
         for (int k = next; k < (int)id; k++)
-            FUZZ_CHECK(!client.val[k] || client.val[k] == server.val[k]);
+            FUZZ_CHECK(!needs_set(&client, &server, k));
         next = (int)id + 1;
         p = eq + 1;
         char *lit = decode_literal(&p);
@@ -125,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* With room to spare, nothing is left out. */
     if (buflen == 65536 && size < 4096)
         for (int k = next; k < VAR_COUNT; k++)
-            FUZZ_CHECK(!client.val[k] || client.val[k] == server.val[k]);
+            FUZZ_CHECK(!needs_set(&client, &server, k));
 
     struct varcache copy;
     memset(&copy, 0, sizeof copy);
