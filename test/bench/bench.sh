@@ -13,7 +13,7 @@
 #
 # usage: bash test/bench/bench.sh [--rounds N] [--duration SECONDS] [--out DIR] [--quick]
 #   --quick: 1 round of 5 s, no idle-clients run (a smoke run)
-#   --workloads a,b: only these workloads (reads_S writes_N connect_C extended_S prepared_S
+#   --workloads a,b: only these workloads (reads_S writes_N connect_C extended_S prepared_S set_reads_S
 #     many_500 tls_reads_S tls_connect_C tls_resume_C idle); tls_resume_C is TLS churn whose
 #     clients resume their sessions (test/bench/tls_churn.py: libpq never resumes)
 #   --targets a,b: only these targets (pgusher pgbouncer pgbhap direct)
@@ -119,13 +119,16 @@ if [[ $HOSTCPU != 0 ]]; then
 fi
 say "$HOSTCPU_NOTE"
 
-# workload: name db clients tls pgbench-args (tls: yes = the TLS instances, sslmode=require)
+# workload: name db clients tls pgbench-args (tls: yes = the TLS instances, sslmode=require;
+# leading PG*=value words are libpq environment for the clients: set_reads_S's clients carry
+# session parameters that differ from the servers', as frameworks set them)
 WORKLOADS=(
 	"reads_S reads 50 no -S"
 	"writes_N writes 20 no -N"
 	"connect_C reads 20 no -S -C"
 	"extended_S reads 50 no -S -M extended"
 	"prepared_S reads 50 no -S -M prepared"
+	"set_reads_S reads 50 no PGTZ=Asia/Tokyo PGAPPNAME=bench-app -S"
 	"many_500 reads 500 no -S"
 	"tls_reads_S reads 50 yes -S"
 	"tls_connect_C reads 20 yes -S -C"
@@ -316,9 +319,14 @@ run_one() { # workload db clients tls args target round
 		perf_pid=$!
 	fi
 	c0=$(cpu_ticks "$procs") s0=$(sys_ticks "$procs") x0=$(ctx_switches "$procs")
+	local envs=()
+	while [[ $args == PG*=* ]]; do
+		envs+=("${args%% *}")
+		args=${args#* }
+	done
 	local driver=(pgbench -n $args -j 2 -l --sampling-rate=0.2)
 	[[ $args == resume ]] && driver=(python3 "$ROOT/test/bench/tls_churn.py")
-	out=$(cd "$dir" && PGSSLMODE=$sslmode timeout $((DUR + 60)) "${driver[@]}" -T "$DUR" -c "$clients" \
+	out=$(cd "$dir" && env "${envs[@]}" PGSSLMODE=$sslmode timeout $((DUR + 60)) "${driver[@]}" -T "$DUR" -c "$clients" \
 		-h "$(host_of "$target" "$db")" -p "$(port_of "$target" "$tls")" \
 		-U u_trust "$(dbname_of "$target" "$db")" 2>&1)
 	rc=$?
