@@ -1,23 +1,14 @@
 /*
- * pool.h: databases and pools (database x user), the state lists of their clients and
- * servers, and the decisions that move connections between them (who gets which server,
- * when to open or close one). The only place where client/server state changes.
+ * pool.h: pools (database x user), the state lists of their clients and servers, and the
+ * decisions that move connections between them (who gets which server, when to open or
+ * close one). The only place where client/server state changes. Databases: database.h.
  */
 #ifndef PGUSHER_POOL_H
 #define PGUSHER_POOL_H
 
+#include "pgusher/database.h"
 #include "pgusher/objects-t.h"
 
-/* Create the runtime databases for every [databases] entry of the config in force. */
-void database_init_all(void);
-/* Find a database by name, creating it from the "*" entry when allowed. NULL if unknown. */
-struct database *database_find(const char *name, bool create_auto);
-/* Create a runtime database from a connection string (NULL on error, logged). */
-struct database *database_create(const char *name, const char *connstr, bool autodb);
-/* Have databases follow their host names' DNS answers (dns.c's listener); once at start. */
-void database_dns_init(void);
-/* Replace the database's definition; its servers are closed as soon as they are released. */
-void database_redefine(struct database *db, struct cf_database *cf, const char *connstr);
 /* Put db on G.databases, which is kept sorted by name (PgBouncer's SHOW order). */
 void pool_link_database(struct database *db);
 /* Mark every server of db (NULL = all) close_needed; idle ones close now. */
@@ -39,6 +30,8 @@ bool database_paused(const struct database *db);
 int database_pool_mode(const struct database *db, const char *user);
 
 struct pool *pool_get(struct database *db, const char *user);
+/* Free a pool taken off its database (database.c, when the database goes). */
+void pool_free(struct pool *p);
 int pool_pool_size(const struct pool *p);
 /* The pool's last server login error while server_login_retry holds its logins back after
  * it (PgBouncer's "cached error"), else NULL. */
