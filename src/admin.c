@@ -73,21 +73,7 @@ void admin_init(void)
 /* Is name in a comma/space separated list (admin_users, stats_users)? */
 static bool in_list(const char *list, const char *name)
 {
-    if (!list)
-        return false;
-    size_t nlen = strlen(name);
-    const char *p = list;
-    while (*p) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && !isspace((unsigned char)*e))
-            e++;
-        if ((size_t)(e - p) == nlen && strncmp(p, name, nlen) == 0)
-            return true;
-        p = e;
-    }
-    return false;
+    return config_list_has(list, name, false);
 }
 
 static void fill_welcome(struct pool *p)

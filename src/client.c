@@ -373,22 +373,7 @@ static void handle_cancel(struct client *c, const uint8_t *pkt)
 
 static bool param_ignored(const char *name)
 {
-    const char *list = G.cf->g.ignore_startup_parameters;
-    if (!list)
-        return false;
-    size_t nlen = strlen(name);
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ' && *e != '\t')
-            e++;
-        if ((size_t)(e - p) == nlen && strncasecmp(p, name, nlen) == 0)
-            return true;
-        p = e;
-    }
-    return false;
+    return config_list_has(G.cf->g.ignore_startup_parameters, name, true);
 }
 
 /* Cancel keys: drawn from OpenSSL's CSPRNG in blocks, since every RAND_bytes call costs

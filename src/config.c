@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1476,6 +1477,29 @@ void config_free(struct config *cf)
     free(cf->files);
     free(cf->path);
     free(cf);
+}
+
+const char *config_list_next(const char **cursor, size_t *len)
+{
+    const char *p = *cursor;
+    while (*p == ',' || isspace((unsigned char)*p))
+        p++;
+    const char *e = p;
+    while (*e && *e != ',' && !isspace((unsigned char)*e))
+        e++;
+    *cursor = e;
+    *len = (size_t)(e - p);
+    return e > p ? p : NULL;
+}
+
+bool config_list_has(const char *list, const char *name, bool nocase)
+{
+    size_t nlen = strlen(name), len;
+    const char *cur = list ? list : "", *item;
+    while ((item = config_list_next(&cur, &len)) != NULL)
+        if (len == nlen && (nocase ? strncasecmp(item, name, len) : strncmp(item, name, len)) == 0)
+            return true;
+    return false;
 }
 
 const struct cf_database *config_find_database(const struct config *cf, const char *name)

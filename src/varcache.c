@@ -4,6 +4,8 @@
  */
 #include "pgusher/varcache.h"
 
+#include "pgusher/config.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,31 +37,23 @@ int varcache_track_extra(const char *list, char *err, size_t errlen)
 {
     memset(extra_names, 0, sizeof(extra_names));
     int n = 0;
-    const char *p = list ? list : "";
-    while (*p) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',' && *e != ' ' && *e != '\t')
-            e++;
-        size_t len = (size_t)(e - p);
-        if (len > 0) {
-            char name[64];
-            if (len >= sizeof(name)) {
-                snprintf(err, errlen, "parameter name too long: %.*s", (int)len, p);
+    const char *cur = list ? list : "", *p;
+    size_t len;
+    while ((p = config_list_next(&cur, &len)) != NULL) {
+        char name[64];
+        if (len >= sizeof(name)) {
+            snprintf(err, errlen, "parameter name too long: %.*s", (int)len, p);
+            return -1;
+        }
+        memcpy(name, p, len);
+        name[len] = 0;
+        if (varcache_lookup(name) == VAR_COUNT) {
+            if (n == EXTRA_SLOTS) {
+                snprintf(err, errlen, "more than %d extra parameters", EXTRA_SLOTS);
                 return -1;
             }
-            memcpy(name, p, len);
-            name[len] = 0;
-            if (varcache_lookup(name) == VAR_COUNT) {
-                if (n == EXTRA_SLOTS) {
-                    snprintf(err, errlen, "more than %d extra parameters", EXTRA_SLOTS);
-                    return -1;
-                }
-                memcpy(extra_names[n++], name, len + 1);
-            }
+            memcpy(extra_names[n++], name, len + 1);
         }
-        p = e;
     }
     return n;
 }

@@ -217,6 +217,12 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 /* Free a snapshot (all its strings and arrays). NULL is fine. */
 void config_free(struct config *cf);
 
+/* List settings ("a, b c": items split at commas and white space). config_list_next: the
+ * next item at *cursor (its length in *len), NULL at the end; *cursor moves past it.
+ * config_list_has: is name an item of list (NULL = empty), case-insensitively if nocase. */
+const char *config_list_next(const char **cursor, size_t *len);
+bool config_list_has(const char *list, const char *name, bool nocase);
+
 /* Look up entries. Return NULL when absent (config_find_database does NOT fall back to "*"). */
 const struct cf_database *config_find_database(const struct config *cf, const char *name);
 const struct cf_user *config_find_user(const struct config *cf, const char *name);

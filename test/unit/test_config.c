@@ -618,6 +618,27 @@ START_TEST(free_accepts_null)
 }
 END_TEST
 
+START_TEST(list_settings_split_at_commas_and_spaces)
+{
+    const char *cur = " a,b  c,,\td ", *item;
+    size_t len;
+    const char *want[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) {
+        item = config_list_next(&cur, &len);
+        ck_assert_ptr_nonnull(item);
+        ck_assert_int_eq((int)len, 1);
+        ck_assert_int_eq(item[0], want[i][0]);
+    }
+    ck_assert_ptr_null(config_list_next(&cur, &len));
+    ck_assert(config_list_has("postgres, admin", "admin", false));
+    ck_assert(!config_list_has("postgres, admin", "Admin", false));
+    ck_assert(config_list_has("extra_float_digits,Options", "options", true));
+    ck_assert(!config_list_has("adminx", "admin", false));
+    ck_assert(!config_list_has(NULL, "admin", false));
+    ck_assert(!config_list_has("", "admin", true));
+}
+END_TEST
+
 /* ---- unimplemented settings -------------------------------------------------------- */
 
 START_TEST(unimplemented_settings_changed_from_default_are_listed)
@@ -1229,6 +1250,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, parameter_outside_any_section_is_error);
     tcase_add_test(tc, missing_config_file_is_error);
     tcase_add_test(tc, free_accepts_null);
+    tcase_add_test(tc, list_settings_split_at_commas_and_spaces);
     tcase_add_test(tc, unimplemented_settings_changed_from_default_are_listed);
     tcase_add_test(tc, unimplemented_setting_equal_to_default_in_other_spelling_is_not_listed);
     tcase_add_test(tc, unimplemented_setting_is_listed_once);
