@@ -31,10 +31,10 @@ struct canceller {
     struct pool *pool;                 /* counted in pool->n_sv_active_cancel; NULL for a peer */
     struct peer_link *peer;            /* forwarded to this peer process, or NULL */
     uint64_t start;
-    uint8_t pkt[16];
+    uint8_t pkt[PROTO_CANCEL_LEN];
     uv_getaddrinfo_t gai; /* a peer given by host name */
     bool resolving;
-    bool sent;          /* the whole request went out */
+    bool sent;           /* the whole request went out */
     char peer_addr[300]; /* "peer-N@host:port", for the log */
 };
 
@@ -53,7 +53,7 @@ struct peer_link {
 struct pending_cancel {
     struct list node;
     struct client *requester;
-    uint8_t pkt[16];
+    uint8_t pkt[PROTO_CANCEL_LEN];
     uint64_t since;
 };
 
@@ -162,14 +162,7 @@ bool cancel_send(struct server *s, struct client *requester)
         free(k);
         return false;
     }
-    uint8_t *p = k->pkt;
-    const uint32_t v[4] = {16, PROTO_CANCEL_REQUEST_CODE, s->be_pid, s->be_key};
-    for (int i = 0; i < 4; i++) {
-        p[4 * i] = (uint8_t)(v[i] >> 24);
-        p[4 * i + 1] = (uint8_t)(v[i] >> 16);
-        p[4 * i + 2] = (uint8_t)(v[i] >> 8);
-        p[4 * i + 3] = (uint8_t)v[i];
-    }
+    proto_pack_cancel(k->pkt, s->be_pid, s->be_key);
     k->target = s;
     k->next_for_server = s->cancels;
     s->cancels = k;
@@ -303,7 +296,7 @@ static const struct cf_peer *peer_config(int peer_id)
 static int peer_pool_size(const struct cf_peer *cp)
 {
     return cp->pool_size != CF_UNSET && cp->pool_size > 0 ? cp->pool_size
-                                                           : G.cf->g.default_pool_size;
+                                                          : G.cf->g.default_pool_size;
 }
 
 static void peer_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -335,8 +328,7 @@ static void peer_connect(struct peer_link *pl, const struct cf_peer *cp, struct 
         return;
     }
     memcpy(k->pkt, pkt, sizeof(k->pkt));
-    snprintf(k->peer_addr, sizeof(k->peer_addr), "peer-%d@%s:%d", pl->peer_id, cp->host,
-             cp->port);
+    snprintf(k->peer_addr, sizeof(k->peer_addr), "peer-%d@%s:%d", pl->peer_id, cp->host, cp->port);
     k->peer = pl;
     k->requester = req;
     k->start = now_usec();
@@ -375,8 +367,7 @@ static void peer_start_waiting(struct peer_link *pl)
 {
     const struct cf_peer *cp = peer_config(pl->peer_id);
     while (!list_empty(&pl->waiting)) {
-        struct pending_cancel *pc =
-            container_of(pl->waiting.next, struct pending_cancel, node);
+        struct pending_cancel *pc = container_of(pl->waiting.next, struct pending_cancel, node);
         if (cp && pl->n_active + pl->n_login >= peer_pool_size(cp))
             return;
         list_del(&pc->node);
@@ -404,13 +395,7 @@ bool cancel_to_peer(struct client *requester, int peer_id, uint32_t pid, uint32_
     struct pending_cancel *pc = pl ? calloc(1, sizeof(*pc)) : NULL;
     if (!pc)
         return false;
-    const uint32_t v[4] = {16, PROTO_CANCEL_REQUEST_CODE, pid, key - 1};
-    for (int i = 0; i < 4; i++) {
-        pc->pkt[4 * i] = (uint8_t)(v[i] >> 24);
-        pc->pkt[4 * i + 1] = (uint8_t)(v[i] >> 16);
-        pc->pkt[4 * i + 2] = (uint8_t)(v[i] >> 8);
-        pc->pkt[4 * i + 3] = (uint8_t)v[i];
-    }
+    proto_pack_cancel(pc->pkt, pid, key - 1);
     pc->requester = requester;
     pc->since = now_usec();
     list_append(&pl->waiting, &pc->node);
@@ -419,8 +404,7 @@ bool cancel_to_peer(struct client *requester, int peer_id, uint32_t pid, uint32_
     return true;
 }
 
-void cancel_peer_counts(int peer_id, int *cl_active, int *cl_waiting, int *sv_active,
-                        int *sv_login)
+void cancel_peer_counts(int peer_id, int *cl_active, int *cl_waiting, int *sv_active, int *sv_login)
 {
     *cl_active = *cl_waiting = *sv_active = *sv_login = 0;
     for (struct peer_link *pl = peer_links; pl; pl = pl->next) {

@@ -420,7 +420,7 @@ static void probe_read(struct stream *st)
         if (stream_avail(st) < 1)
             return;
         probe_ssl_answer(pr);
-        if (pr->closed || pr->tls_wait || st->tls)
+        if (pr->closed || pr->tls_wait || stream_tls_handshaking(st))
             return;
     }
     if (pr->liveness_only) {

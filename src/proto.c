@@ -189,6 +189,17 @@ void proto_request(struct pktbuf *b, uint32_t code)
     pktbuf_finish(b);
 }
 
+void proto_pack_cancel(uint8_t out[PROTO_CANCEL_LEN], uint32_t pid, uint32_t key)
+{
+    const uint32_t v[4] = {PROTO_CANCEL_LEN, PROTO_CANCEL_REQUEST_CODE, pid, key};
+    for (int i = 0; i < 4; i++) {
+        out[4 * i] = (uint8_t)(v[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(v[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(v[i] >> 8);
+        out[4 * i + 3] = (uint8_t)v[i];
+    }
+}
+
 enum proto_ssl_answer proto_ssl_answer(uint8_t answer, bool required, const char **why)
 {
     *why = NULL;

@@ -681,7 +681,7 @@ static void process(struct server *s)
 {
     if (s->tls_wait) {
         process_ssl_answer(s);
-        if (s->tls_wait || s->st.closing || s->st.tls)
+        if (s->tls_wait || s->st.closing || stream_tls_handshaking(&s->st))
             return; /* more to come, failed, or the handshake runs */
     }
     if (s->state == SV_LOGIN && s->login)

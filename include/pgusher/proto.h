@@ -81,6 +81,10 @@ int proto_options_next(const char **cursor, char *buf, size_t cap, const char **
                        const char **value);
 /* Build an untyped 8-byte request (PROTO_SSL_REQUEST_CODE, PROTO_GSSENC_REQUEST_CODE). */
 void proto_request(struct pktbuf *b, uint32_t code);
+/* The 16-byte CancelRequest for (pid, key), into out: what a server cancel and a cancel
+ * forwarded to a peer both send. */
+#define PROTO_CANCEL_LEN 16
+void proto_pack_cancel(uint8_t out[PROTO_CANCEL_LEN], uint32_t pid, uint32_t key);
 
 /* What to do with the one-byte answer to our SSLRequest. required: the sslmode refuses
  * plaintext (require, verify-ca, verify-full). PROTO_SSL_REFUSED and PROTO_SSL_BAD set *why

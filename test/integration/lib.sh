@@ -643,6 +643,7 @@ pgu_host_field() { # db host column: one column of SHOW HOSTS (4 state, 5 role, 
 }
 
 pgu_host_is() { [[ $(pgu_host_field "$1" "$2" "$3") == "$4" ]]; } # db host column value
+pgu_host_has() { [[ $(pgu_host_field "$1" "$2" "$3") == *"$4"* ]]; } # db host column text
 
 # pgu_wait_for SECONDS WHAT CMD...: poll CMD every 0.2 s until it succeeds (fail after
 # SECONDS, with SHOW HOSTS in the message); sets PGU_WAITED (seconds, one decimal).

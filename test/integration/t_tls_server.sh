@@ -29,23 +29,6 @@ APP=pgu-tlssv-$$
 CERTS=$PGUSHER_CLUSTER_DIR/certs
 
 direct() { PGSSLMODE=require psql -X -At -q -h "$1" -p "$PORT" -U postgres testdb -c "$2"; }
-admin() { timeout 10 psql -X -At -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c "$1"; }
-q() { timeout 20 psql -X -At -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust "$@"; }
-host_field() { # db host column of SHOW HOSTS (4 state, 5 role, 14 last_error)
-	admin 'SHOW HOSTS' | awk -F'|' -v d="$1" -v h="$2" -v c="$3" '$1==d && $2==h {print $c}'
-}
-wait_for() { # seconds description command...
-	local secs=$1 what=$2
-	shift 2
-	local deadline=$((SECONDS + secs))
-	while ! "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || fail "timed out after ${secs}s waiting for: $what (SHOW HOSTS: $(admin 'SHOW HOSTS' | tr '\n' ';'))"
-		sleep 0.25
-	done
-	echo "   ok: $what"
-}
-field_is() { [[ $(host_field "$1" "$2" "$3") == "$4" ]]; }
-field_has() { [[ $(host_field "$1" "$2" "$3") == *"$4"* ]]; }
 
 # Certificates: pgu_make_certs's. "server" (signed by ca) names 127.0.0.1-3; "noname" (signed by
 # ca too) names only elsewhere.example; "expired" (ca) names them all but expired in 2020; ca2 is
@@ -114,7 +97,7 @@ refusals() {
 	assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=query_wait_timeout" "okdb: the client's error"
 	check "clients' view, disable against hostssl-only: the server's FATAL word for word with its SQLSTATE"
 	refusals_start disable
-	pgu_try q okdb -c 'select 1'
+	pgu_try pgu_q okdb -c 'select 1'
 	assert_fails "plaintext login to a hostssl-only server"
 	assert_contains "$PGU_OUT" "no encryption" "psql shows the server's pg_hba refusal"
 	pgu_try wire okdb
@@ -131,26 +114,26 @@ fi
 # ---------------------------------------------------------------- require
 start_with require "health_check_user = u_trust"
 check "server_tls_sslmode=require: queries work against a hostssl-only server"
-assert_eq 42 "$(q testdb -c 'select 42')" "query through pgusher"
+assert_eq 42 "$(pgu_q testdb -c 'select 42')" "query through pgusher"
 check "pg_stat_ssl on the primary shows the pooler's connection encrypted"
 out=$(direct "$P" "select s.ssl, s.version from pg_stat_ssl s join pg_stat_activity a using (pid) where a.usename = 'u_trust' and a.datname = 'testdb'")
 assert_contains "$out" "t|TLSv1" "pg_stat_ssl row of the pooler's server connection"
 check "SHOW SERVERS shows the TLS protocol and cipher in the tls column"
-out=$(admin 'SHOW SERVERS')
+out=$(pgu_admin 'SHOW SERVERS')
 assert_contains "$out" "|TLSv1." "tls column of SHOW SERVERS"
-out=$(admin 'SHOW SOCKETS')
+out=$(pgu_admin 'SHOW SOCKETS')
 assert_contains "$out" "|TLSv1." "tls column of SHOW SOCKETS"
 check "health checks log in over TLS: hosts up with the right roles"
-wait_for 10 "reads/$S1 up" field_is reads "$S1" 4 up
-wait_for 10 "reads/$S2 up" field_is reads "$S2" 4 up
-assert_eq standby "$(host_field reads "$S1" 5)" "role of $S1"
-assert_eq primary "$(host_field testdb "$P" 5)" "role of $P"
+pgu_wait_for 10 "reads/$S1 up" pgu_host_is reads "$S1" 4 up
+pgu_wait_for 10 "reads/$S2 up" pgu_host_is reads "$S2" 4 up
+assert_eq standby "$(pgu_host_field reads "$S1" 5)" "role of $S1"
+assert_eq primary "$(pgu_host_field testdb "$P" 5)" "role of $P"
 n=$(direct "$P" "select count(*) from pg_stat_ssl s join pg_stat_activity a using (pid) where a.application_name = 'pgusher health check' and s.ssl")
 ((n >= 1)) || fail "no encrypted health check connection on the primary (got $n)"
 echo "   ok: $n encrypted health check connection(s) on the primary"
 
 check "a multi-host reads database spreads over both standbys over TLS"
-for _ in $(seq 1 40); do q reads -c 'select inet_server_addr()'; done | sort | uniq -c >"$PGU_TMP/spread"
+for _ in $(seq 1 40); do pgu_q reads -c 'select inet_server_addr()'; done | sort | uniq -c >"$PGU_TMP/spread"
 cat "$PGU_TMP/spread"
 grep -q "$S1" "$PGU_TMP/spread" || fail "no read reached $S1"
 grep -q "$S2" "$PGU_TMP/spread" || fail "no read reached $S2"
@@ -162,31 +145,31 @@ PGAPPNAME=$APP-c psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust testdb -c 's
 	>"$PGU_TMP/cancel.out" 2>&1 &
 cpid=$!
 PGU_BG_PIDS+=("$cpid")
-wait_for 10 "pg_sleep running on the primary" \
+pgu_wait_for 10 "pg_sleep running on the primary" \
 	bash -c "[[ \$(PGSSLMODE=require psql -X -At -h $P -p $PORT -U postgres testdb -c \"select count(*) from pg_stat_activity where query like 'select pg_sleep(30)%' and state='active'\") == 1 ]]"
 kill -INT "$cpid"
 for _ in $(seq 1 100); do kill -0 "$cpid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$cpid" 2>/dev/null && fail "psql still running 10 s after the cancel"
 wait "$cpid" || true
 assert_contains "$(cat "$PGU_TMP/cancel.out")" "canceling statement due to user request" "cancelled query"
-assert_eq alive "$(q testdb -c "select 'alive'")" "pooler usable after the cancel"
+assert_eq alive "$(pgu_q testdb -c "select 'alive'")" "pooler usable after the cancel"
 
 check "RELOAD that changes no server TLS setting replaces no server connection"
-q testdb -c 'select 1' >/dev/null
-before=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
+pgu_q testdb -c 'select 1' >/dev/null
+before=$(pgu_admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
 pgu_reload
 sleep 1
-for _ in 1 2 3; do q testdb -c 'select 1' >/dev/null; done
-after=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
+for _ in 1 2 3; do pgu_q testdb -c 'select 1' >/dev/null; done
+after=$(pgu_admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
 assert_eq "$before" "$after" "testdb server ids after a no-op RELOAD"
 
 check "RELOAD to verify-full (right CA): servers made under require are closed as released"
 sed -i "s|^server_tls_sslmode = require|server_tls_sslmode = verify-full\nserver_tls_ca_file = $CERTS/ca.crt|" "$PGU_INI"
 pgu_reload
 sleep 1
-for _ in 1 2 3; do assert_eq 1 "$(q testdb -c 'select 1')" "query after RELOAD"; done
+for _ in 1 2 3; do assert_eq 1 "$(pgu_q testdb -c 'select 1')" "query after RELOAD"; done
 assert_log_contains "obsolete connection" 5
-after2=$(admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
+after2=$(pgu_admin 'SHOW SERVERS' | awk -F'|' '$3=="testdb" {print $NF}' | sort | tr '\n' ' ')
 for id in $before; do
 	[[ " $after2 " == *" $id "* ]] && fail "server $id made under require still there after RELOAD ($after2)"
 done
@@ -194,42 +177,42 @@ echo "   ok: servers $before replaced by $after2"
 
 # ---------------------------------------------------------------- verify-full, per host
 check "verify-full: 127.0.0.1 (IP SAN) works"
-assert_eq 1 "$(q testdb -c 'select 1')" "verify-full to $P"
+assert_eq 1 "$(pgu_q testdb -c 'select 1')" "verify-full to $P"
 check "verify-full: a certificate without the host's name fails with a clear error"
-pgu_try q nonamedb -c 'select 1'
+pgu_try pgu_q nonamedb -c 'select 1'
 assert_fails "query to a host whose certificate does not name it"
 echo "   client saw: $PGU_OUT"
 assert_log_contains "TLS handshake error: certificate verify failed: IP address mismatch" 5
 check "verify-full, multi-host: the host whose certificate does not name it is down with the reason; the other serves"
-wait_for 10 "twohosts/$S2 down" field_is twohosts "$S2" 4 down
-assert_contains "$(host_field twohosts "$S2" 14)" "IP address mismatch" "last_error of $S2"
-assert_eq up "$(host_field twohosts "$S1" 4)" "state of $S1"
-for _ in 1 2 3 4 5; do assert_eq "$S1" "$(q twohosts -c 'select inet_server_addr()')" "twohosts read served by $S1"; done
+pgu_wait_for 10 "twohosts/$S2 down" pgu_host_is twohosts "$S2" 4 down
+assert_contains "$(pgu_host_field twohosts "$S2" 14)" "IP address mismatch" "last_error of $S2"
+assert_eq up "$(pgu_host_field twohosts "$S1" 4)" "state of $S1"
+for _ in 1 2 3 4 5; do assert_eq "$S1" "$(pgu_q twohosts -c 'select inet_server_addr()')" "twohosts read served by $S1"; done
 pgu_stop
 
 # ---------------------------------------------------------------- wrong CA
 check "verify-ca with the wrong CA: login fails with the certificate error; probes say so in last_error"
 start_with verify-ca "server_tls_ca_file = $CERTS/ca2.crt
 health_check_user = u_trust"
-pgu_try q testdb -c 'select 1'
+pgu_try pgu_q testdb -c 'select 1'
 assert_fails "query with a wrong CA"
 assert_log_contains "TLS handshake error: certificate verify failed" 5
-wait_for 10 "testdb/$P down with a certificate error" field_has testdb "$P" 14 "certificate verify failed"
-echo "   last_error: $(host_field testdb "$P" 14)"
+pgu_wait_for 10 "testdb/$P down with a certificate error" pgu_host_has testdb "$P" 14 "certificate verify failed"
+echo "   last_error: $(pgu_host_field testdb "$P" 14)"
 check "RELOAD with the right CA: the host is probed up again and serves, no restart"
 sed -i "s|^server_tls_ca_file = .*|server_tls_ca_file = $CERTS/ca.crt|" "$PGU_INI"
 pgu_reload
-wait_for 10 "testdb/$P up after the RELOAD" field_is testdb "$P" 4 up
-assert_eq 1 "$(q testdb -c 'select 1')" "verify-ca with the right CA after RELOAD"
+pgu_wait_for 10 "testdb/$P up after the RELOAD" pgu_host_is testdb "$P" 4 up
+assert_eq 1 "$(pgu_q testdb -c 'select 1')" "verify-ca with the right CA after RELOAD"
 pgu_stop
 
 check "liveness-only probes (no health_check_user) check the certificate in verify-ca too"
 start_with verify-ca "server_tls_ca_file = $CERTS/ca2.crt"
-wait_for 10 "testdb/$P down with a certificate error (liveness probe)" field_has testdb "$P" 14 "certificate verify failed"
+pgu_wait_for 10 "testdb/$P down with a certificate error (liveness probe)" pgu_host_has testdb "$P" 14 "certificate verify failed"
 pgu_stop
 start_with verify-ca "server_tls_ca_file = $CERTS/ca.crt"
-wait_for 10 "testdb/$P up (liveness probe, right CA)" field_is testdb "$P" 4 up
-assert_eq 1 "$(q testdb -c 'select 1')" "verify-ca with the right CA"
+pgu_wait_for 10 "testdb/$P up (liveness probe, right CA)" pgu_host_is testdb "$P" 4 up
+assert_eq 1 "$(pgu_q testdb -c 'select 1')" "verify-ca with the right CA"
 pgu_stop
 
 # ---------------------------------------------------------------- expired
@@ -242,14 +225,14 @@ echo "   client saw: $PGU_OUT"
 assert_contains "$PGU_OUT" "ERROR S=FATAL C=08P01 M=query_wait_timeout" "the client gets PgBouncer's query_wait_timeout (08P01)"
 assert_not_contains "$PGU_OUT" "ROW" "no row"
 assert_log_contains "TLS handshake error: certificate verify failed: certificate has expired" 5
-wait_for 10 "twohosts/$S2 down" field_is twohosts "$S2" 4 down
-assert_contains "$(host_field twohosts "$S2" 14)" "certificate has expired" "last_error of $S2"
-for _ in 1 2 3; do assert_eq "$S1" "$(q twohosts -c 'select inet_server_addr()')" "twohosts read served by $S1"; done
-assert_eq 1 "$(q testdb -c 'select 1')" "testdb ($P) served meanwhile"
+pgu_wait_for 10 "twohosts/$S2 down" pgu_host_is twohosts "$S2" 4 down
+assert_contains "$(pgu_host_field twohosts "$S2" 14)" "certificate has expired" "last_error of $S2"
+for _ in 1 2 3; do assert_eq "$S1" "$(pgu_q twohosts -c 'select inet_server_addr()')" "twohosts read served by $S1"; done
+assert_eq 1 "$(pgu_q testdb -c 'select 1')" "testdb ($P) served meanwhile"
 pgu_stop
 check "require does not check the certificate's dates (as libpq's require)"
 start_with require
-assert_eq 1 "$(q nonamedb -c 'select 1')" "require to $S2 with its expired certificate"
+assert_eq 1 "$(pgu_q nonamedb -c 'select 1')" "require to $S2 with its expired certificate"
 pgu_stop
 pgu_node_cert 2 "$CERTS" noname
 

@@ -180,6 +180,16 @@ START_TEST(startup_packet_has_version_and_given_pairs_only)
 }
 END_TEST
 
+START_TEST(cancel_request_is_length_code_pid_key_big_endian)
+{
+    uint8_t pkt[PROTO_CANCEL_LEN];
+    proto_pack_cancel(pkt, 0x01020304u, 0xa0b0c0d0u);
+    static const uint8_t want[] = {0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e,
+                                   1, 2, 3, 4,  0xa0, 0xb0, 0xc0, 0xd0};
+    ck_assert_mem_eq(pkt, want, sizeof(want));
+}
+END_TEST
+
 static int startup_pairs(const char *bytes, size_t len, int *npairs)
 {
     struct pktreader r;
@@ -872,6 +882,7 @@ static Suite *proto_suite(void)
 
     TCase *msg = tcase_create("messages");
     tcase_add_test(msg, startup_packet_has_version_and_given_pairs_only);
+    tcase_add_test(msg, cancel_request_is_length_code_pid_key_big_endian);
     tcase_add_test(msg, client_startup_pairs_need_a_final_terminator_and_nothing_after_it);
     tcase_add_test(msg, error_fields_are_parsed_with_defaults);
     tcase_add_test(msg, error_parsing_survives_hostile_bodies);
