@@ -17,11 +17,13 @@
 #include "pgusher/pool.h"
 #include "pgusher/prepared.h"
 #include "pgusher/runtime.h"
+#include "pgusher/sdnotify.h"
 #include "pgusher/secret.h"
 #include "pgusher/server.h"
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
 #include "pgusher/varcache.h"
+#include "pgusher/version.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -991,8 +993,10 @@ static void show_version(struct client *c)
     static const struct col cols[] = {{"version", 'T'}};
     struct result r;
     res_begin(&r, cols, 1);
+    char v[256];
+    version_summary(v, sizeof(v));
     row_begin(&r);
-    row_str(&r, "pgusher " PGUSHER_VERSION);
+    row_str(&r, v);
     row_end(&r);
     res_send(c, &r);
 }
@@ -1342,6 +1346,7 @@ static struct client *find_client_by_id(uint64_t id)
 
 void admin_shutdown(int mode)
 {
+    sdnotify_stopping("shutting down");
     if (mode == SHUTDOWN_NOW || G.shutdown_mode != SHUTDOWN_NONE) {
         log_info("shutting down immediately");
         G.shutdown_mode = SHUTDOWN_NOW;

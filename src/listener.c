@@ -2,13 +2,14 @@
  * listener.c: opens the TCP listeners (listen_addr, "*" = all IPv4 and IPv6 addresses) and
  * the Unix socket (.s.PGSQL.<port> in unix_socket_dir), and sizes the descriptor limit for
  * what they may accept. Accepting is all it does: out of descriptors, the excess connections
- * are refused at once.
+ * are refused at once. Sockets passed by systemd (socket activation) are used instead.
  */
 #include "pgusher/listener.h"
 
 #include "pgusher/client.h"
 #include "pgusher/log.h"
 #include "pgusher/runtime.h"
+#include "pgusher/sdnotify.h"
 #include "pgusher/stream.h"
 
 #include <errno.h>
@@ -286,9 +287,36 @@ void listener_size_fd_limit(const struct config *cf)
         spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
+/* Socket activation: the service manager (pgusher.socket) bound and listens; we only
+ * accept. As in PgBouncer 1.25, passed sockets replace listen_addr, listen_port and the
+ * Unix socket of unix_socket_dir (which still names where servers' sockets are). Returns
+ * how many were taken. */
+static int adopt_passed_sockets(void)
+{
+    int fds[MAX_LISTENERS];
+    bool is_unix[MAX_LISTENERS];
+    int n = sdnotify_listen_fds(fds, is_unix, MAX_LISTENERS);
+    struct tcp_tuning t;
+    runtime_tcp_tuning(&t);
+    for (int i = 0; i < n; i++) {
+        if (!is_unix[i])
+            stream_tune_socket(fds[i], &t);
+        if (!add_listener(fds[i], is_unix[i])) {
+            log_error("could not watch passed socket %d", fds[i]);
+            close(fds[i]);
+            continue;
+        }
+        log_info("listening on socket %d passed by the service manager (%s)", fds[i],
+                 is_unix[i] ? "unix" : "tcp");
+    }
+    return nlisteners;
+}
+
 bool listener_start(void)
 {
     const struct cf_global *g = &G.cf->g;
+    if (adopt_passed_sockets() > 0)
+        return true;
     int port = g->listen_port;
     bool ok = true;
     const char *addrs = g->listen_addr ? g->listen_addr : "";

@@ -1,6 +1,6 @@
 /*
  * main.c: the pgusher process: PgBouncer's command line, config loading, daemonizing,
- * pidfile, privileges, signals and the event loop. It wires modules together and holds
+ * pidfile, privileges, signals, the event loop and --check. It wires modules together and holds
  * no pooling logic of its own.
  */
 #include "pgusher/admin.h"
@@ -11,10 +11,12 @@
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
+#include "pgusher/sdnotify.h"
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
 #include "pgusher/tls.h"
 #include "pgusher/varcache.h"
+#include "pgusher/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,7 +51,9 @@ static void usage(FILE *out, const char *prog)
             "  -q, --quiet          run quietly: do not log to stderr\n"
             "  -v, --verbose        increase verbosity (may be repeated)\n"
             "  -u, --user=USERNAME  assume the identity of USERNAME\n"
-            "  -V, --version        show the version, then exit\n"
+            "      --check          check CONFIG_FILE and the files it names, then exit\n"
+            "                       (0: valid; 1: invalid, with file:line); binds nothing\n"
+            "  -V, --version        show the version and libraries, then exit\n"
             "  -h, --help           show this help, then exit\n"
             "\n"
             "CONFIG_FILE is a pgbouncer.ini file; PgBouncer's settings, [databases], [users]\n"
@@ -138,6 +142,42 @@ static void daemonize(void)
     }
 }
 
+/* --check: everything a start reads and validates (the ini and %include files, auth_file,
+ * auth_hba_file and auth_ident_file, track_extra_parameters, TLS keys and certificates), with
+ * the warnings a start would log, and nothing it does (no user switch, pidfile, socket or
+ * connection). Returns the exit code. */
+static int check_config(const char *path)
+{
+    char err[1024];
+    struct log_settings ls = {.to_stderr = true};
+    log_configure(&ls);
+    struct config *cf = config_load(path, err, sizeof(err));
+    if (!cf) {
+        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "pgusher: configuration file %s test failed\n", path);
+        return 1;
+    }
+    int rc = 0;
+    if (varcache_track_extra(cf->g.track_extra_parameters, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: track_extra_parameters: %s\n", path, err);
+        rc = 1;
+    }
+    for (int i = 0; i < cf->nunimplemented; i++)
+        log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
+                    cf->unimplemented[i]);
+    if (rc == 0 && !tls_apply(&cf->g, err, sizeof(err))) {
+        fprintf(stderr, "%s: TLS: %s\n", path, err);
+        rc = 1;
+    }
+    tls_release_all();
+    config_free(cf);
+    if (rc == 0)
+        printf("pgusher: configuration file %s test is successful\n", path);
+    else
+        fprintf(stderr, "pgusher: configuration file %s test failed\n", path);
+    return rc;
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
     char err[1024];
@@ -199,9 +239,10 @@ int main(int argc, char **argv)
         {"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'}, {"user", required_argument, NULL, 'u'},
         {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
-        {"reboot", no_argument, NULL, 'R'},  {NULL, 0, NULL, 0},
+        {"reboot", no_argument, NULL, 'R'},  {"check", no_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
-    bool daemon = false, quiet = false, reboot = false;
+    bool daemon = false, quiet = false, reboot = false, check = false;
     int verbose = 0;
     const char *run_as = NULL;
     int opt;
@@ -219,9 +260,15 @@ int main(int argc, char **argv)
         case 'u':
             run_as = optarg;
             break;
-        case 'V':
-            printf("pgusher %s\n", PGUSHER_VERSION);
+        case 'V': {
+            char v[512];
+            version_lines(v, sizeof(v));
+            fputs(v, stdout);
             return 0;
+        }
+        case 'C':
+            check = true;
+            break;
         case 'h':
             usage(stdout, argv[0]);
             return 0;
@@ -239,6 +286,8 @@ int main(int argc, char **argv)
         return 1;
     }
     config_path = argv[optind];
+    if (check)
+        return check_config(config_path);
 
     char err[1024];
     struct config *cf = config_load(config_path, err, sizeof(err));
@@ -328,8 +377,12 @@ int main(int argc, char **argv)
     uv_timer_start(&janitor_timer, on_janitor, JANITOR_INTERVAL_MS, JANITOR_INTERVAL_MS);
     log_info("process up: pgusher %s, libuv %s, pid=%d", PGUSHER_VERSION, uv_version_string(),
              (int)getpid());
+    /* The listeners accept from here on: only now may the service manager start dependants. */
+    sdnotify_start_watchdog(G.loop);
+    sdnotify_ready("serving");
 
     uv_run(G.loop, UV_RUN_DEFAULT);
+    sdnotify_stop_watchdog();
     dns_shutdown();
     tls_release_all();
     remove_pidfile();

@@ -8,6 +8,7 @@
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
+#include "pgusher/sdnotify.h"
 #include "pgusher/tls.h"
 #include "pgusher/runtime.h"
 
@@ -107,7 +108,7 @@ static void update_databases(const struct config *nc)
     }
 }
 
-bool admin_reload(char *err, size_t errlen)
+static bool reload_config(char *err, size_t errlen)
 {
     struct config *nc = config_load(G.cf->path, err, errlen);
     if (!nc) {
@@ -145,4 +146,19 @@ bool admin_reload(char *err, size_t errlen)
     }
     log_info("configuration reloaded");
     return true;
+}
+
+/* Tell the service manager a reload is over: READY=1 either way, so that systemctl reload
+ * returns; the status line says whether the new configuration is in force. */
+static bool reload_done(bool ok)
+{
+    sdnotify_ready(ok ? "serving; configuration reloaded"
+                      : "serving; reload failed, running configuration kept");
+    return ok;
+}
+
+bool admin_reload(char *err, size_t errlen)
+{
+    sdnotify_reloading();
+    return reload_done(reload_config(err, errlen));
 }
