@@ -39,6 +39,16 @@ assert_eq 1 "$(grep -c 'READY=1' "$SD_LOG")" "one READY=1 at start-up"
 assert_not_contains "$(sd__events)" "WATCHDOG=1" "no watchdog pings without WATCHDOG_USEC"
 assert_eq 42 "$(pgu_psql testdb u_trust -At -c 'select 42')" "served after READY=1"
 
+check "SHOW VERSION: PgBouncer's one column and row, naming the libraries"
+out=$(psql -X -A -h 127.0.0.1 -p "$PGU_PORT" -U postgres pgbouncer -c 'SHOW VERSION')
+assert_eq "version" "$(head -n1 <<<"$out")" "one column called version"
+assert_eq "(1 row)" "$(tail -n1 <<<"$out")" "one row"
+v=$(sed -n 2p <<<"$out")
+assert_contains "$v" "pgusher " "names pgusher"
+assert_contains "$v" "libuv $(pkg-config --modversion libuv)" "names libuv"
+assert_contains "$v" "c-ares $(pkg-config --modversion libcares)" "names c-ares"
+assert_contains "$v" "OpenSSL " "names OpenSSL"
+
 check "SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1"
 pgu_reload
 sd_wait_for 10 "READY=1 after the reload" 'STATUS=serving; configuration reloaded'
