@@ -12,7 +12,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 JOBS=${PGUSHER_JOBS:-2}
 
-PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev check
+PKGS=(build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev libsystemd-dev check
+	systemd dpkg-dev logrotate # t_systemd (systemd-socket-activate), t_package (cpack shlibdeps)
 	postgresql postgresql-contrib python3 pgbouncer procps iproute2 dnsmasq
 	clang libclang-rt-14-dev python3-psycopg2 python3-psycopg
 	libpostgresql-jdbc-java default-jdk-headless) # t_prepared's JDBC client
