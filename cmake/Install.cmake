@@ -1,5 +1,5 @@
-# Install.cmake: what `cmake --install` puts where (binary, man pages, systemd units, example
-# and ready-to-run configs, logrotate snippet), and the Debian package CPack builds from it
+# Install.cmake: what `cmake --install` puts where (binary, man pages, systemd units and
+# tmpfiles.d entry, example and ready-to-run configs, logrotate snippet), and the Debian package CPack builds from it
 # (`cpack -G DEB`). Configure with -DCMAKE_INSTALL_PREFIX=/usr for a package: the units and
 # the config path are written for the prefix given here.
 include(GNUInstallDirs)
@@ -28,6 +28,7 @@ foreach(f pgusher.ini userlist.txt)
       file(INSTALL \"${CMAKE_SOURCE_DIR}/etc/deb/${f}\" DESTINATION \"${PGUSHER_CONFIG_DIR}\")
     endif()")
 endforeach()
+install(FILES etc/deb/pgusher.tmpfiles DESTINATION lib/tmpfiles.d RENAME pgusher.conf)
 install(FILES etc/deb/pgusher.logrotate DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/logrotate.d
   RENAME pgusher)
 

@@ -2,7 +2,7 @@
 # Story: an operator installs pgusher from its Debian package. `cpack -G DEB` (a build with
 # prefix /usr, cached in $PGUSHER_BUILD/deb) makes the .deb; its Depends come from the
 # binary's libraries; it installs (dpkg -i when this machine has no pgusher package of its
-# own, else dpkg -x into a scratch root) the binary, man pages, units, /etc/pgusher config,
+# own and PGU_PACKAGE_UNPACK is unset, else dpkg -x into a scratch root) the binary, man pages, units, /etc/pgusher config,
 # logrotate snippet and a postgres-owned /var/log/pgusher; the installed binary, started as
 # the unit's ExecStart and User= say (with the example config moved to a test port and the
 # test cluster), tells a notify socket READY=1, serves a client, stops on the unit's
@@ -54,20 +54,21 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/bin/pgusher ./usr/share/man/man1/pgusher.1 ./usr/share/man/man5/pgusher.5 \
 	./usr/lib/systemd/system/pgusher.service ./usr/lib/systemd/system/pgusher.socket \
 	./etc/pgusher/pgusher.ini ./etc/pgusher/userlist.txt ./etc/logrotate.d/pgusher \
-	./usr/share/doc/pgusher/examples/pgusher.ini; do
+	./usr/share/doc/pgusher/examples/pgusher.ini ./usr/lib/tmpfiles.d/pgusher.conf; do
 	grep -qx -- "$f" <<<"$contents" || fail "package lacks $f"
 done
 echo "   ok: binary, man pages, units, configs, logrotate snippet, examples"
 assert_not_contains "$contents" "_CPack_Packages" "no build paths in the package"
 
 check "the package installs"
-if dpkg -s pgusher >/dev/null 2>&1; then
-	# Somebody's pgusher package is installed: do not touch it, unpack beside it.
+if dpkg -s pgusher >/dev/null 2>&1 || [[ -n ${PGU_PACKAGE_UNPACK:-} ]]; then
+	# Somebody's pgusher package is installed (or PGU_PACKAGE_UNPACK=1): do not touch it,
+	# unpack beside it.
 	R=$PGU_TMP/root
 	dpkg -x "$deb" "$R"
 	install -d -o postgres -g postgres -m 0750 "$R/var/log/pgusher"
 	installed=0
-	echo "   (a pgusher package is installed already: unpacked into $R instead)"
+	echo "   (unpacked into $R, not installed: a pgusher package is there already, or PGU_PACKAGE_UNPACK)"
 else
 	R=""
 	pgu_try env DEBIAN_FRONTEND=noninteractive dpkg -i "$deb"
