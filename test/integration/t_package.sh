@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Story: an operator installs pgusher from its Debian package. `cpack -G DEB` (a build with
 # prefix /usr, cached in $PGUSHER_BUILD/deb) makes the .deb; its Depends come from the
-# binary's libraries; it installs (dpkg -i when this machine has no pgusher package of its
-# own and PGU_PACKAGE_UNPACK is unset, else dpkg -x into a scratch root) the binary, man pages, units, /etc/pgusher config,
-# logrotate snippet and a postgres-owned /var/log/pgusher; the installed binary, started as
-# the unit's ExecStart and User= say (with the example config moved to a test port and the
-# test cluster), tells a notify socket READY=1, serves a client, stops on the unit's
-# KillSignal; the package then purges cleanly. systemd is not PID 1 here: no systemctl.
+# binary's libraries; it installs (dpkg -i, unless this machine has a pgusher package of
+# its own or PGU_PACKAGE_UNPACK=1: then dpkg -x into a scratch root) the binary, man pages,
+# units, /etc/pgusher config, logrotate snippet and a postgres-owned /var/log/pgusher; the
+# installed binary, started as the unit's ExecStart and User= say (with the example config
+# moved to a test port and the test cluster), tells a notify socket READY=1, serves a
+# client, stops on the unit's KillSignal; the package then purges cleanly. systemd is not
+# PID 1 here: no systemctl.
 . "$(dirname "$0")/lib.sh"
 
 if [[ $(basename "$PGUSHER_BIN") == pgbouncer ]]; then
