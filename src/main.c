@@ -224,6 +224,7 @@ static void on_janitor(uv_timer_t *t)
     client_janitor();
     admin_janitor();
     stats_tick();
+    sdnotify_report_load(now_usec(), G.client_count, G.server_count);
 }
 
 static void start_signal(uv_signal_t *h, int signum)

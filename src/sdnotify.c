@@ -18,6 +18,8 @@
 
 static uv_timer_t watchdog_timer;
 static bool watchdog_running;
+static int reported_clients = -1, reported_servers = -1;
+static uint64_t reported_at;
 
 int sdnotify_listen_fds(int *fds, bool *is_unix, int max)
 {
@@ -99,6 +101,17 @@ void sdnotify_stopping(const char *status)
     sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status ? status : "");
 }
 
+void sdnotify_report_load(uint64_t now_us, int clients, int servers)
+{
+    if ((clients == reported_clients && servers == reported_servers) ||
+        (reported_at && now_us - reported_at < 1000000))
+        return;
+    reported_clients = clients;
+    reported_servers = servers;
+    reported_at = now_us;
+    sd_notifyf(0, "STATUS=serving; clients: %d, servers: %d", clients, servers);
+}
+
 const char *sdnotify_library_version(void)
 {
     return "libsystemd " PGUSHER_LIBSYSTEMD_VERSION;
@@ -128,6 +141,10 @@ void sdnotify_reloading(void)
 }
 
 void sdnotify_stopping(const char *status)
+{
+}
+
+void sdnotify_report_load(uint64_t now_us, int clients, int servers)
 {
 }
 

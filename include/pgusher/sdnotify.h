@@ -7,6 +7,7 @@
 #define PGUSHER_SDNOTIFY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
 
 /* Listening sockets passed by the service manager (LISTEN_FDS/LISTEN_PID, socket units):
@@ -28,6 +29,10 @@ void sdnotify_ready(const char *status);
 void sdnotify_reloading(void);
 /* STOPPING=1 with a STATUS= line: call when a shutdown begins. */
 void sdnotify_stopping(const char *status);
+
+/* STATUS=serving; clients: N, servers: M, for systemctl status: call often (the janitor);
+ * sends only when a count changed, at most once a second (now_us: any microsecond clock). */
+void sdnotify_report_load(uint64_t now_us, int clients, int servers);
 
 /* "libsystemd 252" when built with it, else NULL. */
 const char *sdnotify_library_version(void);

@@ -49,11 +49,15 @@ assert_contains "$v" "libuv $(pkg-config --modversion libuv)" "names libuv"
 assert_contains "$v" "c-ares $(pkg-config --modversion libcares)" "names c-ares"
 assert_contains "$v" "OpenSSL " "names OpenSSL"
 
+check "STATUS= tells systemctl status how many clients and servers there are"
+pgu_hold testdb u_trust
+sd_wait_for 10 "a STATUS line counting the held client" 'STATUS=serving; clients: 1, servers: 1'
+pgu_release_holds
+
 check "SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1"
 pgu_reload
 sd_wait_for 10 "READY=1 after the reload" 'STATUS=serving; configuration reloaded'
-ev=$(sd__events | tail -n 3)
-assert_contains "$ev" "RELOADING=1|MONOTONIC_USEC=" "RELOADING=1 and MONOTONIC_USEC"
+assert_contains "$(sd__events)" "RELOADING=1|MONOTONIC_USEC=" "RELOADING=1 and MONOTONIC_USEC"
 reloading=$(grep -n 'RELOADING=1' "$SD_LOG" | head -1 | cut -d: -f1)
 ready2=$(grep -n 'configuration reloaded' "$SD_LOG" | head -1 | cut -d: -f1)
 ((reloading < ready2)) || fail "RELOADING=1 (line $reloading) must come before READY=1 (line $ready2)"
