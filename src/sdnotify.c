@@ -20,6 +20,7 @@ static uv_timer_t watchdog_timer;
 static bool watchdog_running;
 static int reported_clients = -1, reported_servers = -1;
 static uint64_t reported_at;
+static bool stopping; /* after STOPPING=1 the status stays "shutting down" */
 
 int sdnotify_listen_fds(int *fds, bool *is_unix, int max)
 {
@@ -98,12 +99,13 @@ void sdnotify_reloading(void)
 
 void sdnotify_stopping(const char *status)
 {
+    stopping = true;
     sd_notifyf(0, "STOPPING=1\nSTATUS=%s", status ? status : "");
 }
 
 void sdnotify_report_load(uint64_t now_us, int clients, int servers)
 {
-    if ((clients == reported_clients && servers == reported_servers) ||
+    if (stopping || (clients == reported_clients && servers == reported_servers) ||
         (reported_at && now_us - reported_at < 1000000))
         return;
     reported_clients = clients;

@@ -31,7 +31,8 @@ void sdnotify_reloading(void);
 void sdnotify_stopping(const char *status);
 
 /* STATUS=serving; clients: N, servers: M, for systemctl status: call often (the janitor);
- * sends only when a count changed, at most once a second (now_us: any microsecond clock). */
+ * sends only when a count changed, at most once a second (now_us: any microsecond clock),
+ * and never after sdnotify_stopping. */
 void sdnotify_report_load(uint64_t now_us, int clients, int servers);
 
 /* "libsystemd 252" when built with it, else NULL. */

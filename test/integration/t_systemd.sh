@@ -80,11 +80,17 @@ n0=$(grep -c 'RELOADING=1' "$SD_LOG")
 pgu_psql pgbouncer postgres -c 'RELOAD' >/dev/null
 pgu_wait_for 10 "a second RELOADING=1" test "$(grep -c 'RELOADING=1' "$SD_LOG")" -gt "$n0"
 
-check "SIGINT: STOPPING=1"
+check "SIGINT: STOPPING=1, and the status says so until the end"
+pgu_hold testdb u_trust # session pooling: SIGINT waits until its server is released
+sleep 1.2
 kill -INT "$PGU_PID"
 sd_wait_for 10 "STOPPING=1" 'STOPPING=1'
+sleep 1.5
+pgu_release_holds
 pgu_wait_for 10 "pgusher exited after SIGINT" bash -c "! kill -0 $PGU_PID 2>/dev/null"
 PGU_PID=""
+after=$(sed -n '/STOPPING=1/,$p' "$SD_LOG" | tail -n +2)
+assert_not_contains "$after" "STATUS=serving" "no serving status after STOPPING=1"
 
 check "WATCHDOG_USEC=400000: WATCHDOG=1 about every 200 ms (abstract notify socket)"
 SD_LOG=$PGU_TMP/notify-wd.log
