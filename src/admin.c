@@ -372,6 +372,10 @@ static const struct col conn_cols[] = {
 #define CONN_COLS 21
 #define SOCKET_COLS 28
 
+/* The replication column of SHOW CLIENTS / SERVERS, in 1.25's words. */
+static const char *const replication_names[] = {
+    [REPL_NONE] = "none", [REPL_PHYSICAL] = "physical", [REPL_LOGICAL] = "logical"};
+
 static const char *client_state_name(const struct client *c)
 {
     switch (c->state) {
@@ -476,7 +480,7 @@ static void client_row(struct result *r, struct client *c, bool sockets)
     row_str(r, "C");
     row_str(r, c->user_name);
     row_str(r, c->db_name);
-    row_str(r, "none");
+    row_str(r, replication_names[c->replication]);
     row_str(r, sockets ? client_list_name(c) : client_state_name(c));
     row_str(r, c->addr);
     row_int(r, c->port);
@@ -516,7 +520,7 @@ static void server_row(struct result *r, struct server *s, bool sockets)
     row_str(r, "S");
     row_str(r, s->pool->user);
     row_str(r, s->pool->db->name);
-    row_str(r, "none");
+    row_str(r, replication_names[s->replication]);
     row_str(r, sockets ? server_list_name(s) : server_state_name(s));
     row_str(r, s->host);
     row_int(r, s->port);

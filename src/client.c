@@ -237,6 +237,8 @@ void client_close(struct client *c, const char *fmt, ...)
     client_set_state(c, CL_CLOSING);
     if (s)
         pool_unlink(c);
+    else if (c->repl_server)
+        pool_repl_forget(c);
     if (counted)
         c->db->client_count--;
     stream_flush(&c->st); /* batched output joins the queue that must drain first */
@@ -402,14 +404,34 @@ static bool attach_database(struct client *c, struct database *db);
 static bool take_any_user(struct client *c);
 static void choose_auth_type(struct client *c);
 
+/* The replication startup parameter as PgBouncer 1.25 reads it: "database" (exactly) is
+ * logical; a boolean in PostgreSQL's spelling (any case, prefixes of true/false/yes/no, on,
+ * off, 1, 0) physical or none; anything else none, as 1.25 lets it pass. */
+static enum replication_kind replication_kind(const char *v)
+{
+    if (strcmp(v, "database") == 0)
+        return REPL_LOGICAL;
+    size_t n = strlen(v);
+    static const char *const yes[] = {"true", "yes"};
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+        if (n > 0 && strncasecmp(v, yes[i], n) == 0 && n <= strlen(yes[i]))
+            return REPL_PHYSICAL;
+    if (strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0)
+        return REPL_PHYSICAL;
+    return REPL_NONE;
+}
+
+static const char *const replication_log_names[] = {
+    [REPL_NONE] = "no", [REPL_PHYSICAL] = "yes", [REPL_LOGICAL] = "database"};
+
 static void log_login_attempt(struct client *c)
 {
     if (!G.cf->g.log_connections)
         return;
     char tls[128];
     stream_tls_describe(&c->st, tls, sizeof(tls));
-    client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=%s replication=no", c->db_name,
-               c->user_name, tls[0] ? tls : "no");
+    client_log(c, LOG_LVL_INFO, "login attempt: db=%s user=%s tls=%s replication=%s", c->db_name,
+               c->user_name, tls[0] ? tls : "no", replication_log_names[c->replication]);
 }
 
 /* auth_type = hba: what the first matching rule of auth_hba_file says, as an auth_type_t, or
@@ -461,6 +483,8 @@ static void choose_auth_type(struct client *c)
                                                           &len) == 0;
     struct hba_login lg = {.is_unix = c->st.is_unix,
                            .tls = stream_tls_active(&c->st),
+                           /* as PostgreSQL: only physical replication is "replication" */
+                           .replication = c->replication == REPL_PHYSICAL,
                            .addr = have_addr ? (const struct sockaddr *)&ss : NULL,
                            .db = c->db_name,
                            .user = c->user_name};
@@ -580,9 +604,8 @@ static void handle_startup(struct client *c, const uint8_t *pkt, uint32_t len)
                 varcache_free(&vars);
                 return;
             }
-        } else if (strcmp(k, "replication") == 0 && (strcmp(v, "false") == 0 || !strcmp(v, "0") ||
-                                                     strcmp(v, "off") == 0 || !strcmp(v, "no"))) {
-            /* a non-replication connection: nothing to do */
+        } else if (strcmp(k, "replication") == 0) {
+            c->replication = replication_kind(v);
         } else if (!param_ignored(k)) {
             varcache_free(&vars);
             refuse_param(c, "", k, v);
@@ -1045,13 +1068,20 @@ static void auth_ok(struct client *c)
     c->pool = p;
     if (db->admin && !admin_login_allowed(c))
         return;
+    if (db->admin)
+        c->replication = REPL_NONE; /* the console ignores it, as PgBouncer's does */
     db->client_count++;
     p->stats.client_login_count++;
     do {
         cancel_new_key(&c->cancel_pid, &c->cancel_key, random_u32);
     } while (cancel_hash_find(c->cancel_pid, c->cancel_key));
     cancel_hash_add(c);
-    if (p->welcome_ok) {
+    if (c->replication != REPL_NONE) {
+        /* A server of its own (pool.c opens it); the welcome is that server's. */
+        c->wait_start = now_usec();
+        client_set_state(c, CL_WAITING);
+        pool_service(p);
+    } else if (p->welcome_ok) {
         client_set_state(c, CL_ACTIVE);
         client_finish_login(c);
     } else {
@@ -1064,18 +1094,23 @@ static void auth_ok(struct client *c)
 
 void client_finish_login(struct client *c)
 {
-    struct pool *p = c->pool;
+    client_finish_login_from(c, &c->pool->welcome, &c->pool->welcome_vars);
+}
+
+void client_finish_login_from(struct client *c, const struct pktbuf *welcome,
+                              const struct varcache *welcome_vars)
+{
     /* Parameters the client did not ask for take the server's initial values. */
     for (int i = 0; i < VAR_COUNT; i++)
-        if (!c->vars.val[i] && p->welcome_vars.val[i])
-            varcache_set(&c->vars, (enum var_id)i, p->welcome_vars.val[i]);
+        if (!c->vars.val[i] && welcome_vars->val[i])
+            varcache_set(&c->vars, (enum var_id)i, welcome_vars->val[i]);
 
     struct pktbuf b;
     pktbuf_init(&b);
     pktbuf_auth(&b, PROTO_AUTH_OK, NULL, 0);
     /* The welcome, with the client's own values for the tracked parameters. */
     struct pktreader r;
-    pktreader_init(&r, p->welcome.data, p->welcome.len);
+    pktreader_init(&r, welcome->data, welcome->len);
     while (r.p < r.end && !r.bad) {
         pktreader_byte(&r);
         uint32_t len = pktreader_int32(&r);
@@ -1373,7 +1408,8 @@ static void process_active(struct client *c)
         uint64_t now = now_usec();
         /* Named prepared statements are tracked while enabled, and until every response
          * owed under tracking has come back (a reload may have turned it off). */
-        bool track = prepared_enabled(c->pool) || !prepared_server_quiet(s);
+        bool track =
+            (prepared_enabled(c->pool) || !prepared_server_quiet(s)) && c->replication == REPL_NONE;
         bool need_more = false;
         while (stream_avail(st) > 0) {
             if (c->pkt_remain) {

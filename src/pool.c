@@ -218,6 +218,10 @@ void client_set_state(struct client *c, enum client_state st)
         c->pool->n_cl_waiting_login--;
     if (st == CL_WAITING_LOGIN)
         c->pool->n_cl_waiting_login++;
+    if (c->replication != REPL_NONE && c->state == CL_WAITING)
+        c->pool->n_repl_waiting--;
+    if (c->replication != REPL_NONE && st == CL_WAITING)
+        c->pool->n_repl_waiting++;
     list_del(&c->node);
     c->state = st;
     switch (st) {
@@ -282,6 +286,10 @@ void server_set_state(struct server *s, enum server_state st)
         s->be->sv_active--;
     if (s->be && st == SV_ACTIVE)
         s->be->sv_active++;
+    if (s->replication != REPL_NONE && s->state == SV_LOGIN)
+        s->pool->n_repl_login--;
+    if (s->replication != REPL_NONE && st == SV_LOGIN)
+        s->pool->n_repl_login++;
     list_del(&s->node);
     s->state = st;
     struct list *l = server_list(s, &cnt);
@@ -480,7 +488,10 @@ void pool_link(struct client *c, struct server *s)
         c->wait_start = 0;
     }
     char sql[8192] = "";
-    if (varcache_diff_sql(&c->vars, &s->vars, sql, sizeof(sql)) > 0) {
+    /* A replication server got the client's parameters in its startup packet (a walsender
+     * takes no SET). */
+    if (s->replication == REPL_NONE &&
+        varcache_diff_sql(&c->vars, &s->vars, sql, sizeof(sql)) > 0) {
         s->dirty = true;
         server_run_internal(s, IQ_SETVARS, sql);
     }
@@ -524,7 +535,34 @@ void pool_unlink(struct client *c)
     prepared_server_unlinked(s); /* responses still owed will not reach this client */
     s->link = NULL;
     c->link = NULL;
+    c->repl_server = NULL;
+    s->repl_client = NULL;
     pool_release_server(s);
+}
+
+void pool_repl_forget(struct client *c)
+{
+    struct server *s = c->repl_server;
+    if (!s)
+        return;
+    c->repl_server = NULL;
+    s->repl_client = NULL;
+    server_close(s, "replication client was closed");
+}
+
+void pool_repl_server_ready(struct server *s)
+{
+    struct client *c = s->repl_client;
+    if (!c || c->state != CL_WAITING) {
+        server_close(s, "replication client was closed");
+        return;
+    }
+    /* The client's welcome is its own server's parameters, then it is linked for good. */
+    client_finish_login_from(c, &s->login_params, &s->vars);
+    if (c->st.closing)
+        return; /* the write failed: client_close closed the server too */
+    pool_link(c, s);
+    client_resume(c);
 }
 
 void pool_release_server(struct server *s)
@@ -541,6 +579,10 @@ void pool_release_server(struct server *s)
         /* A cancel for its last client is still on its way: whoever got the server next
          * would have their query cancelled. server.c releases it again when it is done. */
         server_set_state(s, SV_BEING_CANCELED);
+        return;
+    }
+    if (s->replication != REPL_NONE) {
+        server_close(s, "replication client was closed");
         return;
     }
     if (s->close_needed || server_tls_obsolete(s)) {
@@ -721,10 +763,46 @@ static struct client *first_waiting(struct pool *p, enum client_state st)
     list_for_each(it, &p->cl_waiting)
     {
         struct client *c = container_of(it, struct client, node);
-        if (c->state == st)
+        if (c->state == st && c->replication == REPL_NONE)
             return c;
     }
     return NULL;
+}
+
+/* Open a server for each replication client still without one, as PgBouncer 1.25: it
+ * counts in pool_size (an idle server of the pool makes way for it) and in the connection
+ * limits. */
+static void launch_for_replication(struct pool *p)
+{
+    /* From the head again after each launch: a launch that fails at once closes its
+     * client (and pool_service runs again inside); each round gives one client a server or
+     * closes it, so this ends. */
+    for (;;) {
+        struct client *c = NULL;
+        struct list *it;
+        list_for_each(it, &p->cl_waiting)
+        {
+            struct client *w = container_of(it, struct client, node);
+            if (w->replication != REPL_NONE && !w->repl_server && w->state == CL_WAITING) {
+                c = w;
+                break;
+            }
+        }
+        if (!c)
+            return;
+        enum launch_verdict v = launch_verdict(p, false);
+        if (v == LAUNCH_NO && !in_login_backoff(p) && G.shutdown_mode != SHUTDOWN_NOW &&
+            !list_empty(&p->sv_idle)) {
+            server_close(lru_server(&p->sv_idle, NULL), "evicted");
+            v = launch_verdict(p, false);
+        }
+        if ((v == LAUNCH_DB_FULL || v == LAUNCH_USER_FULL) && evict_for(p, v == LAUNCH_DB_FULL))
+            v = launch_verdict(p, false);
+        if (v != LAUNCH_OK)
+            return;
+        if (!server_launch_for(p, c))
+            return; /* nothing can serve now: it waits (query_wait_timeout) */
+    }
 }
 
 void pool_service(struct pool *p)
@@ -783,9 +861,10 @@ void pool_service(struct pool *p)
             client_error_close(c, "08006", "%s", why);
         return;
     }
+    launch_for_replication(p);
     /* Open servers for clients still waiting (a first one to learn the welcome). */
-    int pending = p->n_sv_login + p->n_sv_tested;
-    int waiting = p->n_cl_waiting + p->n_aq_waiting;
+    int pending = p->n_sv_login - p->n_repl_login + p->n_sv_tested;
+    int waiting = p->n_cl_waiting - p->n_repl_waiting + p->n_aq_waiting;
     if (!p->welcome_ok && waiting > 0 && pool_server_total(p) == 0)
         waiting = waiting > 1 ? waiting : 1;
     uint64_t now = now_usec();

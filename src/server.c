@@ -72,6 +72,11 @@ static void start_connect(struct server *s)
 
 struct server *server_launch(struct pool *p)
 {
+    return server_launch_for(p, NULL);
+}
+
+struct server *server_launch_for(struct pool *p, struct client *repl)
+{
     struct database *db = p->db;
     int elig[CF_MAX_HOSTS], conns[CF_MAX_HOSTS];
     int n = database_eligible(db, elig, NULL, 0);
@@ -120,6 +125,12 @@ struct server *server_launch(struct pool *p)
     s->state = SV_LOGIN;
     list_append(&p->sv_login, &s->node);
     p->n_sv_login++;
+    if (repl) {
+        s->replication = repl->replication;
+        s->repl_client = repl;
+        repl->repl_server = s;
+        p->n_repl_login++;
+    }
     db->server_count++;
     db->sv_refs++;
     G.server_count++;
@@ -157,13 +168,21 @@ static void send_startup(struct server *s)
         login_fail(s, "53200", "out of memory", false);
         return;
     }
+    /* A replication server is its client's alone: the client's parameters go in the
+     * startup packet, as a walsender takes no SET afterwards. */
+    const struct varcache *cv = s->repl_client ? &s->repl_client->vars : NULL;
     const char *const params[][2] = {
         {"user", p->user},
         {"database", cf->dbname ? cf->dbname : p->db->name},
-        {"client_encoding", cf->client_encoding},
-        {"datestyle", cf->datestyle},
-        {"timezone", cf->timezone},
-        {"application_name", cf->application_name},
+        {"client_encoding",
+         cv && cv->val[VAR_CLIENT_ENCODING] ? cv->val[VAR_CLIENT_ENCODING] : cf->client_encoding},
+        {"datestyle", cv && cv->val[VAR_DATESTYLE] ? cv->val[VAR_DATESTYLE] : cf->datestyle},
+        {"timezone", cv && cv->val[VAR_TIMEZONE] ? cv->val[VAR_TIMEZONE] : cf->timezone},
+        {"application_name", cv && cv->val[VAR_APPLICATION_NAME] ? cv->val[VAR_APPLICATION_NAME]
+                                                                 : cf->application_name},
+        {"replication", s->replication == REPL_LOGICAL    ? "database"
+                        : s->replication == REPL_PHYSICAL ? "true"
+                                                          : NULL},
     };
     struct pktbuf b;
     pktbuf_init(&b);
@@ -349,13 +368,12 @@ static void login_complete(struct server *s)
     s->login_done = true;
     login_free(s);
     p->last_login_failure = 0;
-    if (!p->welcome_ok) {
+    if (!p->welcome_ok && s->replication == REPL_NONE) {
         pktbuf_reset(&p->welcome);
         pktbuf_put_bytes(&p->welcome, s->login_params.data, s->login_params.len);
         varcache_copy(&p->welcome_vars, &s->vars);
         p->welcome_ok = !p->welcome.failed;
     }
-    pktbuf_free(&s->login_params);
     if (s->be && !database_role_acceptable(p->db, s->be->role)) {
         /* The role was unknown when this host was picked; now it is known not to fit. */
         s->role_mismatch = true;
@@ -364,6 +382,12 @@ static void login_complete(struct server *s)
                      config_tsa_name(database_tsa(p->db)));
         return;
     }
+    if (s->replication != REPL_NONE) {
+        pool_repl_server_ready(s); /* no connect_query: a walsender may not run it */
+        pktbuf_free(&s->login_params);
+        return;
+    }
+    pktbuf_free(&s->login_params);
     const char *cq = p->db->cf->connect_query;
     if (cq && *cq) {
         server_run_internal(s, IQ_CONNECT, cq);
@@ -617,7 +641,8 @@ static void process_active(struct server *s)
             }
             if (s->tx_status == 'I' && s->expect_rfq == 0)
                 finish_transaction(s);
-            int mode = pool_mode(s->pool);
+            /* A replication connection is a session whatever the pool's mode. */
+            int mode = s->replication != REPL_NONE ? POOL_SESSION : pool_mode(s->pool);
             if (mode != POOL_SESSION && s->expect_rfq == 0) {
                 if (mode == POOL_STATEMENT && s->tx_status != 'I') {
                     /* Everything before this ReadyForQuery reaches the client; the 'T' or 'E'
@@ -809,7 +834,7 @@ void server_close(struct server *s, const char *fmt, ...)
     struct pool *p = s->pool;
     struct client *c = s->link;
     bool was_login = s->state == SV_LOGIN && !s->role_mismatch;
-    if (was_login) {
+    if (was_login && s->replication == REPL_NONE) {
         /* Set before pool_service runs, so a failing host is not hammered: a refusal of
          * our credentials holds the pool back (server_login_retry); an unavailable host is
          * marked down instead, so the other hosts keep serving. */
@@ -820,6 +845,15 @@ void server_close(struct server *s, const char *fmt, ...)
     }
     if (s->aq_client)
         auth_query_server_gone(s);
+    /* A replication client still waiting for this server: its login failed (as 1.25 tells
+     * it, without the server's words); it is not the pool's failure (no backoff, nobody
+     * else told). */
+    struct client *rc = s->link ? NULL : s->repl_client;
+    if (s->repl_client) {
+        s->repl_client->repl_server = NULL;
+        s->repl_client = NULL;
+    }
+    bool pool_failure = was_login && s->replication == REPL_NONE;
     server_set_state(s, SV_CLOSING);
     cancel_forget_server(s);
     p->db->server_count--;
@@ -840,8 +874,12 @@ void server_close(struct server *s, const char *fmt, ...)
         /* Not there, starting up, shutting down or full: the host is unavailable. */
         if (s->be && !s->fail_auth)
             backend_passive_failure(s->be, reason);
-        pool_login_failed(p, s->fail_sqlstate, s->fail_msg ? s->fail_msg : reason, s->fail_auth);
+        if (pool_failure)
+            pool_login_failed(p, s->fail_sqlstate, s->fail_msg ? s->fail_msg : reason,
+                              s->fail_auth);
         s->fail_msg = NULL;
     }
+    if (rc && !rc->st.closing)
+        client_error_close(rc, "08P01", "login failed");
     pool_service(p);
 }

@@ -24,6 +24,9 @@ void client_error_close(struct client *c, const char *sqlstate, const char *fmt,
 bool client_send(struct client *c, const void *data, size_t len);
 /* The pool has its welcome parameters: finish the client's login. */
 void client_finish_login(struct client *c);
+/* The same with another welcome: a replication client's, from its own server's login. */
+void client_finish_login_from(struct client *c, const struct pktbuf *welcome,
+                              const struct varcache *welcome_vars);
 /* auth_query.c: the lookup of c's user is over: c->aq_found, and its secret in
  * c->secret_copy (NULL: the user has no password). Authentication goes on. */
 void client_auth_lookup_done(struct client *c);

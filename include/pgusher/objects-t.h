@@ -52,6 +52,15 @@ struct varcache {
 #define CLIENT_AUTH_PEER 102
 #define CLIENT_AUTH_LDAP 103
 
+/* A replication connection (startup parameter replication): true/on/yes/1 physical,
+ * database logical. It gets a server of its own, opened for it with the same parameter,
+ * linked for its whole life and closed after it (never idle, never another client's). */
+enum replication_kind {
+    REPL_NONE,
+    REPL_PHYSICAL,
+    REPL_LOGICAL,
+};
+
 enum client_state {
     CL_LOGIN,         /* G.login_clients: startup packet and authentication */
     CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
@@ -148,6 +157,9 @@ struct pool {
     int n_cl_active, n_cl_waiting, n_cl_active_cancel_req;
     int n_sv_active_cancel; /* cancel connections to the servers of this pool, in flight */
     int n_cl_waiting_login; /* of n_cl_waiting, those in CL_WAITING_LOGIN */
+    /* Of n_cl_waiting, replication clients (waiting for a server of their own); of
+     * n_sv_login, the servers being opened for them. */
+    int n_repl_waiting, n_repl_login;
     /* pool_mode/size/reserve and the client timeouts resolved (user, database, global)
      * for settings G.cf_gen. */
     uint64_t lim_gen;
@@ -203,6 +215,10 @@ struct client {
     /* SSLRequest / GSSENCRequest answered: PostgreSQL takes at most one of each. */
     bool ssl_answered, gss_answered;
     bool peer_cancel; /* its CancelRequest is being forwarded to a peer process */
+    /* replication: its kind, and the server opened for it (in SV_LOGIN while the client is
+     * CL_WAITING, then its link); NULL before the launch and after the server went. */
+    enum replication_kind replication;
+    struct server *repl_server;
     /* relay */
     uint32_t pkt_remain; /* body bytes of the current message still to pass through */
     struct ps_client *ps; /* named prepared statements (prepared.c), or NULL */
@@ -244,6 +260,10 @@ struct server {
     uint32_t be_pid, be_key;
     struct backend *be; /* the physical server it is connected to */
     bool role_mismatch; /* logged in to a server whose role the database does not want */
+    /* A replication server: its kind, and the client it was opened for (NULL once that
+     * client went away); such a server is never idle and is closed when released. */
+    enum replication_kind replication;
+    struct client *repl_client;
     char host[256];
     int port;
     enum internal_query iq;

@@ -66,6 +66,11 @@ void pool_unlink(struct client *c);
 void pool_release_server(struct server *s);
 /* A server finished logging in or finished an internal query and is free. */
 void pool_server_idle(struct server *s);
+/* Replication: the client c waited for its own server and goes away: that server closes. */
+void pool_repl_forget(struct client *c);
+/* The server opened for a replication client logged in: it gives the client its welcome and
+ * is linked to it for good (or closes if the client went meanwhile). */
+void pool_repl_server_ready(struct server *s);
 /* A login attempt failed; clients waiting for this pool's first login get the error. */
 void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bool fatal_auth);
 /* Hand idle servers to waiting clients, open servers where allowed. */

@@ -9,6 +9,10 @@
 
 /* Open a new server connection for the pool (state SV_LOGIN). */
 struct server *server_launch(struct pool *p);
+/* The same for a replication client (non-NULL): the server is that client's alone (its
+ * repl_server), logs in with its replication kind and parameters, and is handed to it
+ * (pool_repl_server_ready) instead of going idle. */
+struct server *server_launch_for(struct pool *p, struct client *repl);
 void server_close(struct server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run an internal query; the server's results are swallowed; pool_server_idle or the
  * link's resume follows when it completes. */

@@ -9,7 +9,9 @@
 #   cluster.sh env      print shell exports for tests: eval "$(cluster.sh env)"
 #
 # Environment: PGUSHER_CLUSTER_DIR (default /tmp/pgusher-cluster), PGUSHER_PGPORT
-# (default 15432), PGUSHER_PGBIN (default: newest /usr/lib/postgresql/*/bin).
+# (default 15432), PGUSHER_PGBIN (default: newest /usr/lib/postgresql/*/bin),
+# PGUSHER_WAL_LEVEL (default replica; logical for the pg_recvlogical part of t_replication:
+# a running cluster of another wal_level is not reused).
 # PostgreSQL refuses to run as root: as root everything runs as user postgres.
 set -euo pipefail
 
@@ -18,6 +20,7 @@ PORT=${PGUSHER_PGPORT:-15432}
 IPS=(127.0.0.1 127.0.0.2 127.0.0.3)
 NODES=(n0 n1 n2)
 ROLES_SQL_USERS=(u_trust u_md5 u_scram u_plain)
+WAL_LEVEL=${PGUSHER_WAL_LEVEL:-replica}
 
 find_pgbin() {
 	if [[ -n ${PGUSHER_PGBIN:-} ]]; then
@@ -74,6 +77,7 @@ healthy() {
 		node_running "${NODES[$i]}" || return 1
 	done
 	[[ $(npsql 0 -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == f ]] || return 1
+	[[ $(npsql 0 -d postgres -c "show wal_level" 2>/dev/null) == "$WAL_LEVEL" ]] || return 1
 	[[ $(npsql 1 -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == t ]] || return 1
 	[[ $(npsql 2 -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == t ]] || return 1
 	[[ $(npsql 0 -d postgres -c "select count(*) from pg_stat_replication where state='streaming'" 2>/dev/null) == 2 ]] || return 1
@@ -120,7 +124,7 @@ shared_buffers = 32MB
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-wal_level = replica
+wal_level = $WAL_LEVEL
 max_wal_senders = 10
 wal_keep_size = 256MB
 hot_standby = on
