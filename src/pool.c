@@ -575,14 +575,15 @@ void pool_release_server(struct server *s)
         server_close(s, "client disconnect while server was not ready");
         return;
     }
+    if (s->replication != REPL_NONE) {
+        /* Its own client's alone: never idle, never anyone else's. */
+        server_close(s, "replication client was closed");
+        return;
+    }
     if (s->cancels) {
         /* A cancel for its last client is still on its way: whoever got the server next
          * would have their query cancelled. server.c releases it again when it is done. */
         server_set_state(s, SV_BEING_CANCELED);
-        return;
-    }
-    if (s->replication != REPL_NONE) {
-        server_close(s, "replication client was closed");
         return;
     }
     if (s->close_needed || server_tls_obsolete(s)) {
@@ -829,6 +830,9 @@ void pool_service(struct pool *p)
         }
         auth_query_run(s);
     }
+    /* Before the idle servers are handed out: under load an idle server is the only way
+     * to make room for a replication client's own. */
+    launch_for_replication(p);
     /* Idle servers go to waiting clients, oldest waiter first. */
     struct client *c;
     while ((c = first_waiting(p, CL_WAITING)) != NULL) {
@@ -861,7 +865,6 @@ void pool_service(struct pool *p)
             client_error_close(c, "08006", "%s", why);
         return;
     }
-    launch_for_replication(p);
     /* Open servers for clients still waiting (a first one to learn the welcome). */
     int pending = p->n_sv_login - p->n_repl_login + p->n_sv_tested;
     int waiting = p->n_cl_waiting - p->n_repl_waiting + p->n_aq_waiting;
