@@ -1012,7 +1012,7 @@ static void show_state(struct client *c)
     res_begin(&r, cols, 2);
     const char *rows[][2] = {
         {"active", (!G.paused && !G.suspended) ? "yes" : "no"},
-        {"paused", G.paused ? "yes" : "no"},
+        {"paused", G.paused && !G.suspended ? "yes" : "no"}, /* 1.25: one or the other */
         {"suspended", G.suspended ? "yes" : "no"},
     };
     for (size_t i = 0; i < 3; i++) {
@@ -1238,11 +1238,16 @@ void admin_resume(struct database *db)
     if (db) {
         db->paused = false;
     } else {
+        bool was_suspended = G.suspended;
         G.paused = false;
         G.suspended = false;
         FOR_EACH_DB(d)
         {
             d->paused = false;
+        }
+        if (was_suspended) {
+            listener_pause(false);
+            pool_suspend_reading();
         }
     }
     FOR_EACH_POOL(d, p)
@@ -1401,7 +1406,10 @@ static bool admin_wait_done(struct client *c)
     case ADMIN_WAIT_CLOSE:
         return close_needed_gone(db);
     case ADMIN_WAIT_SUSPEND:
-        return true;
+        /* Every connection flushed, or suspend_timeout over: those that were not are
+         * closed, and the console gets its answer. */
+        return pool_suspend_check(now_usec() - G.suspend_start >=
+                                  (uint64_t)G.cf->g.suspend_timeout) == 0;
     default:
         return true;
     }
@@ -1889,11 +1897,20 @@ static void cmd_resume(struct client *c, const struct admin_cmd *cmd, struct dat
 
 static void cmd_suspend(struct client *c, const struct admin_cmd *cmd, struct database *db)
 {
+    if (G.paused || G.suspended) {
+        send_error(c, "08P01", "already suspended/paused");
+        return;
+    }
     log_info("SUSPEND command issued");
     /* Nothing new starts, but the server connections stay (PgBouncer 1.25 keeps them for
-     * the process that takes over after an online restart). */
+     * the process that takes over after an online restart). No connection is accepted and
+     * none but the console's is read any more; the answer comes when every buffer has been
+     * passed on and sent (admin_wait_done), or suspend_timeout closed those that were not. */
     G.suspended = true;
     G.paused = true;
+    G.suspend_start = now_usec();
+    listener_pause(true);
+    pool_suspend_reading();
     start_wait(c, ADMIN_WAIT_SUSPEND, NULL);
 }
 

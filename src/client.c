@@ -1570,6 +1570,9 @@ void client_update_reading(struct client *c)
     }
     if (want && stream_full(&c->st))
         want = false;
+    /* SUSPEND: only the console is read (pool_suspend_check waits for the rest to flush). */
+    if (want && G.suspended && !(c->state == CL_ACTIVE && c->pool->db->admin))
+        want = false;
     if (want)
         stream_read_start(&c->st);
     else

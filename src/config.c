@@ -142,7 +142,7 @@ const struct cf_setting config_settings[] = {
     ROW(so_reuseport, CF_BOOL, "0", false, true),
     ROW(stats_period, CF_TIME, "60", true, true),
     ROW(stats_users, CF_STRING, "", true, true),
-    ROW(suspend_timeout, CF_TIME, "10", true, false),
+    ROW(suspend_timeout, CF_TIME, "10", true, true),
     ROW(syslog, CF_BOOL, "0", true, true),
     ROW(syslog_facility, CF_STRING, "daemon", true, true),
     ROW(syslog_ident, CF_STRING, "pgbouncer", true, true),

@@ -48,11 +48,12 @@ static uv_timer_t resume_timer;
 static bool resume_timer_init;
 
 static void on_readable(uv_poll_t *h, int status, int events);
+static bool accept_paused; /* SUSPEND: connections wait in the listen queues */
 
 static void resume_accepting(uv_timer_t *t)
 {
     (void)t;
-    for (int i = 0; i < nlisteners; i++)
+    for (int i = 0; i < nlisteners && !accept_paused; i++)
         if (listeners[i].active)
             uv_poll_start(&listeners[i].poll, UV_READABLE, on_readable);
 }
@@ -340,6 +341,19 @@ bool listener_start(void)
         return false;
     }
     return ok;
+}
+
+void listener_pause(bool paused)
+{
+    accept_paused = paused;
+    for (int i = 0; i < nlisteners; i++) {
+        if (!listeners[i].active)
+            continue;
+        if (paused)
+            uv_poll_stop(&listeners[i].poll);
+        else
+            uv_poll_start(&listeners[i].poll, UV_READABLE, on_readable);
+    }
 }
 
 void listener_retune(void)

@@ -1148,3 +1148,134 @@ void pool_janitor(void)
         }
     }
 }
+
+/* ---------------------------------------------------------------- SUSPEND */
+
+/* Nothing received is left to pass on, nothing to send is left to go. */
+static bool stream_flushed(const struct stream *st)
+{
+    return st->closing || (stream_avail(st) == 0 && st->queued == 0 && st->olen == 0);
+}
+
+int pool_suspend_check(bool force)
+{
+    struct victims vs = {0};
+    int left = 0;
+    struct list *it, *di, *pi;
+    list_for_each(it, &G.login_clients)
+    {
+        struct client *c = container_of(it, struct client, node);
+        if (!stream_flushed(&c->st)) {
+            left++;
+            victim_add(&vs, c, false, "08P01", "suspend_timeout");
+        }
+    }
+    list_for_each(di, &G.databases)
+    {
+        struct database *db = container_of(di, struct database, node);
+        if (db->admin)
+            continue; /* the console that asked, and any other, stays usable */
+        list_for_each(pi, &db->pools)
+        {
+            struct pool *p = container_of(pi, struct pool, node);
+            struct list *cls[] = {&p->cl_active, &p->cl_waiting, &p->cl_active_cancel_req};
+            for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) {
+                list_for_each(it, cls[i])
+                {
+                    struct client *c = container_of(it, struct client, node);
+                    if (stream_flushed(&c->st) && (!c->link || stream_flushed(&c->link->st)))
+                        continue;
+                    left++;
+                    /* As 1.25: the server goes first, then its client with the reason. */
+                    victim_add_pair(&vs, c, "suspend_timeout");
+                }
+            }
+            struct list *svs[POOL_SV_NLISTS];
+            pool_server_lists(p, svs);
+            for (int l = 0; l < POOL_SV_NLISTS; l++) {
+                list_for_each(it, svs[l])
+                {
+                    struct server *s = container_of(it, struct server, node);
+                    if (s->link || stream_flushed(&s->st))
+                        continue; /* a linked one was judged with its client */
+                    left++;
+                    victim_add(&vs, s, true, NULL, "suspend_timeout");
+                }
+            }
+        }
+    }
+    for (size_t i = 0; force && i < vs.n; i++) {
+        struct victim *v = &vs.v[i];
+        if (v->is_server) {
+            struct server *s = v->obj;
+            if (s->state != SV_CLOSING)
+                server_close(s, "%s", v->reason);
+            continue;
+        }
+        struct client *c = v->obj;
+        if (c->state == CL_CLOSING)
+            continue;
+        if (v->server_first && c->link) {
+            struct server *s = c->link;
+            s->link = NULL;
+            c->link = NULL;
+            server_close(s, "%s", v->reason);
+        }
+        client_error_close(c, v->sqlstate, "%s", v->reason);
+    }
+    free(vs.v);
+    return force ? 0 : left;
+}
+
+void pool_suspend_reading(void)
+{
+    /* Looked at first, acted on after: resuming one connection can move or close others
+     * (nothing is freed before the loop runs again). */
+    struct victims vs = {0};
+    struct list *it, *di, *pi;
+    list_for_each(it, &G.login_clients)
+    {
+        victim_add(&vs, container_of(it, struct client, node), false, NULL, NULL);
+    }
+    list_for_each(di, &G.databases)
+    {
+        struct database *db = container_of(di, struct database, node);
+        if (db->admin)
+            continue;
+        list_for_each(pi, &db->pools)
+        {
+            struct pool *p = container_of(pi, struct pool, node);
+            struct list *cls[] = {&p->cl_active, &p->cl_waiting, &p->cl_active_cancel_req};
+            for (size_t i = 0; i < sizeof(cls) / sizeof(cls[0]); i++) {
+                list_for_each(it, cls[i])
+                {
+                    victim_add(&vs, container_of(it, struct client, node), false, NULL, NULL);
+                }
+            }
+            struct list *svs[POOL_SV_NLISTS];
+            pool_server_lists(p, svs);
+            for (int l = 0; l < POOL_SV_NLISTS; l++) {
+                list_for_each(it, svs[l])
+                {
+                    victim_add(&vs, container_of(it, struct server, node), true, NULL, NULL);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < vs.n; i++) {
+        if (vs.v[i].is_server) {
+            struct server *s = vs.v[i].obj;
+            if (G.suspended)
+                server_update_reading(s);
+            else
+                server_resume(s); /* what it sent meanwhile, then reading again */
+        } else {
+            struct client *c = vs.v[i].obj;
+            if (G.suspended || c->state != CL_ACTIVE)
+                client_update_reading(c);
+            else
+                client_resume(c);
+        }
+    }
+    free(vs.v);
+}

@@ -736,8 +736,8 @@ void server_update_reading(struct server *s)
     bool want = true;
     if (s->state == SV_ACTIVE && s->link && s->iq == IQ_NONE)
         want = s->link->st.queued == 0;
-    if (want && stream_full(&s->st))
-        want = false;
+    if (want && (stream_full(&s->st) || G.suspended))
+        want = false; /* full, or SUSPEND: what it sends stays in the kernel until RESUME */
     if (want)
         stream_read_start(&s->st);
     else

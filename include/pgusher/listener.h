@@ -18,6 +18,9 @@ bool listener_start(void);
 /* Apply the TCP settings in force to the listeners, from which Linux copies them to each
  * accepted connection (after a reload). */
 void listener_retune(void);
+/* SUSPEND (true) / RESUME: stop accepting, the sockets stay open (new connections wait in
+ * their queues, as with PgBouncer 1.25), or accept again. */
+void listener_pause(bool paused);
 /* Stop accepting and remove the Unix socket file. */
 void listener_stop(void);
 /* Stop accepting on TCP only: a shutdown that waits keeps the Unix socket, so the console

@@ -75,6 +75,13 @@ void pool_repl_server_ready(struct server *s);
 void pool_login_failed(struct pool *p, const char *sqlstate, const char *msg, bool fatal_auth);
 /* Hand idle servers to waiting clients, open servers where allowed. */
 void pool_service(struct pool *p);
+/* SUSPEND: how many connections (but the console's) still hold input not passed on or
+ * output not sent; with force (suspend_timeout is over) those are closed with reason
+ * "suspend_timeout", as PgBouncer 1.25 does, and 0 is returned. */
+int pool_suspend_check(bool force);
+/* G.suspended changed: every connection but the console's stops reading (SUSPEND), or
+ * takes what it holds and reads again (RESUME). */
+void pool_suspend_reading(void);
 /* Periodic upkeep: timeouts, idle server closing, min_pool_size. */
 void pool_janitor(void);
 

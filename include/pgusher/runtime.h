@@ -24,7 +24,8 @@ struct runtime {
     bool shutting_down;  /* no new clients */
     int shutdown_mode;   /* SHUTDOWN_* while waiting to exit */
     bool paused;         /* PAUSE without a database */
-    bool suspended;      /* SUSPEND */
+    bool suspended;      /* SUSPEND: nothing read but the console, no connection accepted */
+    uint64_t suspend_start; /* usec, when SUSPEND began (suspend_timeout counts from it) */
     uint64_t start_time; /* now_usec() at startup */
     uint64_t last_stats; /* now_usec() of the last stats period */
     bool log_to_stderr;  /* from the command line (-q, -d) */

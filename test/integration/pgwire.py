@@ -23,11 +23,12 @@ Subcommands:
                                      ACCEPTED / PEER-CLOSED after <s> per connection
     maxconn  --n N                   log in N clients and hold them, try client N+1,
                                      then run SELECT 1 on the first N
-    unread   --n N --query Q [--reset] [--hold S]
+    unread   --n N --query Q [--reset] [--hold S] [--valid]
                                      N clients one after the other: log in, send Q (a large
-                                     result) and never read it, send a bad message header,
-                                     then reset the connection (--reset) or keep it open,
-                                     still unread, S seconds; prints UNREAD-DONE N
+                                     result) and never read it, send a bad message header
+                                     (not with --valid), then reset the connection (--reset)
+                                     or keep it open, still unread, S seconds; prints
+                                     UNREAD-DONE N
     flood    --what ssl|query [--query Q] [--max-mb M] [--seconds S] [--rss-pid PID]
                                      send SSLRequests (before login) or queries (after
                                      login) as fast as the pooler takes them, never reading;
@@ -439,8 +440,9 @@ def cmd_unread(a):
             return 1
         c.send(msg(b"Q", a.query[0].encode() + b"\0"))
         time.sleep(0.2)
-        c.send(b"Q" + struct.pack("!I", 2))  # length 2: shorter than the length field itself
-        time.sleep(0.05)
+        if not a.valid:
+            c.send(b"Q" + struct.pack("!I", 2))  # length 2: shorter than the length field itself
+            time.sleep(0.05)
         if a.reset:
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.close()
@@ -671,6 +673,7 @@ def main():
     p.add_argument("--hex", default="")
     p.add_argument("--close", action="store_true", help="raw: half-close after sending")
     p.add_argument("--reset", action="store_true", help="unread: reset each connection")
+    p.add_argument("--valid", action="store_true")
     p.add_argument("--what", choices=["ssl", "query"], default="ssl", help="flood: what to send")
     p.add_argument("--max-mb", type=float, default=8, help="flood: stop after this many MB")
     p.add_argument("--seconds", type=float, default=5, help="flood: stop after this long")
