@@ -10,8 +10,8 @@
 #
 # Environment: PGUSHER_CLUSTER_DIR (default /tmp/pgusher-cluster), PGUSHER_PGPORT
 # (default 15432), PGUSHER_PGBIN (default: newest /usr/lib/postgresql/*/bin),
-# PGUSHER_WAL_LEVEL (default replica; logical for the pg_recvlogical part of t_replication:
-# a running cluster of another wal_level is not reused).
+# PGUSHER_WAL_LEVEL (default replica; logical for t_replication's pg_recvlogical: a running
+# cluster of a lower wal_level is not reused).
 # PostgreSQL refuses to run as root: as root everything runs as user postgres.
 set -euo pipefail
 
@@ -77,7 +77,9 @@ healthy() {
 		node_running "${NODES[$i]}" || return 1
 	done
 	[[ $(npsql 0 -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == f ]] || return 1
-	[[ $(npsql 0 -d postgres -c "show wal_level" 2>/dev/null) == "$WAL_LEVEL" ]] || return 1
+	local wl
+	wl=$(npsql 0 -d postgres -c "show wal_level" 2>/dev/null)
+	[[ $wl == "$WAL_LEVEL" || ($WAL_LEVEL == replica && $wl == logical) ]] || return 1
 	[[ $(npsql 1 -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == t ]] || return 1
 	[[ $(npsql 2 -d postgres -c "select pg_is_in_recovery()" 2>/dev/null) == t ]] || return 1
 	[[ $(npsql 0 -d postgres -c "select count(*) from pg_stat_replication where state='streaming'" 2>/dev/null) == 2 ]] || return 1

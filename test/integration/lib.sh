@@ -405,15 +405,15 @@ pgu_wait_clients() { # db n: until SHOW CLIENTS lists at least n clients of db (
 	fail "expected $2 clients on $1"
 }
 
-# A psql session held open through fifos: pgu_sess_open NAME [DB] (default testdb, as
-# u_trust); pgu_sess_q NAME SQL prints the first output line (stderr included) within
+# A psql session held open through fifos: pgu_sess_open NAME [DB [USER]] (default testdb,
+# as u_trust); pgu_sess_q NAME SQL prints the first output line (stderr included) within
 # 10 s; pgu_sess_close NAME closes psql's input (psql sends Terminate and exits; killed
 # after 5 s).
 declare -A PGU_SESS_W PGU_SESS_R PGU_SESS_PID
 pgu_sess_open() {
-	local name=$1 db=${2:-testdb} w r
+	local name=$1 db=${2:-testdb} user=${3:-u_trust} w r
 	mkfifo "$PGU_TMP/$name.in" "$PGU_TMP/$name.out"
-	psql -X -A -t -q -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d "$db" <"$PGU_TMP/$name.in" >"$PGU_TMP/$name.out" 2>&1 &
+	psql -X -A -t -q -h 127.0.0.1 -p "$PGU_PORT" -U "$user" -d "$db" <"$PGU_TMP/$name.in" >"$PGU_TMP/$name.out" 2>&1 &
 	PGU_SESS_PID[$name]=$!
 	PGU_BG_PIDS+=("$!")
 	exec {w}>"$PGU_TMP/$name.in"

@@ -270,4 +270,53 @@ assert_contains "$PGU_OUT" "already suspended/paused" "error text"
 pgu_try admin -c 'RESUME'
 assert_ok "RESUME"
 
+# ---------------------------------------------------------------- SUSPEND
+check "SUSPEND: answers once everything is flushed; suspend_timeout drops a client that does not read"
+pgu_try admin -c 'SET suspend_timeout = 2'
+assert_ok "SET suspend_timeout = 2"
+W=$PGU_LIBDIR/pgwire.py
+# One client idle, one whose large result it never reads (it cannot be flushed).
+pgu_bg python3 "$W" --host 127.0.0.1 --port "$PGU_PORT" --user u_trust --database testdb --hold 20 startup >"$PGU_TMP/idle.out" 2>&1
+pgu_bg python3 "$W" --host 127.0.0.1 --port "$PGU_PORT" --user u_trust --database otherdb unread --valid --n 1 \
+	--query "select repeat('x', 1000) from generate_series(1, 100000)" --hold 20 >"$PGU_TMP/unread.out" 2>&1
+pgu_sess_open sus testdb
+assert_eq "11" "$(pgu_sess_q sus 'select 11;')" "a session before SUSPEND"
+pgu_wait_for 10 "the unread client's query running" grep -q UNREAD-DONE "$PGU_TMP/unread.out"
+pgu_sess_open con pgbouncer postgres
+t0=$(date +%s.%N)
+# The console is not read while SUSPEND waits: SHOW STATE's first line comes after it.
+state=$(pgu_sess_q con 'SUSPEND; SHOW STATE;')
+t1=$(date +%s.%N)
+assert_eq "active|no" "$state" "SUSPEND answered, SHOW STATE after it"
+el=$(echo "$t1 - $t0" | bc)
+(($(echo "$el >= 1.5 && $el < 8" | bc))) || fail "SUSPEND answered after ${el}s, expected about suspend_timeout (2 s)"
+read -r -t 5 -u "${PGU_SESS_R[con]}" l2
+read -r -t 5 -u "${PGU_SESS_R[con]}" l3
+assert_eq "paused|no suspended|yes" "$l2 $l3" "SHOW STATE while suspended (1.25's values)"
+assert_log_contains "otherdb/u_trust@$PGU_PRIMARY:$PGU_PGPORT closing because: suspend_timeout"
+assert_log_contains "pooler error: suspend_timeout"
+assert_contains "$(cat "$PGU_TMP/unread.out")" "UNREAD-DONE" "the unread client was running"
+
+check "while suspended nothing is read nor accepted; RESUME serves both"
+echo "select 12;" >&"${PGU_SESS_W[sus]}"
+got=""
+read -r -t 1.5 -u "${PGU_SESS_R[sus]}" got || true
+assert_eq "" "$got" "a query of a connected session is not answered while suspended"
+pgu_bg timeout 20 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d testdb -c 'select 13' >"$PGU_TMP/new.out" 2>&1
+NEWPID=$PGU_BG_PID
+sleep 1.5
+pgu__alive "$NEWPID" || fail "a new connection was served while suspended: $(cat "$PGU_TMP/new.out")"
+assert_eq "already suspended/paused" "$(pgu_sess_q con 'PAUSE;' | sed 's/.*ERROR: *//')" "PAUSE while suspended"
+echo "RESUME;" >&"${PGU_SESS_W[con]}"
+read -r -t 10 -u "${PGU_SESS_R[sus]}" got || got="(no answer)"
+assert_eq "12" "$got" "the session's query answered after RESUME"
+wait "$NEWPID" || true
+assert_eq "13" "$(cat "$PGU_TMP/new.out")" "the connection made while suspended is served after RESUME"
+assert_eq "active|yes" "$(pgu_sess_q con 'SHOW STATE;')" "SHOW STATE after RESUME"
+pgu_sess_close con
+pgu_sess_close sus
+sleep 0.2
+idle_out=$(cat "$PGU_TMP/idle.out")
+assert_not_contains "$idle_out" "ERROR" "the idle client (flushed) was not dropped by suspend_timeout"
+
 pass
