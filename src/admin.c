@@ -1408,6 +1408,8 @@ static bool admin_wait_done(struct client *c)
     case ADMIN_WAIT_SUSPEND:
         /* Every connection flushed, or suspend_timeout over: those that were not are
          * closed, and the console gets its answer. */
+        if (!G.suspended)
+            return true; /* a RESUME from another console came first */
         return pool_suspend_check(now_usec() - G.suspend_start >=
                                   (uint64_t)G.cf->g.suspend_timeout) == 0;
     default:
