@@ -1022,7 +1022,9 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
             victim_add(vs, c, false, "08P01", "query_timeout");
         else if (timeout_expired(c->wait_start, now, lim->lim_query_wait_timeout))
             victim_add(vs, c, false, "08P01", NULL);
-        else if (c->state == CL_WAITING && !c->wait_notified &&
+        /* A waiting replication client has not had its AuthenticationOk yet: libpq takes no
+         * NoticeResponse before it. */
+        else if (c->state == CL_WAITING && !c->wait_notified && c->replication == REPL_NONE &&
                  timeout_expired(c->wait_start, now, g->query_wait_notify))
             notify_waiting(c);
     }
