@@ -848,7 +848,7 @@ void server_close(struct server *s, const char *fmt, ...)
     /* A replication client still waiting for this server: its login failed (as 1.25 tells
      * it, without the server's words); it is not the pool's failure (no backoff, nobody
      * else told). */
-    struct client *rc = s->link ? NULL : s->repl_client;
+    struct client *rc = s->state == SV_LOGIN && !s->link ? s->repl_client : NULL;
     if (s->repl_client) {
         s->repl_client->repl_server = NULL;
         s->repl_client = NULL;
