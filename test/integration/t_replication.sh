@@ -6,7 +6,8 @@
 # its own, in session mode whatever the pool's mode: under a transaction-mode pgbench load in
 # the same pool no normal client ever gets the replication server, nor the replication client
 # a normal one, and the server is closed (not reused) when its client leaves. Refusals as
-# 1.25: a user without REPLICATION, a forced user, get "login failed" (08P01).
+# 1.25: a user without REPLICATION, a forced user, get "login failed" (08P01); with
+# auth_type = hba the "replication" keyword matches physical clients only.
 # Own cluster: wal_level = logical, and WAL switches and slots would disturb other stories.
 export PGUSHER_WAL_LEVEL=logical
 PGU_OWN_CLUSTER=repl:15550
@@ -151,5 +152,28 @@ pgu_try timeout 10 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" "dbname=testdb user=p
 assert_eq 8 "$PGU_OUT" "replication=bogus: a normal session, as 1.25"
 pgu_try timeout 10 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" "dbname=pgbouncer user=postgres replication=true" -c "SHOW VERSION"
 assert_ok "the console with replication=true is the console"
+
+check "auth_type = hba: the replication keyword matches physical replication only, all does not (as 1.25)"
+printf 'host replication all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n' >"$PGU_TMP/hba1.conf"
+printf 'host all all 127.0.0.1/32 trust\n' >"$PGU_TMP/hba2.conf"
+chmod 0644 "$PGU_TMP"/hba?.conf
+declare -A hba
+for n in 1 2; do
+	pgu_start <<EOF
+[databases]
+testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+[pgbouncer]
+auth_type = hba
+auth_hba_file = $PGU_TMP/hba$n.conf
+EOF
+	for r in true database; do
+		pgu_try timeout 10 psql -X -At -h 127.0.0.1 -p "$PGU_PORT" "dbname=testdb user=postgres replication=$r" -c "SHOW server_encoding"
+		hba[$n.$r]=$PGU_OUT
+	done
+done
+assert_eq "SQL_ASCII" "${hba[1.true]}" "hba 'replication' rule: a physical client is let in"
+assert_contains "${hba[1.database]}" "login rejected" "hba 'replication' rule: a logical client falls to the reject rule"
+assert_contains "${hba[2.true]}" "no authentication method is found" "hba 'all' rule: not for a physical client"
+assert_eq "UTF8" "${hba[2.database]}" "hba 'all' rule: a logical client is let in"
 
 pass
