@@ -142,17 +142,37 @@ struct col {
     char type; /* T text, I int4, L int8, N numeric, B bytea */
 };
 
+/* A result goes either to the console client (as RowDescription/DataRow messages in b) or,
+ * while admin_show_rows runs, to its consumer as text cells: the same builders feed both. */
+#define RESULT_MAX_COLS 32
+
 struct result {
     struct pktbuf b;
     int ncols;
     int nrows;
+    const struct admin_rows *sink; /* NULL: the console */
+    int ncells;                    /* cells of the current row (sink only) */
+    size_t used;                   /* bytes of cellbuf used by the current row */
+    const char *cells[RESULT_MAX_COLS];
+    char cellbuf[8192];
 };
+
+/* Set by admin_show_rows for the duration of one builder (one loop, no re-entry). */
+static const struct admin_rows *rows_sink;
 
 static void res_begin(struct result *r, const struct col *cols, int n)
 {
     pktbuf_init(&r->b);
     r->ncols = n;
     r->nrows = 0;
+    r->sink = rows_sink;
+    if (r->sink) {
+        const char *names[RESULT_MAX_COLS];
+        for (int i = 0; i < n && i < RESULT_MAX_COLS; i++)
+            names[i] = cols[i].name;
+        r->sink->columns(r->sink->arg, n < RESULT_MAX_COLS ? n : RESULT_MAX_COLS, names);
+        return;
+    }
     pktbuf_start(&r->b, 'T');
     pktbuf_put_int16(&r->b, (uint16_t)n);
     for (int i = 0; i < n; i++) {
@@ -189,6 +209,12 @@ static void res_begin(struct result *r, const struct col *cols, int n)
 
 static void row_begin(struct result *r)
 {
+    if (r->sink) {
+        r->ncells = 0;
+        r->used = 0;
+        r->nrows++;
+        return;
+    }
     pktbuf_start(&r->b, 'D');
     pktbuf_put_int16(&r->b, (uint16_t)r->ncols);
     r->nrows++;
@@ -196,6 +222,26 @@ static void row_begin(struct result *r)
 
 static void row_str(struct result *r, const char *s)
 {
+    if (r->sink) {
+        if (r->ncells >= RESULT_MAX_COLS)
+            return;
+        const char *cell = NULL;
+        if (s) {
+            size_t n = strlen(s), room = sizeof(r->cellbuf) - r->used;
+            if (n >= room)
+                n = room ? room - 1 : 0; /* a cell this long is cut, never overflows */
+            if (room) {
+                memcpy(r->cellbuf + r->used, s, n);
+                r->cellbuf[r->used + n] = '\0';
+                cell = r->cellbuf + r->used;
+                r->used += n + 1;
+            } else {
+                cell = "";
+            }
+        }
+        r->cells[r->ncells++] = cell;
+        return;
+    }
     if (!s) {
         pktbuf_put_int32(&r->b, (uint32_t)-1);
         return;
@@ -214,6 +260,10 @@ static void row_int(struct result *r, long long v)
 
 static void row_end(struct result *r)
 {
+    if (r->sink) {
+        r->sink->row(r->sink->arg, r->ncells, r->cells);
+        return;
+    }
     pktbuf_finish(&r->b);
 }
 
@@ -230,6 +280,10 @@ static void send_complete(struct client *c, struct pktbuf *b, const char *tag)
 
 static void res_send(struct client *c, struct result *r)
 {
+    if (r->sink) {
+        pktbuf_free(&r->b);
+        return;
+    }
     send_complete(c, &r->b, "SHOW");
 }
 
@@ -1648,6 +1702,29 @@ static const struct {
 };
 
 #define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The SHOWs whose builders use their client only to send the result (so they may run with
+ * none): what the metrics endpoint reads. */
+static const char *const ROWS_SHOWS[] = {"pools",  "stats",   "databases", "lists",
+                                         "config", "version", "hosts"};
+
+bool admin_show_rows(const char *what, const struct admin_rows *out)
+{
+    bool allowed = false;
+    for (size_t i = 0; i < N_ELEMS(ROWS_SHOWS); i++)
+        allowed = allowed || strcmp(what, ROWS_SHOWS[i]) == 0;
+    if (!allowed || rows_sink)
+        return false;
+    for (size_t i = 0; i < N_ELEMS(SHOW_TABLE); i++) {
+        if (strcmp(SHOW_TABLE[i].name, what) != 0)
+            continue;
+        rows_sink = out;
+        SHOW_TABLE[i].run(NULL);
+        rows_sink = NULL;
+        return true;
+    }
+    return false;
+}
 
 static bool parse_error(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -64,6 +64,20 @@ void admin_process(struct client *c);
 /* Called by the janitor: complete PAUSE/WAIT_CLOSE/SUSPEND waits, shutdown waits. */
 void admin_janitor(void);
 
+/*
+ * SHOW rows for a consumer other than a console client (the metrics endpoint): the same
+ * builders, the same counting. columns() gets the column names once, row() each row's cells
+ * as the console prints them (NULL for an SQL NULL); both pointers are valid during the call
+ * only. what is one of "pools", "stats", "databases", "lists", "config", "version", "hosts";
+ * false for anything else.
+ */
+struct admin_rows {
+    void (*columns)(void *arg, int n, const char *const *names);
+    void (*row)(void *arg, int n, const char *const *cells);
+    void *arg;
+};
+bool admin_show_rows(const char *what, const struct admin_rows *out);
+
 /* Operations shared by the console and signals. */
 bool admin_reload(char *err, size_t errlen);
 void admin_pause(struct database *db); /* NULL = all */
