@@ -474,6 +474,21 @@ static void run_check(struct server *s)
     server_run_internal(s, IQ_CHECK, q ? q : "");
 }
 
+/* From 100 us (a free server) to 30 s (near query_wait_timeout's default range). */
+const uint64_t pool_wait_bounds_usec[POOL_WAIT_BUCKETS] = {
+    100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000, 5000000, 10000000, 30000000,
+};
+
+/* One assignment into the histogram: at most POOL_WAIT_BUCKETS compares, no allocation. */
+static void record_wait(struct pool *p, uint64_t waited)
+{
+    int i = 0;
+    while (i < POOL_WAIT_BUCKETS && waited > pool_wait_bounds_usec[i])
+        i++;
+    p->wait_hist[i]++;
+    p->wait_hist_sum += waited;
+}
+
 void pool_link(struct client *c, struct server *s)
 {
     struct pool *p = c->pool;
@@ -483,10 +498,12 @@ void pool_link(struct client *c, struct server *s)
     c->link = s;
     client_set_state(c, CL_ACTIVE);
     p->stats.server_assignment_count++;
+    uint64_t waited = c->wait_start && now > c->wait_start ? now - c->wait_start : 0;
     if (c->wait_start) {
         p->stats.wait_time += now - c->wait_start;
         c->wait_start = 0;
     }
+    record_wait(p, waited);
     char sql[8192] = "";
     /* A replication server got the client's parameters in its startup packet (a walsender
      * takes no SET). */

@@ -557,6 +557,8 @@ static void finish_transaction(struct server *s)
         pool_transaction_ended(c);
     if (c && c->xact_start) {
         p->stats.xact_count++;
+        if (s->be)
+            s->be->xacts++;
         p->stats.xact_time += now - c->xact_start;
         c->xact_start = 0;
     }
@@ -668,6 +670,8 @@ static void process_active(struct server *s)
             }
             continue;
         }
+        if (type == 'E' && s->be)
+            s->be->errors++;
         st->rpos += 5;
         s->pkt_remain = len - 4;
     }

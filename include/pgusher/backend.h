@@ -51,6 +51,9 @@ struct backend {
     } behind;
     double behind_sec; /* at the last probe: seconds since the oldest entry (0 = none) */
     uint64_t checks, failures;
+    /* Transactions finished on its servers, ErrorResponses its servers relayed to clients
+     * (the metrics endpoint shows them; bumped on the relay path, O(1)). */
+    uint64_t xacts, errors;
     char last_error[256];
     uint64_t last_change; /* usec */
     int sv_count;         /* live server connections (any state) */

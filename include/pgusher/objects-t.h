@@ -94,6 +94,9 @@ enum internal_query {
     IQ_AUTH,    /* auth_query for a client logging in (auth_query.c reads its results) */
 };
 
+/* Upper bounds of the pool wait-time histogram buckets: pool.c's pool_wait_bounds_usec. */
+#define POOL_WAIT_BUCKETS 12
+
 struct pool_stats {
     uint64_t xact_count, query_count, server_assignment_count;
     uint64_t bytes_received, bytes_sent;
@@ -188,6 +191,10 @@ struct pool {
      * server logins as that user; wiped when replaced or freed. */
     char *aq_secret;
     struct pool_stats stats;
+    /* How long each server assignment waited (0 when a server was free at once), counted
+     * per bucket of pool_wait_bounds_usec (the last: beyond them all); not cumulative. */
+    uint64_t wait_hist[POOL_WAIT_BUCKETS + 1];
+    uint64_t wait_hist_sum; /* usec */
 };
 
 struct client {

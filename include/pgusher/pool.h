@@ -9,6 +9,9 @@
 #include "pgusher/database.h"
 #include "pgusher/objects-t.h"
 
+/* The pool wait-time histogram's bucket bounds (usec, ascending; struct pool.wait_hist). */
+extern const uint64_t pool_wait_bounds_usec[POOL_WAIT_BUCKETS];
+
 /* Put db on G.databases, which is kept sorted by name (PgBouncer's SHOW order). */
 void pool_link_database(struct database *db);
 /* Mark every server of db (NULL = all) close_needed; idle ones close now. */
