@@ -286,4 +286,18 @@ write("probe_row", "short-datarow", b"\x00\x03\x00\x00")
 write("probe_row", "bad-age", row(b"t", b"0/0", b"nan"))
 write("probe_row", "overlong", row(b"t", b"0/0", b"1")[:-1] + b"\x00\x00\x00\x10")
 
+# ---------------------------------------------------------------- metrics endpoint requests
+write("http", "get", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9127\r\nUser-Agent: Prometheus/2.45\r\n"
+      "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n\r\n")
+write("http", "get-lf", "GET /metrics?x=1 HTTP/1.0\nAccept: */*\n\n")
+write("http", "head", "HEAD /metrics HTTP/1.1\r\n\r\n")
+write("http", "post-body", "POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+write("http", "partial", "GET /metrics HTTP/1.1\r\nHost: a")
+write("http", "fold", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n")
+write("http", "http2", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+write("http", "absolute", "GET http://x/metrics HTTP/1.1\r\n\r\n")
+write("http", "blank-first", "\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n")
+write_dict("http", ["GET", "HEAD", "POST", " HTTP/1.1", " HTTP/1.0", "\r\n", "/metrics", "Accept:",
+                    "application/openmetrics-text", "Host:", "?", ":"])
+
 print("seeds written under", os.path.join(HERE, "corpus"), file=sys.stderr)
