@@ -106,6 +106,8 @@ const struct cf_setting config_settings[] = {
     ROW(max_prepared_statements, CF_INT, "200", true, true),
     ROW(max_user_client_connections, CF_INT, "0", true, true),
     ROW(max_user_connections, CF_INT, "0", true, true),
+    /* pgusher's own: the Prometheus endpoint (metrics.c) */
+    ROW(metrics_listen, CF_STRING, "", true, true),
     ROW(min_pool_size, CF_INT, "0", true, true),
     ROW(peer_id, CF_INT, "0", true, true),
     ROW(pidfile, CF_STRING, "", false, true),

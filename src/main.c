@@ -9,6 +9,7 @@
 #include "pgusher/dns.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
+#include "pgusher/metrics.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
 #include "pgusher/sdnotify.h"
@@ -367,6 +368,7 @@ int main(int argc, char **argv)
         remove_pidfile();
         return 1;
     }
+    metrics_apply(); /* a bad metrics_listen is logged; the pooler serves anyway */
     G.started = true;
     start_signal(&sig_int, SIGINT);
     start_signal(&sig_term, SIGTERM);

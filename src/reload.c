@@ -6,6 +6,7 @@
 #include "pgusher/admin.h"
 #include "pgusher/client.h"
 #include "pgusher/listener.h"
+#include "pgusher/metrics.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/sdnotify.h"
@@ -135,6 +136,7 @@ static bool reload_config(char *err, size_t errlen)
         listener_size_fd_limit(nc);
     update_databases(nc);
     config_free(old);
+    metrics_apply();
     struct list *di, *pi;
     list_for_each(di, &G.databases)
     {

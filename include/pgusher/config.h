@@ -150,6 +150,8 @@ struct cf_global {
     int log_connections, log_disconnections, log_pooler_errors, log_stats, verbose;
     /* console */
     char *admin_users, *stats_users;
+    /* the HTTP metrics endpoint ("host:port"; NULL = off; pgusher's own) */
+    char *metrics_listen;
     /* backend health checks (pgusher's own settings) */
     usec_t health_check_period, health_check_timeout;
     int health_check_fall, health_check_rise;

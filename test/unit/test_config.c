@@ -172,9 +172,9 @@ START_TEST(table_lists_every_pgbouncer_125_key_once)
                                        "transaction_timeout",
                                        "verbose"};
 
-    /* PgBouncer 1.25's 100 keys plus pgusher's 7 health_check_* keys and
-     * server_require_auth. */
-    ck_assert_int_eq((int)config_nsettings, 108);
+    /* PgBouncer 1.25's 100 keys plus pgusher's 7 health_check_* keys,
+     * server_require_auth and metrics_listen. */
+    ck_assert_int_eq((int)config_nsettings, 109);
     for (size_t i = 0; i < config_nsettings; i++)
         for (size_t j = i + 1; j < config_nsettings; j++)
             ck_assert_str_ne(config_settings[i].name, config_settings[j].name);

@@ -1,0 +1,30 @@
+/*
+ * metrics.h: the optional Prometheus endpoint (metrics_listen): GET /metrics on the event
+ * loop, metric names of prometheus-community/pgbouncer_exporter plus pgusher's own. Reads
+ * what the console shows (admin_show_rows) and the pools' and backends' counters; never
+ * changes pooler state.
+ */
+#ifndef PGUSHER_METRICS_H
+#define PGUSHER_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Listen on G.cf's metrics_listen if it changed since the last call (startup, RELOAD): the
+ * old socket closes, a new one opens; empty turns the endpoint off. False (and a log line)
+ * when the address is bad or cannot be bound; the endpoint is then off. */
+bool metrics_apply(void);
+/* Close the listening socket and every connection (shutdown). */
+void metrics_stop(void);
+
+/* A growable text buffer. */
+struct metrics_buf {
+    char *p;
+    size_t len, cap;
+    bool failed; /* out of memory: the text is incomplete */
+};
+/* Render the whole exposition (Prometheus text format 0.0.4) into out (appended). */
+void metrics_render(struct metrics_buf *out);
+void metrics_buf_free(struct metrics_buf *b);
+
+#endif
