@@ -528,6 +528,8 @@ struct mconn {
     char in[HTTP_HEAD_MAX];
     size_t inlen;
     bool answered; /* a response is written or on its way: input is drained, not parsed */
+    bool written;  /* the response has left */
+    bool peer_eof; /* the client half-closed after its request: close once written */
     int open_handles;
     struct metrics_buf out;
 };
@@ -573,7 +575,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 static void on_written(uv_write_t *req, int status)
 {
     struct mconn *mc = req->data;
-    if (status < 0 || uv_is_closing((uv_handle_t *)&mc->tcp)) {
+    mc->written = true;
+    if (status < 0 || mc->peer_eof || uv_is_closing((uv_handle_t *)&mc->tcp)) {
         conn_close(mc);
         return;
     }
@@ -591,13 +594,11 @@ static void respond(struct mconn *mc, int status, const char *ctype, bool head_o
     mc->answered = true;
     size_t blen = body ? body->len : 0;
     char hdr[512];
-    int n = snprintf(hdr, sizeof(hdr),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n%s\r\n",
-                     status, http_reason(status), ctype, blen,
-                     status == 405 ? "Allow: GET, HEAD\r\n" : "");
+    snprintf(hdr, sizeof(hdr),
+             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n%s\r\n",
+             status, http_reason(status), ctype, blen, status == 405 ? "Allow: GET, HEAD\r\n" : "");
     buf_puts(&mc->out, hdr);
-    (void)n;
     if (body && !head_only && body->len) {
         buf_reserve(&mc->out, body->len + 1);
         if (!mc->out.failed) {
@@ -660,6 +661,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct mconn *mc = s->data;
     if (nread < 0) {
+        if (nread == UV_EOF && mc->answered && !mc->written) {
+            /* A client that half-closed after its request still gets the answer. */
+            mc->peer_eof = true;
+            uv_read_stop(s);
+            return;
+        }
         conn_close(mc); /* EOF or error: a half-sent request gets nothing */
         return;
     }
@@ -764,7 +771,6 @@ bool metrics_apply(void)
         log_info("metrics: endpoint off");
         return true;
     }
-    M.addr = strdup(want);
     struct sockaddr_storage ss;
     if (!parse_addr(want, &ss)) {
         log_error("metrics: metrics_listen = %s: want host:port (e.g. 127.0.0.1:9127)", want);
@@ -784,16 +790,11 @@ bool metrics_apply(void)
         uv_close((uv_handle_t *)t, listener_closed);
         return false;
     }
-    /* The endpoint alone never keeps the loop (and so the process) alive. */
+    /* The endpoint alone never keeps the loop (and so the process) alive. A failure above
+     * leaves M.addr unset, so the next RELOAD tries again. */
     uv_unref((uv_handle_t *)t);
     M.tcp = t;
+    M.addr = strdup(want);
     log_info("metrics: listening on %s (GET /metrics)", want);
     return true;
-}
-
-void metrics_stop(void)
-{
-    stop_listening();
-    free(M.addr);
-    M.addr = NULL;
 }

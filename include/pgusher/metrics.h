@@ -12,10 +12,9 @@
 
 /* Listen on G.cf's metrics_listen if it changed since the last call (startup, RELOAD): the
  * old socket closes, a new one opens; empty turns the endpoint off. False (and a log line)
- * when the address is bad or cannot be bound; the endpoint is then off. */
+ * when the address is bad or cannot be bound; the endpoint is then off. It keeps serving
+ * through a graceful shutdown (the drain can be watched) and never holds the loop open. */
 bool metrics_apply(void);
-/* Close the listening socket and every connection (shutdown). */
-void metrics_stop(void);
 
 /* A growable text buffer. */
 struct metrics_buf {

@@ -189,6 +189,25 @@ assert_eq "1" "$(pgu_q testdb -c 'select 1')" "pooler serves"
 assert_eq "200" "$(http_code GET /metrics)" "endpoint serves"
 echo "   ok"
 
+check "a client that half-closes after its request still gets the whole answer"
+pgu_try python3 - "$MPORT" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+s.shutdown(socket.SHUT_WR)
+buf = b""
+while True:
+    c = s.recv(65536)
+    if not c:
+        break
+    buf += c
+head, _, body = buf.partition(b"\r\n\r\n")
+lines = head.split(b"\r\n")
+n = [int(l.split(b":")[1]) for l in lines if l.lower().startswith(b"content-length:")]
+print(lines[0].decode(), n == [len(body)], b"\npgbouncer_up 1\n" in body)
+EOF
+assert_eq "HTTP/1.1 200 OK True True" "$PGU_OUT" "half-closed request answered in full"
+
 check "a hundred idle connections to the endpoint are closed by its deadline, nothing leaks"
 pid=$(cat "$PGU_PIDFILE")
 fds0=$(ls "/proc/$pid/fd" | wc -l)
