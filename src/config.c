@@ -14,6 +14,7 @@
 #include "pgusher/connstr.h"
 #include "pgusher/hba.h"
 #include "pgusher/ini.h"
+#include "pgusher/metrics.h"
 #include "pgusher/proto.h"
 #include "pgusher/secret.h"
 
@@ -499,6 +500,13 @@ static bool setting_set(struct cf_global *g, const struct cf_setting *s, const c
                 goto oom;
             g->server_require_auth_mask = mask;
             return true;
+        }
+        if (IS(s, metrics_listen) && *value) {
+            struct sockaddr_storage ss;
+            if (!metrics_parse_listen(value, &ss)) {
+                snprintf(why, sizeof(why), "expected host:port, e.g. 127.0.0.1:9127");
+                break;
+            }
         }
         if ((IS(s, client_tls_sslmode) || IS(s, server_tls_sslmode)) && !is_sslmode(value)) {
             snprintf(why, sizeof(why),

@@ -716,8 +716,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 /* ---------------------------------------------------------------- listening */
 
-/* "host:port" or "[v6]:port" to an address; false if malformed. */
-static bool parse_addr(const char *s, struct sockaddr_storage *ss)
+bool metrics_parse_listen(const char *s, struct sockaddr_storage *ss)
 {
     char host[256];
     const char *colon = strrchr(s, ':');
@@ -735,6 +734,8 @@ static bool parse_addr(const char *s, struct sockaddr_storage *ss)
         return false;
     memcpy(host, h, hl);
     host[hl] = '\0';
+    if (h == s && strchr(host, ':'))
+        return false; /* an IPv6 address needs its brackets: "[::1]:9127" */
     char *end;
     long port = strtol(colon + 1, &end, 10);
     if (*end || port < 1 || port > 65535)
@@ -772,7 +773,7 @@ bool metrics_apply(void)
         return true;
     }
     struct sockaddr_storage ss;
-    if (!parse_addr(want, &ss)) {
+    if (!metrics_parse_listen(want, &ss)) {
         log_error("metrics: metrics_listen = %s: want host:port (e.g. 127.0.0.1:9127)", want);
         return false;
     }

@@ -9,6 +9,11 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+
+/* metrics_listen's syntax: "host:port" with a literal IPv4 address or "[v6]:port"; false if
+ * malformed. Pure (config.c validates the setting with it). */
+bool metrics_parse_listen(const char *s, struct sockaddr_storage *ss);
 
 /* Listen on G.cf's metrics_listen if it changed since the last call (startup, RELOAD): the
  * old socket closes, a new one opens; empty turns the endpoint off. False (and a log line)

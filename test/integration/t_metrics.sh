@@ -240,7 +240,7 @@ fds1=$(ls "/proc/$pid/fd" | wc -l)
 ((fds1 <= fds0 + 2)) || fail "fds grew from $fds0 to $fds1"
 echo "   ok: fds $fds0 -> $fds1, $((SECONDS - t0)) s"
 
-check "RELOAD moves the endpoint; an empty metrics_listen turns it off"
+check "RELOAD moves the endpoint, refuses a malformed one; an empty metrics_listen turns it off"
 MPORT2=$(pgu_free_port)
 sed -i "s/^metrics_listen = .*/metrics_listen = 127.0.0.1:$MPORT2/" "$PGU_INI"
 pgu_reload
@@ -248,6 +248,10 @@ assert_log_contains "metrics: listening on 127.0.0.1:$MPORT2" 5
 old=$MPORT MPORT=$MPORT2
 assert_eq "200" "$(http_code GET /metrics)" "new port serves"
 assert_eq "000" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$old/metrics")" "old port closed"
+sed -i "s/^metrics_listen = .*/metrics_listen = localhost:9127/" "$PGU_INI"
+pgu_reload
+assert_log_contains 'invalid value "localhost:9127" for parameter metrics_listen' 5
+assert_eq "200" "$(http_code GET /metrics)" "a malformed value is refused, the endpoint stays"
 sed -i "s/^metrics_listen = .*/metrics_listen =/" "$PGU_INI"
 pgu_reload
 assert_log_contains "metrics: endpoint off" 5

@@ -513,6 +513,36 @@ START_TEST(bad_server_require_auth_is_error_with_file_and_line)
 }
 END_TEST
 
+START_TEST(metrics_listen_takes_host_and_port)
+{
+    struct config *cf = load_ok("[pgbouncer]\n");
+    ck_assert_ptr_null(cf->g.metrics_listen);
+    config_free(cf);
+    cf = load_ok("[pgbouncer]\nmetrics_listen = 127.0.0.1:9127\n");
+    ck_assert_str_eq(cf->g.metrics_listen, "127.0.0.1:9127");
+    config_free(cf);
+    cf = load_ok("[pgbouncer]\nmetrics_listen = [::1]:9127\n");
+    config_free(cf);
+    ck_assert_ptr_nonnull(cf = load_ok("[pgbouncer]\nmetrics_listen =\n"));
+    config_free(cf);
+}
+END_TEST
+
+START_TEST(bad_metrics_listen_is_error_with_file_and_line)
+{
+    static const char *const bad[] = {
+        "9127",           "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",  "127.0.0.1:65536",
+        "localhost:9127", "::1:9127",  "[::1:9127",  "127.0.0.1:91x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[128], want[160];
+        snprintf(text, sizeof(text), "[pgbouncer]\nmetrics_listen = %s\n", bad[i]);
+        snprintf(want, sizeof(want), "t.ini:2: invalid value \"%s\" for parameter metrics_listen",
+                 bad[i]);
+        ck_assert_msg(strstr(load_fail(text), want) != NULL, "%s accepted or wrong error", bad[i]);
+    }
+}
+END_TEST
+
 START_TEST(bad_auth_type_is_error)
 {
     ck_assert_ptr_nonnull(strstr(load_fail("[pgbouncer]\nauth_type = crypt\n"),
@@ -1234,6 +1264,8 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_auth_type_is_error);
     tcase_add_test(tc, hba_files_are_part_of_the_snapshot);
     tcase_add_test(tc, server_require_auth_defaults_to_every_method);
+    tcase_add_test(tc, metrics_listen_takes_host_and_port);
+    tcase_add_test(tc, bad_metrics_listen_is_error_with_file_and_line);
     tcase_add_test(tc, server_require_auth_list_and_negation_are_parsed);
     tcase_add_test(tc, bad_server_require_auth_is_error_with_file_and_line);
     tcase_add_test(tc, bad_tls_sslmode_is_error);
