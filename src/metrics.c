@@ -86,17 +86,47 @@ void metrics_buf_free(struct metrics_buf *b)
     *b = (struct metrics_buf){0};
 }
 
-/* A label value as the text format wants it: backslash, double quote and newline escaped. */
+/* Length of the well-formed UTF-8 sequence at s (1-4), or 0 if the bytes there are not one
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static int utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    int n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+    if (n == 0 || s[0] > 0xf4)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0; /* also stops at the terminating NUL */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return n;
+}
+
+/* A label value as the text format wants it: backslash, double quote and newline escaped,
+ * and valid UTF-8 (Prometheus drops a whole scrape over one bad byte, and database and user
+ * names of auto-databases come from clients): a bad byte becomes U+FFFD. */
 static void put_label_value(struct metrics_buf *b, const char *v)
 {
     buf_puts(b, "\"");
-    for (const char *s = v ? v : ""; *s; s++) {
-        char esc[3] = {*s, 0, 0};
+    const unsigned char *s = (const unsigned char *)(v ? v : "");
+    while (*s) {
+        int n = utf8_len(s);
+        char out[5] = {0};
+        if (n == 0) {
+            buf_puts(b, "\xef\xbf\xbd");
+            s++;
+            continue;
+        }
         if (*s == '\\' || *s == '"')
-            esc[0] = '\\', esc[1] = *s;
+            out[0] = '\\', out[1] = (char)*s;
         else if (*s == '\n')
-            esc[0] = '\\', esc[1] = 'n';
-        buf_puts(b, esc);
+            out[0] = '\\', out[1] = 'n';
+        else
+            memcpy(out, s, (size_t)n);
+        buf_puts(b, out);
+        s += n;
     }
     buf_puts(b, "\"");
 }

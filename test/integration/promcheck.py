@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Strict checker of the Prometheus text exposition format 0.0.4 (stdin or a file).
 
-Checks every line: HELP/TYPE comments, metric and label names, label value escapes, sample
+Checks that the text is UTF-8 and every line: HELP/TYPE comments, metric and label names, label value escapes, sample
 values; TYPE before a family's samples and once; a family's samples contiguous; no series
 twice; counters named *_total; histograms with an le label on _bucket, cumulative buckets
 ending with +Inf equal to _count, and _sum. Exit 0 with "ok: N families, M samples", else 1
@@ -48,7 +48,12 @@ def family_of(name, types):
 
 
 def main():
-    text = open(sys.argv[1]).read() if len(sys.argv) > 1 else sys.stdin.read()
+    raw = open(sys.argv[1], "rb").read() if len(sys.argv) > 1 else sys.stdin.buffer.read()
+    try:
+        text = raw.decode("utf-8")  # strict: Prometheus refuses a scrape with bad UTF-8
+    except UnicodeDecodeError as e:
+        print(f"byte {e.start}: not UTF-8")
+        return 1
     errs, types, helps, seen, done = [], {}, {}, set(), set()
     hist = {}  # (family, labels without le) -> {"buckets": [(le, v)], "count": v, "sum": v}
     current, nsamples = None, 0

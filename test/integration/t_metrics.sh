@@ -55,6 +55,7 @@ cat >"$PGU_TMP/body.ini" <<EOF
 [databases]
 testdb = host=$P port=$PORT dbname=testdb
 reads = host=$S1,$S2 port=$PORT dbname=testdb target_session_attrs=standby
+* = host=$P port=$PORT dbname=testdb
 [pgbouncer]
 pool_mode = transaction
 default_pool_size = 4
@@ -188,6 +189,18 @@ assert_eq "HTTP/1.1 431 Request Header Fields Too Large" "$(raw_http "$MPORT" "G
 assert_eq "1" "$(pgu_q testdb -c 'select 1')" "pooler serves"
 assert_eq "200" "$(http_code GET /metrics)" "endpoint serves"
 echo "   ok"
+
+check "a client-chosen database name that is not UTF-8 (an auto-database) keeps the scrape valid"
+hex=$(python3 -c '
+import struct
+body = struct.pack(">I", 196608) + b"user\0u_trust\0database\0bad\xff\"name\\\0\0"
+print((struct.pack(">I", len(body) + 4) + body).hex())')
+pgu_try python3 "$PGU_LIBDIR/pgwire.py" --port "$PGU_PORT" --wait 1 raw --hex "$hex"
+assert_contains "$PGU_OUT" "MSG Z" "logged in to the auto-database"
+scrape >"$PGU_TMP/m4"
+pgu_try python3 "$CHECKER" "$PGU_TMP/m4"
+assert_ok "promcheck with the odd name: $PGU_OUT"
+assert_contains "$(cat "$PGU_TMP/m4")" 'database="bad�\"name\\"' "bad byte replaced, quote and backslash escaped"
 
 check "a client that half-closes after its request still gets the whole answer"
 pgu_try python3 - "$MPORT" <<'EOF'
