@@ -310,6 +310,31 @@ static const struct col_metric STATS_METRICS[] = {
      "Prepared statements readied for execution with a Bind message"},
 };
 
+/* The same counters under the names pgbouncer_exporter uses since it reads SHOW STATS_TOTALS
+ * (2025, "pgbouncer_stats_totals_" prefix): dashboards of either era work. */
+static const struct col_metric STATS_TOTALS_METRICS[] = {
+    {"total_query_count", "pgbouncer_stats_totals_queries_pooled_total", "counter", CV_NUM, 1, NULL,
+     "Total number of SQL queries pooled"},
+    {"total_query_time", "pgbouncer_stats_totals_queries_duration_seconds_total", "counter", CV_NUM,
+     US, NULL, "Total seconds spent actively connected to PostgreSQL, executing queries"},
+    {"total_received", "pgbouncer_stats_totals_received_bytes_total", "counter", CV_NUM, 1, NULL,
+     "Total bytes of network traffic received from clients"},
+    {"total_sent", "pgbouncer_stats_totals_sent_bytes_total", "counter", CV_NUM, 1, NULL,
+     "Total bytes of network traffic sent to clients"},
+    {"total_wait_time", "pgbouncer_stats_totals_client_wait_seconds_total", "counter", CV_NUM, US,
+     NULL, "Time spent by clients waiting for a server, in seconds"},
+    {"total_xact_count", "pgbouncer_stats_totals_sql_transactions_pooled_total", "counter", CV_NUM,
+     1, NULL, "Total number of SQL transactions pooled"},
+    {"total_xact_time", "pgbouncer_stats_totals_server_in_transaction_seconds_total", "counter",
+     CV_NUM, US, NULL, "Total seconds spent connected to PostgreSQL in a transaction"},
+    {"total_client_parse_count", "pgbouncer_stats_totals_client_parses_total", "counter", CV_NUM, 1,
+     NULL, "Prepared statement Parse messages received from clients"},
+    {"total_server_parse_count", "pgbouncer_stats_totals_server_parses_total", "counter", CV_NUM, 1,
+     NULL, "Prepared statement Parse messages sent to PostgreSQL"},
+    {"total_bind_count", "pgbouncer_stats_totals_binds_total", "counter", CV_NUM, 1, NULL,
+     "Prepared statements readied for execution with a Bind message"},
+};
+
 static const char *const DB_LABELS[] = {"name",       "host",      "port", "database",
                                         "force_user", "pool_mode", NULL};
 static const struct col_metric DB_METRICS[] = {
@@ -356,6 +381,7 @@ static const struct col_metric HOST_METRICS[] = {
 static const struct show_map SHOW_MAPS[] = {
     {"pools", POOL_LABELS, POOL_METRICS, N_ELEMS(POOL_METRICS)},
     {"stats", STATS_LABELS, STATS_METRICS, N_ELEMS(STATS_METRICS)},
+    {"stats", STATS_LABELS, STATS_TOTALS_METRICS, N_ELEMS(STATS_TOTALS_METRICS)},
     {"databases", DB_LABELS, DB_METRICS, N_ELEMS(DB_METRICS)},
     {"hosts", HOST_LABELS, HOST_METRICS, N_ELEMS(HOST_METRICS)},
 };
