@@ -141,9 +141,20 @@ static void put_value(struct metrics_buf *b, double v)
         buf_printf(b, " %.9g\n", v);
 }
 
+/* The HELP and TYPE lines of a family. OpenMetrics names a counter family without the
+ * _total of its samples, and a gauge of constant 1 named *_info is an info family. */
 static void put_family(struct metrics_buf *b, const char *name, const char *type, const char *help)
 {
-    buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    size_t n = strlen(name);
+    int famlen = (int)n;
+    if (b->openmetrics && strcmp(type, "counter") == 0 && n > 6 &&
+        strcmp(name + n - 6, "_total") == 0) {
+        famlen -= 6;
+    } else if (b->openmetrics && n > 5 && strcmp(name + n - 5, "_info") == 0) {
+        famlen -= 5;
+        type = "info";
+    }
+    buf_printf(b, "# HELP %.*s %s\n# TYPE %.*s %s\n", famlen, name, help, famlen, name, type);
 }
 
 /* ---------------------------------------------------------------- SHOW tables */
@@ -572,6 +583,8 @@ void metrics_render(struct metrics_buf *b)
         render_show(b, &SHOW_MAPS[i]);
     render_backends(b);
     render_wait_histogram(b);
+    if (b->openmetrics)
+        buf_puts(b, "# EOF\n");
 }
 
 /* ---------------------------------------------------------------- HTTP connections */
@@ -691,14 +704,19 @@ static void handle_request(struct mconn *mc, const struct http_request *req)
         respond_text(mc, 404, "not found: try /metrics\n");
         return;
     }
-    struct metrics_buf body = {0};
+    /* Content negotiation kept simple: an Accept naming OpenMetrics gets it (Prometheus
+     * lists it first when it prefers it), anything else the 0.0.4 text format. */
+    struct metrics_buf body = {.openmetrics = req->accept_openmetrics};
     metrics_render(&body);
     if (body.failed) {
         metrics_buf_free(&body);
         respond_text(mc, 500, "out of memory\n");
         return;
     }
-    respond(mc, 200, "text/plain; version=0.0.4; charset=utf-8", head, &body);
+    respond(mc, 200,
+            body.openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                             : "text/plain; version=0.0.4; charset=utf-8",
+            head, &body);
     metrics_buf_free(&body);
 }
 

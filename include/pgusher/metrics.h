@@ -25,9 +25,12 @@ bool metrics_apply(void);
 struct metrics_buf {
     char *p;
     size_t len, cap;
-    bool failed; /* out of memory: the text is incomplete */
+    bool failed;      /* out of memory: the text is incomplete */
+    bool openmetrics; /* set before metrics_render: OpenMetrics 1.0.0 instead of 0.0.4 */
 };
-/* Render the whole exposition (Prometheus text format 0.0.4) into out (appended). */
+/* Render the whole exposition into out (appended): the Prometheus text format 0.0.4, or
+ * OpenMetrics 1.0.0 (counter and info families named without their _total / _info sample
+ * suffix, "# EOF" at the end; the same samples, so the same series either way). */
 void metrics_render(struct metrics_buf *out);
 void metrics_buf_free(struct metrics_buf *b);
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Strict checker of the Prometheus text exposition format 0.0.4 (stdin or a file).
+"""Strict checker of the Prometheus text exposition format 0.0.4 (stdin or a file), or with
+--openmetrics of OpenMetrics 1.0.0 (counter families named without _total, info families,
+"# EOF" last).
 
 Checks that the text is UTF-8 and every line: HELP/TYPE comments, metric and label names, label value escapes, sample
 values; TYPE before a family's samples and once; a family's samples contiguous; no series
@@ -40,15 +42,24 @@ def value(s):
     return float(s)
 
 
-def family_of(name, types):
+def family_of(name, types, om):
     for suf in ("_bucket", "_sum", "_count"):
         if name.endswith(suf) and types.get(name[: -len(suf)]) in ("histogram", "summary"):
             return name[: -len(suf)]
+    if om:
+        for suf, t in (("_total", "counter"), ("_info", "info")):
+            if name.endswith(suf) and types.get(name[: -len(suf)]) == t:
+                return name[: -len(suf)]
+        if types.get(name) in ("counter", "info"):
+            return None  # a counter/info sample without its suffix
     return name
 
 
 def main():
-    raw = open(sys.argv[1], "rb").read() if len(sys.argv) > 1 else sys.stdin.buffer.read()
+    args = sys.argv[1:]
+    om = "--openmetrics" in args
+    args = [a for a in args if a != "--openmetrics"]
+    raw = open(args[0], "rb").read() if args else sys.stdin.buffer.read()
     try:
         text = raw.decode("utf-8")  # strict: Prometheus refuses a scrape with bad UTF-8
     except UnicodeDecodeError as e:
@@ -59,7 +70,16 @@ def main():
     current, nsamples = None, 0
     if text and not text.endswith("\n"):
         errs.append("end: no final newline")
-    for ln, line in enumerate(text.split("\n")[:-1], 1):
+    lines = text.split("\n")[:-1]
+    if om:
+        if not lines or lines[-1] != "# EOF":
+            errs.append("end: no '# EOF' last")
+        else:
+            lines = lines[:-1]
+        TYPES.add("info")
+    elif lines and lines[-1] == "# EOF":
+        errs.append("end: '# EOF' in the 0.0.4 format")
+    for ln, line in enumerate(lines, 1):
         if line.startswith("#"):
             parts = line.split(" ", 3)
             if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
@@ -75,7 +95,9 @@ def main():
                     if name in done or name == current:
                         errs.append(f"{ln}: TYPE {name} after its samples")
                     types[name] = t
-                    if t == "counter" and not name.endswith("_total"):
+                    if om and t == "counter" and name.endswith("_total"):
+                        errs.append(f"{ln}: OpenMetrics counter family {name} named *_total")
+                    elif not om and t == "counter" and not name.endswith("_total"):
                         errs.append(f"{ln}: counter {name} not named *_total")
                 else:
                     if name in helps:
@@ -99,7 +121,12 @@ def main():
         except ValueError:
             errs.append(f"{ln}: bad value {m.group(4)!r}")
             continue
-        fam = family_of(name, types)
+        fam = family_of(name, types, om)
+        if fam is None:
+            errs.append(f"{ln}: {name}: sample without its _total/_info suffix")
+            continue
+        if types.get(fam) == "info" and v != 1:
+            errs.append(f"{ln}: info {name} = {v}")
         if fam not in types:
             errs.append(f"{ln}: sample of {fam} without TYPE")
         if fam != current:

@@ -97,6 +97,17 @@ grep -q '^# TYPE pgbouncer_stats_queries_pooled_total counter' "$PGU_TMP/m0" || 
 grep -q '^# TYPE pgusher_pool_wait_seconds histogram' "$PGU_TMP/m0" || fail "histogram type"
 echo "   ok: pgbouncer_exporter's families and pgusher's own are there, typed"
 
+check "Accept: OpenMetrics (as Prometheus sends it) gets OpenMetrics 1.0.0 with the same series"
+curl -sS -D "$PGU_TMP/hdr_om" -o "$PGU_TMP/om" -H 'Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' \
+	"http://127.0.0.1:$MPORT/metrics" || fail "curl /metrics (OpenMetrics)"
+assert_contains "$(cat "$PGU_TMP/hdr_om")" "Content-Type: application/openmetrics-text; version=1.0.0" "content type"
+pgu_try python3 "$CHECKER" --openmetrics "$PGU_TMP/om"
+assert_ok "promcheck --openmetrics: $PGU_OUT"
+grep -q '^# TYPE pgbouncer_stats_queries_pooled counter$' "$PGU_TMP/om" || fail "OpenMetrics counter family name"
+grep -q '^# TYPE pgbouncer_version info$' "$PGU_TMP/om" || fail "OpenMetrics info family"
+series() { grep -v '^#' "$1" | sed 's/ [^ ]*$//' | sort; }
+assert_eq "$(series "$PGU_TMP/m0" | md5sum)" "$(series "$PGU_TMP/om" | md5sum)" "the same series as 0.0.4"
+
 check "HEAD, 404 for other paths, 405 for other methods"
 assert_eq "200" "$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$MPORT/metrics")" "HEAD"
 assert_eq "404" "$(http_code GET /)" "GET /"
