@@ -14,6 +14,7 @@
 #include "pgusher/dns.h"
 #include "pgusher/listener.h"
 #include "pgusher/log.h"
+#include "pgusher/metrics.h"
 #include "pgusher/pool.h"
 #include "pgusher/prepared.h"
 #include "pgusher/runtime.h"
@@ -1903,6 +1904,8 @@ static void cmd_set(struct client *c, const struct admin_cmd *cmd, struct databa
     G.cf_gen++;
     if (strncmp(s->name, "tcp_", 4) == 0)
         listener_retune();
+    if (strcmp(s->name, "metrics_listen") == 0)
+        metrics_apply(); /* an unbindable address is logged and turns the endpoint off */
     /* A secret setting is shown masked: in the log and in the reply. */
     char buf[512];
     const char *shown = config_setting_shown(G.cf, s, buf, sizeof(buf));

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Story: Prometheus scrapes pgusher itself (metrics_listen). The exposition parses as the
-# text format (a strict checker: promtool is not packaged here); during a pgbench run the
+# text format, or OpenMetrics when asked (a strict checker: promtool is not packaged here),
+# and client-chosen names cannot break it; during a pgbench run the
 # counters move between two scrapes; the pool gauges say what SHOW POOLS says; a stopped
 # standby flips its host gauges and a restarted one flips them back; other paths get 404,
 # other methods 405, malformed and oversized requests an error while the pooler keeps
 # serving; a hundred idle connections to the endpoint are closed by its deadline and leak
-# nothing; a reload moves the endpoint to another port.
+# nothing; RELOAD and SET move the endpoint to another port.
 # Runs its own cluster (it stops a standby).
 PGU_OWN_CLUSTER=metrics:15550
 . "$(dirname "$0")/lib.sh"
@@ -265,7 +266,7 @@ fds1=$(ls "/proc/$pid/fd" | wc -l)
 ((fds1 <= fds0 + 2)) || fail "fds grew from $fds0 to $fds1"
 echo "   ok: fds $fds0 -> $fds1, $((SECONDS - t0)) s"
 
-check "RELOAD moves the endpoint, refuses a malformed one; an empty metrics_listen turns it off"
+check "RELOAD moves the endpoint, refuses a malformed one, an empty one turns it off; SET applies"
 MPORT2=$(pgu_free_port)
 sed -i "s/^metrics_listen = .*/metrics_listen = 127.0.0.1:$MPORT2/" "$PGU_INI"
 pgu_reload
@@ -281,6 +282,10 @@ sed -i "s/^metrics_listen = .*/metrics_listen =/" "$PGU_INI"
 pgu_reload
 assert_log_contains "metrics: endpoint off" 5
 assert_eq "000" "$(http_code GET /metrics)" "off"
+MPORT3=$(pgu_free_port)
+pgu_admin "SET metrics_listen = '127.0.0.1:$MPORT3'" >/dev/null || fail "console SET metrics_listen"
+MPORT=$MPORT3
+assert_eq "200" "$(http_code GET /metrics)" "SET metrics_listen on the console applies at once"
 assert_eq "1" "$(pgu_q testdb -c 'select 1')" "pooler serves"
 
 pass
