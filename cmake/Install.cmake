@@ -1,5 +1,5 @@
 # Install.cmake: what `cmake --install` puts where (binary, man pages, systemd units and
-# tmpfiles.d entry, example and ready-to-run configs, logrotate snippet), and the Debian package CPack builds from it
+# tmpfiles.d entry, example and ready-to-run configs, the Grafana dashboard, logrotate snippet), and the Debian package CPack builds from it
 # (`cpack -G DEB`). Configure with -DCMAKE_INSTALL_PREFIX=/usr for a package: the units and
 # the config path are written for the prefix given here.
 include(GNUInstallDirs)
@@ -15,7 +15,7 @@ install(FILES man/pgusher.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES man/pgusher.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 install(FILES ${CMAKE_BINARY_DIR}/pgusher.service etc/pgusher.socket
   DESTINATION ${PGUSHER_SYSTEMD_UNITDIR})
-install(FILES etc/pgusher.ini etc/userlist.txt
+install(FILES etc/pgusher.ini etc/userlist.txt etc/grafana-pgusher.json
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 # The ready-to-run config: never over an operator's (a package manager handles conffiles;
 # a plain `cmake --install` must not clobber them either). file(INSTALL) adds DESTDIR itself.
