@@ -8,7 +8,7 @@
 # serving; a hundred idle connections to the endpoint are closed by its deadline and leak
 # nothing; RELOAD and SET move the endpoint to another port.
 # Runs its own cluster (it stops a standby).
-PGU_OWN_CLUSTER=metrics:15550
+PGU_OWN_CLUSTER=metrics:15551
 . "$(dirname "$0")/lib.sh"
 
 P=$PGU_PRIMARY S1=$PGU_STANDBY1 S2=$PGU_STANDBY2 PORT=$PGU_PGPORT
