@@ -56,21 +56,11 @@ chmod 0755 "$WORK"
 say() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- setup
-need=()
+. "$ROOT/test/bench/lib.sh"
 # libevent-2.1-7, libc-ares2 and libssl3: what the PgBouncer 1.25.2 binary links with.
-for p in build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev postgresql \
-	postgresql-contrib libevent-2.1-7 libc-ares2 libssl3 openssl haproxy gnuplot-nox; do
-	dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-done
-if ((${#need[@]})); then
-	say "installing ${need[*]}"
-	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
-	DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y -q --no-install-recommends "${need[@]}" </dev/null
-	rm -f /usr/sbin/policy-rc.d
-fi
-cmake -S "$ROOT" -B "$ROOT/build-bench" -DCMAKE_BUILD_TYPE=Release >/dev/null &&
-	cmake --build "$ROOT/build-bench" -j2 --target pgusher >/dev/null || { say "build failed"; exit 1; }
+bench_install build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-dev postgresql \
+	postgresql-contrib libevent-2.1-7 libc-ares2 libssl3 openssl haproxy gnuplot-nox
+bench_build "$ROOT" || { say "build failed"; exit 1; }
 ulimit -n 65536 2>/dev/null || ulimit -n 16384 2>/dev/null || true
 
 export PGUSHER_CLUSTER_DIR=/tmp/pgusher-bench-cluster PGUSHER_PGPORT=15610
@@ -142,10 +132,7 @@ for w in "${WORKLOADS[@]}"; do
 	[[ $tls == yes ]] && picked "$ONLY_W" "$name" && WANT_TLS=1
 done
 
-PGBOUNCER=${PGUSHER_BENCH_PGBOUNCER:-$(cd "$ROOT/.." && pwd)/shared/ref/pgbouncer-1.25.2/pgbouncer}
-[[ -x $PGBOUNCER ]] || PGBOUNCER=/work/shared/ref/pgbouncer-1.25.2/pgbouncer
-[[ -x $PGBOUNCER ]] || { say "PgBouncer 1.25.2 not found (set PGUSHER_BENCH_PGBOUNCER)"; exit 1; }
-PGB_VERSION=$("$PGBOUNCER" --version 2>/dev/null | head -n 1)
+bench_find_pgbouncer "$ROOT" || { say "PgBouncer 1.25.2 not found (set PGUSHER_BENCH_PGBOUNCER)"; exit 1; }
 say "PgBouncer: $PGBOUNCER ($PGB_VERSION)"
 
 # TLS: one self-signed certificate (RSA 2048 unless --tls-key ec) for the servers and the
@@ -235,20 +222,6 @@ listen standbys
     server s2 $S2:$PORT check inter 1s fall 3 rise 2
 HAP
 chown -R postgres "$WORK"
-start() { # name cmd...
-	local name=$1
-	shift
-	"$@" >"$WORK/$name.out" 2>&1 &
-	PIDS+=($!)
-	eval "PID_$name=$!"
-}
-start_as_pg() { # name cmd...: PgBouncer refuses to run as root
-	local name=$1
-	shift
-	runuser -u postgres -- bash -c "ulimit -n $(ulimit -n); exec $*" >"$WORK/$name.out" 2>&1 &
-	PIDS+=($!)
-	eval "PID_$name=$!"
-}
 INSTANCES="pgusher:16610 pgbouncer:16611 pgbhap:16612"
 ((WANT_TLS)) && INSTANCES+=" pgusher_tls:16613 pgbouncer_tls:16614 pgbhap_tls:16615"
 for i in $INSTANCES; do
@@ -294,14 +267,6 @@ host_of() { # direct: reads to a standby, writes to the primary
 	if [[ $1 == direct ]]; then [[ $2 == reads ]] && echo "$S1" || echo "$P"; else echo 127.0.0.1; fi
 }
 dbname_of() { [[ $1 == direct ]] && echo testdb || echo "$2"; }
-cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
-sys_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{print $15}' "/proc/$p/stat"))); done; echo $t; }
-ctx_switches() { # voluntary + involuntary context switches of the processes
-	local t=0 p
-	for p in $1; do t=$((t + $(awk '/ctxt_switches/{n += $2} END {print n}' "/proc/$p/status"))); done
-	echo $t
-}
-rss_kb() { local t=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done; echo $t; }
 HZ=$(getconf CLK_TCK)
 
 echo "workload,target,round,tps,lat_avg_ms,lat_p99_ms,cpu_us_per_xact,rss_kb,failed,sys_pct,cs_per_xact,status" >"$OUT/results.csv"
@@ -355,8 +320,7 @@ run_one() { # workload db clients tls args target round
 		say "$name $target round $round FAILED: $(grep -m 1 -i 'error' <<<"$out" | cut -c1-200)"
 		echo "$out" >"$OUT/failed.$name.$target.$round.txt"
 	fi
-	p99=$(cat "$dir"/pgbench_log.* 2>/dev/null | awk '{print $3}' | sort -n |
-		awk '{a[NR]=$1} END {if (NR) printf "%.3f", a[int(NR*0.99)]/1000; else print ""}')
+	p99=$(pgbench_p99 "$dir")
 	local xacts cpu_per sys_pct="" cs_per=""
 	xacts=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 	cpu_per=""
