@@ -72,7 +72,7 @@ ctx_switches() { # voluntary + involuntary context switches of the processes
 	echo $t
 }
 rss_kb() { local t=0 p; for p in $1; do t=$((t + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done; echo $t; }
-cpu_ns() { local p; for p in $1; do cat "/proc/$p/task/"*/schedstat; done 2>/dev/null | awk '{n += $1} END {printf "%d", n}'; }
+cpu_ns() { local p; for p in $1; do cat "/proc/$p/task/"*/schedstat; done 2>/dev/null | awk '{n += $1} END {printf "%.0f", n}'; }
 
 # pgbench_p99 DIR: p99 latency (ms) from the pgbench -l logs in DIR.
 pgbench_p99() {

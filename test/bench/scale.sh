@@ -218,7 +218,7 @@ hold_start() {
 	python3 "$HOLD" "$@" --port "$(port_of "$t")" --max-seconds 600 >"$WORK/hold.out" 2>"$WORK/hold.err" &
 	HOLDER=$!
 	for ((i = 0; i < 1200; i++)); do
-		grep -q '^HELD\|^LOGINS' "$WORK/hold.out" && break
+		grep -q '^HELD\|^LOGINS' "$WORK/hold.out" 2>/dev/null && break
 		kill -0 "$HOLDER" 2>/dev/null || break
 		sleep 0.1
 	done
