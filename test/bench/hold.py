@@ -114,8 +114,11 @@ async def do_hold(a):
     async def one(i):
         async with sem:
             try:
-                conns.append(await asyncio.wait_for(
-                    login(a.port, addrs[i % len(addrs)], dbs[i % len(dbs)], a.user, a.password), 30))
+                c = await asyncio.wait_for(login(a.port, addrs[i % len(addrs)], dbs[i % len(dbs)], a.user, a.password), 30)
+                if a.logins_only:  # leave at once: at most --parallel clients at a time
+                    c[1].write(msg(b"X", b""))
+                    c[1].close()
+                conns.append(c)
             except Exception as e:
                 failed[0] += 1
                 if failed[0] <= 3:
@@ -123,9 +126,6 @@ async def do_hold(a):
 
     await asyncio.gather(*(one(i) for i in range(a.n)))
     if a.logins_only:
-        for _, w in conns:
-            w.write(msg(b"X", b""))
-            w.close()
         print("LOGINS ok=%d failed=%d" % (len(conns), failed[0]), flush=True)
         return
     print("HELD ok=%d failed=%d" % (len(conns), failed[0]), flush=True)
