@@ -4,7 +4,7 @@
 # (pgusher, PgBouncer, next point, ..., next round). Each point gets a fresh pooler, so RSS and
 # SHOW MEM are that point's alone. Series:
 #   idle   0 / 1k / 10k / 30k logged-in idle clients (test/bench/hold.py, source addresses
-#          127.0.0.10-49) while 50 active clients run pgbench -S on the primary: tps, pooler
+#          127.0.0.10-89) while 50 active clients run pgbench -S on the primary: tps, pooler
 #          CPU/xact, p99, RSS (and RSS per idle client), SHOW MEM, then pooler CPU with
 #          everything idle for --idle-seconds (timers, janitor)
 #   pools  1 / 100 / 1000 databases (db0001.., all on the primary's testdb); each gets one
