@@ -97,7 +97,7 @@ trap 'exit 130' INT TERM
 
 # Servers: 1,500 connections (1,000 pools each keep one; a standby needs at least the
 # primary's value, so standbys first), the standbys also on 16 extra addresses each.
-restart_node() { # node: a second try after 3 s (a restart once failed on the loaded machine)
+restart_node() { # node: a second try (start) after 3 s if the restart fails
 	local pgctl=(runuser -u postgres -- "$PGUSHER_PGBIN/pg_ctl" -D "$PGUSHER_CLUSTER_DIR/$1/data" -w -t 60
 		-l "$PGUSHER_CLUSTER_DIR/$1.log")
 	"${pgctl[@]}" restart -m fast >/dev/null 9>&- || { sleep 3 && "${pgctl[@]}" start >/dev/null 9>&-; } || {
