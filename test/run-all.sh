@@ -82,8 +82,9 @@ build() { # dir cmake-args...
 }
 
 run_ctest() { # dir
-	# -j1: the integration tests share one PostgreSQL cluster.
-	(cd "$ROOT/$1" && ctest --output-on-failure -j1)
+	# -j2: the stories on the shared PostgreSQL cluster still run one at a time, and at most
+	# one story with a cluster of its own beside them (RESOURCE_LOCKs in test/CMakeLists.txt).
+	(cd "$ROOT/$1" && ctest --output-on-failure -j2)
 }
 
 summary() {
