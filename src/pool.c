@@ -960,8 +960,8 @@ static void victim_add_pair(struct victims *vs, struct client *c, const char *re
 static void check_balance(struct pool *p, struct victims *vs)
 {
     struct database *db = p->db;
-    if (db->nbackends < 1 || db->admin)
-        return;
+    if (db->nbackends < 1 || db->admin || list_empty(&p->sv_idle))
+        return; /* every verdict below is about an idle server */
     int elig[CF_MAX_HOSTS], n = database_eligible(db, elig, NULL, 0);
     bool ok[CF_MAX_HOSTS] = {false};
     int count[CF_MAX_HOSTS] = {0};
@@ -1045,28 +1045,39 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
                  timeout_expired(c->wait_start, now, g->query_wait_notify))
             notify_waiting(c);
     }
+    /* The timeouts of a client with a server are checked through the pool's active servers
+     * (the linked clients: sv_active holds every server with s->link, and a few running an
+     * auth_query without one), so the idle clients of a transaction pool cost nothing here. */
     int mode = lim->lim_mode;
-    list_for_each(it, &p->cl_active)
+    list_for_each(it, &p->sv_active)
     {
-        struct client *c = container_of(it, struct client, node);
-        struct server *s = c->link;
-        if (s && c->xact_start && timeout_expired(c->xact_start, now, lim->lim_xact_timeout)) {
+        struct server *s = container_of(it, struct server, node);
+        struct client *c = s->link;
+        if (!c || c->state != CL_ACTIVE)
+            continue;
+        if (c->xact_start && timeout_expired(c->xact_start, now, lim->lim_xact_timeout)) {
             victim_add_pair(vs, c, "transaction timeout");
-        } else if (s && s->iq == IQ_NONE && s->expect_rfq > 0) {
+        } else if (s->iq == IQ_NONE && s->expect_rfq > 0) {
             if (timeout_expired(c->query_start, now, lim->lim_query_timeout))
                 victim_add_pair(vs, c, "query timeout");
-        } else if (s && s->tx_status != 'I' && s->expect_rfq == 0) {
+        } else if (s->tx_status != 'I' && s->expect_rfq == 0) {
             if (timeout_expired(c->request_time, now, lim->lim_idle_xact_timeout))
                 victim_add_pair(vs, c, "idle transaction timeout");
-        } else if (s && mode == POOL_SESSION && s->close_needed && g->server_fast_close &&
+        } else if (mode == POOL_SESSION && s->close_needed && g->server_fast_close &&
                    s->tx_status == 'I' && s->expect_rfq == 0 && s->iq == IQ_NONE) {
             /* server_fast_close: end the session between transactions instead of keeping
              * a server that RECONNECT or a changed definition wants replaced. */
             victim_add_pair(vs, c, FAST_CLOSE_REASON);
-        } else if (!s) {
-            /* Only a client without a server, as in PgBouncer 1.25: a session-mode client
-             * keeps its server and is never idle-timed out. */
-            if (timeout_expired(c->request_time, now, lim->lim_client_idle_timeout))
+        }
+    }
+    /* Only a client without a server, as in PgBouncer 1.25: a session-mode client keeps its
+     * server and is never idle-timed out. The walk over every client happens only when
+     * client_idle_timeout is set (it is off by default). */
+    if (lim->lim_client_idle_timeout > 0) {
+        list_for_each(it, &p->cl_active)
+        {
+            struct client *c = container_of(it, struct client, node);
+            if (!c->link && timeout_expired(c->request_time, now, lim->lim_client_idle_timeout))
                 victim_add(vs, c, false, "08P01", "client_idle_timeout");
         }
     }
