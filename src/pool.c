@@ -1027,6 +1027,11 @@ static void notify_waiting(struct client *c)
 
 static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
 {
+    /* A pool with neither servers nor waiting clients has nothing below to look at unless
+     * client_idle_timeout must walk its clients: the counters say so without the lists. */
+    if (p->n_cl_waiting == 0 && p->n_sv_active == 0 && p->n_sv_idle == 0 && p->n_sv_login == 0 &&
+        (p->n_cl_active == 0 || resolve_limits(p)->lim_client_idle_timeout == 0))
+        return;
     const struct cf_global *g = &G.cf->g;
     const struct pool *lim = resolve_limits(p); /* user, else database, else global */
     struct list *it;
@@ -1174,7 +1179,12 @@ void pool_janitor(void)
             log_warning("database %s: no memory for the pool of user %s", db->name, db->cf->user);
         list_for_each(pi, &db->pools)
         {
-            pool_service(container_of(pi, struct pool, node));
+            struct pool *p = container_of(pi, struct pool, node);
+            /* pool_service acts only for waiting clients, auth_query lookups or a pool
+             * below min_pool_size: an idle pool costs these three counters. */
+            if (p->n_cl_waiting > 0 || p->n_aq_waiting > 0 ||
+                pool_server_total(p) < pool_min_size(p))
+                pool_service(p);
         }
     }
 }
