@@ -1079,24 +1079,29 @@ static void show_state(struct client *c)
     res_send(c, &r);
 }
 
-static void mem_row(struct result *r, const char *name, size_t size, long long used)
+/* One SHOW MEM row: memtotal is size x (used + free) for objects of one size, as PgBouncer
+ * counts its slabs, or the bytes held (bytes >= 0) for those with a variable part. */
+static void mem_row(struct result *r, const char *name, size_t size, size_t used, size_t nfree,
+                    long long bytes)
 {
     row_begin(r);
     row_str(r, name);
     row_int(r, (long long)size);
-    row_int(r, used);
-    row_int(r, 0);
-    row_int(r, (long long)size * used);
+    row_int(r, (long long)used);
+    row_int(r, (long long)nfree);
+    row_int(r, bytes >= 0 ? bytes : (long long)(size * (used + nfree)));
     row_end(r);
 }
 
+/* PgBouncer 1.25's rows for what pgusher has too, then pgusher's own: buffers are per
+ * connection only while it has bytes in them, so an idle client holds client_cache alone. */
 static void show_mem(struct client *c)
 {
     static const struct col cols[] = {
         {"name", 'T'}, {"size", 'I'}, {"used", 'I'}, {"free", 'I'}, {"memtotal", 'I'}};
     struct result r;
     res_begin(&r, cols, 5);
-    int ndb = 0, npools = 0, bufs = 0;
+    size_t ndb = 0, npools = 0;
     FOR_EACH_DB(db)
     {
         ndb++;
@@ -1105,12 +1110,26 @@ static void show_mem(struct client *c)
     {
         npools++;
     }
-    mem_row(&r, "user_cache", sizeof(struct cf_user), G.cf->nusers + G.cf->nauthusers);
-    mem_row(&r, "db_cache", sizeof(struct database), ndb);
-    mem_row(&r, "pool_cache", sizeof(struct pool), npools);
-    mem_row(&r, "server_cache", sizeof(struct server), G.server_count);
-    mem_row(&r, "client_cache", sizeof(struct client), G.client_count);
-    mem_row(&r, "iobuf_cache", stream_bufsize(), bufs);
+    struct stream_mem sm;
+    stream_mem(&sm);
+    struct prepared_mem pm;
+    prepared_mem(&pm);
+    struct dns_counts dc;
+    dns_count(&dc);
+    mem_row(&r, "user_cache", sizeof(struct cf_user), (size_t)(G.cf->nusers + G.cf->nauthusers), 0,
+            -1);
+    mem_row(&r, "db_cache", sizeof(struct database), ndb, 0, -1);
+    mem_row(&r, "pool_cache", sizeof(struct pool), npools, 0, -1);
+    mem_row(&r, "server_cache", sizeof(struct server), (size_t)G.server_count, 0, -1);
+    mem_row(&r, "client_cache", sizeof(struct client), (size_t)G.client_count, 0, -1);
+    mem_row(&r, "iobuf_cache", stream_bufsize(), sm.bufs_used, sm.bufs_free, -1);
+    mem_row(&r, "server_prepared_statement_cache", pm.entry_size, pm.entries, 0, -1);
+    mem_row(&r, "write_request_cache", 0, sm.writes, 0, (long long)sm.write_bytes);
+    mem_row(&r, "tls_cache", stream_tls_size(), sm.tls_streams, 0, -1);
+    mem_row(&r, "prepared_statement_cache", pm.stmt_size, pm.stmts, 0, (long long)pm.stmt_bytes);
+    mem_row(&r, "client_prepared_statement_cache", pm.name_size, pm.names, 0,
+            (long long)pm.name_bytes);
+    mem_row(&r, "dns_cache", sizeof(struct dns_name), (size_t)dc.names, 0, -1);
     res_send(c, &r);
 }
 

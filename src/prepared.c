@@ -123,6 +123,7 @@ struct ps_stmt {
 };
 
 static struct ps_htab stmt_table;
+static struct prepared_mem mem; /* the byte and entry counts SHOW MEM reports */
 static uint64_t stmt_next_id;
 
 static struct ps_stmt *stmt_get(const uint8_t *body, uint32_t blen)
@@ -148,6 +149,7 @@ static struct ps_stmt *stmt_get(const uint8_t *body, uint32_t blen)
         free(st);
         return NULL;
     }
+    mem.stmt_bytes += sizeof(*st) + blen;
     return st;
 }
 
@@ -156,6 +158,7 @@ static void stmt_unref(struct ps_stmt *st)
     if (!st || --st->refs > 0)
         return;
     htab_del(&stmt_table, &st->h);
+    mem.stmt_bytes -= sizeof(*st) + st->blen;
     free(st);
 }
 
@@ -202,6 +205,8 @@ static struct ps_name *name_find(struct ps_client *pc, const char *name, uint32_
 static void name_free(struct ps_client *pc, struct ps_name *n)
 {
     htab_del(&pc->names, &n->h);
+    mem.names--;
+    mem.name_bytes -= sizeof(*n) + n->nlen + 1;
     stmt_unref(n->stmt);
     free(n);
 }
@@ -359,6 +364,7 @@ static void entry_free(struct ps_server *ps, struct ps_entry *e)
 {
     htab_del(&ps->stmts, &e->h);
     list_del(&e->lru);
+    mem.entries--;
     stmt_unref(e->stmt);
     free(e);
 }
@@ -375,6 +381,7 @@ static bool entry_add(struct ps_server *ps, struct ps_stmt *st)
         return false;
     }
     st->refs++;
+    mem.entries++;
     list_prepend(&ps->lru, &e->lru);
     return true;
 }
@@ -592,6 +599,8 @@ static enum ps_verdict client_parse(struct client *c, struct server *s, const ui
         free(n);
         return fail("out of memory");
     }
+    mem.names++;
+    mem.name_bytes += sizeof(*n) + (size_t)nl + 1;
     bool had;
     if (!ensure_on_server(s, st, out, false, &had))
         return fail("out of memory");
@@ -790,4 +799,13 @@ bool prepared_take_synth(struct server *s, struct pktbuf *out)
         any = true;
     }
     return any;
+}
+
+void prepared_mem(struct prepared_mem *out)
+{
+    *out = mem;
+    out->stmts = stmt_table.n;
+    out->stmt_size = sizeof(struct ps_stmt);
+    out->name_size = sizeof(struct ps_name);
+    out->entry_size = sizeof(struct ps_entry);
 }

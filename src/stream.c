@@ -32,6 +32,9 @@ static struct freebuf *free_bufs;
 static uint32_t buf_size = 16384;
 static size_t nfree;
 #define MAX_FREE_BUFS 1024
+/* For SHOW MEM: buffers handed out (receive and batched output), and write requests libuv
+ * holds with the bytes in them. */
+static size_t nbufs_used, nwrites, nwrite_bytes, ntls;
 
 void stream_set_bufsize(uint32_t size)
 {
@@ -45,19 +48,33 @@ uint32_t stream_bufsize(void)
     return buf_size;
 }
 
+void stream_mem(struct stream_mem *out)
+{
+    out->bufs_used = nbufs_used;
+    out->bufs_free = nfree;
+    out->writes = nwrites;
+    out->write_bytes = nwrite_bytes;
+    out->tls_streams = ntls;
+}
+
 static uint8_t *buf_get(void)
 {
     if (free_bufs) {
         struct freebuf *f = free_bufs;
         free_bufs = f->next;
         nfree--;
+        nbufs_used++;
         return (uint8_t *)f;
     }
-    return malloc(buf_size);
+    uint8_t *p = malloc(buf_size);
+    if (p)
+        nbufs_used++;
+    return p;
 }
 
 static void buf_put(uint8_t *p)
 {
+    nbufs_used--;
     if (nfree >= MAX_FREE_BUFS) {
         free(p);
         return;
@@ -76,6 +93,12 @@ struct stream_tls {
     bool ready;
     char err[200];
 };
+
+size_t stream_tls_size(void)
+{
+    return sizeof(struct stream_tls) + tls_conn_size();
+}
+
 /* Ciphertext lands here and tls.c reads it from here (no copy): one buffer for all streams
  * (one loop). scratch_user is the TLS stream reading it now; a read for another stream first
  * makes tls.c keep what that one has not consumed. */
@@ -310,6 +333,8 @@ static void write_cb(uv_write_t *req, int status)
     struct write_req *w = (struct write_req *)req;
     struct stream *s = w->s;
     s->queued -= w->len;
+    nwrites--;
+    nwrite_bytes -= sizeof(*w) + w->len;
     free(w);
     if (s->closing)
         return;
@@ -358,6 +383,8 @@ static bool write_raw(struct stream *s, const void *data, size_t len)
         return false;
     }
     s->queued += len;
+    nwrites++;
+    nwrite_bytes += sizeof(*w) + len;
     return true;
 }
 
@@ -480,6 +507,7 @@ static void close_cb(uv_handle_t *h)
         tls_conn_free(s->tls->conn);
         free(s->tls);
         s->tls = NULL;
+        ntls--;
     }
     if (s->buf) {
         buf_put(s->buf);
@@ -771,6 +799,7 @@ int stream_start_tls(struct stream *s, struct tls_ctx *ctx, const char *verify_h
     uv_idle_init(s->h.handle.loop, &st->idle);
     st->idle.data = s;
     s->tls = st;
+    ntls++;
     release_if_empty(s);
     stream_read_start(s);
     if (!tls_ctx_is_accept(ctx))

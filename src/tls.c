@@ -722,6 +722,11 @@ static BIO *cipher_bio_new(struct tls_conn *t)
 
 /* ---------------------------------------------------------------- connections */
 
+size_t tls_conn_size(void)
+{
+    return sizeof(struct tls_conn);
+}
+
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *verify_host, char *err,
                               size_t errlen)
 {

@@ -13,6 +13,7 @@
 #define PGUSHER_PREPARED_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct client;
@@ -84,6 +85,15 @@ int prepared_client_count(const struct client *c);
 int prepared_server_count(const struct server *s);
 /* Statements in the pooler-wide table (for tests and memory accounting). */
 int prepared_stmt_count(void);
+/* SHOW MEM: the shared statements (count and bytes with their text), the clients' names for
+ * them and the servers' entries (each statement a server has prepared), with the fixed size
+ * of each kind. */
+struct prepared_mem {
+    size_t stmts, stmt_bytes, stmt_size;
+    size_t names, name_bytes, name_size;
+    size_t entries, entry_size;
+};
+void prepared_mem(struct prepared_mem *out);
 
 /* Freeing a connection frees its prepared-statement state. */
 void prepared_client_free(struct client *c);

@@ -77,6 +77,16 @@ void stream_flush_all(void);
 void stream_set_bufsize(uint32_t size);
 uint32_t stream_bufsize(void);
 
+/* What the streams hold now, for SHOW MEM: stream_bufsize() buffers in use (receive buffers
+ * and batched output) and cached on the free list, write requests libuv has not completed
+ * (and their bytes, headers included), and streams speaking TLS. */
+struct stream_mem {
+    size_t bufs_used, bufs_free, writes, write_bytes, tls_streams;
+};
+void stream_mem(struct stream_mem *out);
+/* What one TLS stream holds of pgusher's own (OpenSSL's state for it comes on top). */
+size_t stream_tls_size(void);
+
 int stream_init_tcp(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner);
 int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops,
                      void *owner);

@@ -90,6 +90,8 @@ void tls_release_all(void);
 struct tls_conn;
 /* verify_host: for a connect-side context in verify-full, the name or IP literal the peer's
  * certificate must match (NULL or "" there is an error). Ignored otherwise. */
+/* sizeof(struct tls_conn), for SHOW MEM. */
+size_t tls_conn_size(void);
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *verify_host, char *err,
                               size_t errlen);
 void tls_conn_free(struct tls_conn *t);

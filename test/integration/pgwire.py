@@ -36,6 +36,12 @@ Subcommands:
                                      (1 s) or closes; prints FLOOD sent=<bytes> end=<why> and,
                                      with --rss-pid, RSS-GROWTH-KB <n> of that process, taken
                                      while the connection is still open
+    hold     --n N [--query Q]... [--unread Q] [--hold S] [--rss-pid PID]
+                                     log in N clients, each runs the queries (and sends the
+                                     --unread one, whose result it never reads), then all stay
+                                     idle S seconds and leave (Terminate); prints HELD N (and,
+                                     with --rss-pid, RSS-PER-CLIENT-B <n>: that process's RSS
+                                     growth over the logins per client), then RELEASED N
     badlogins --n N --password P     N logins, each to a new random database name, with a
                                      wrong password; prints BADLOGINS refused=<n> of <N>
     extended --script FILE           extended-protocol messages, one per line, over one or
@@ -429,6 +435,43 @@ def cmd_maxconn(a):
     return 0
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cmd_hold(a):
+    """Many idle logged-in clients: what each costs the pooler while it does nothing."""
+    rss0 = rss_kb(a.rss_pid) if a.rss_pid else 0
+    held = []
+    for i in range(a.n):
+        c = Conn(a.host, a.port, a.wait, rcvbuf=4096 if a.unread else 0)
+        if not login(c, a.user, a.database, a.password, a.wait, quiet=True):
+            out("HOLD-LOGIN-FAILED %d" % i)
+            return 1
+        for q in a.query or []:
+            ok, _ = query(c, q, a.wait, quiet=True)
+            if not ok:
+                out("HOLD-QUERY-FAILED %d" % i)
+                return 1
+        if a.unread:
+            c.send(msg(b"Q", a.unread.encode() + b"\0"))
+        held.append(c)
+    if a.rss_pid:
+        time.sleep(0.5)
+        out("RSS-PER-CLIENT-B %d" % ((rss_kb(a.rss_pid) - rss0) * 1024 // max(a.n, 1)))
+    out("HELD %d" % len(held))
+    time.sleep(a.hold)
+    for c in held:
+        c.send(msg(b"X", b""))
+        c.close()
+    out("RELEASED %d" % len(held))
+    return 0
+
+
 def cmd_unread(a):
     """Clients the pooler must close and free although they never take their output."""
     held = []
@@ -656,13 +699,14 @@ def cmd_extended(a):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("cmd", choices=["startup", "raw", "idle", "stall", "blackhole", "maxconn", "unread", "flood", "cancel",
-                                      "badlogins", "extended"])
+                                      "badlogins", "extended", "hold"])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--listen-port", type=int, default=0)
     p.add_argument("--cancel-host", default="", help="cancel: send the CancelRequest here")
     p.add_argument("--cancel-port", type=int, default=0)
-    p.add_argument("--hold", type=float, default=0, help="startup: stay idle this long at the end")
+    p.add_argument("--hold", type=float, default=0,
+                   help="startup, unread, hold: stay idle this long at the end")
     p.add_argument("--user", default="u_trust")
     p.add_argument("--database", default="testdb")
     p.add_argument("--password")
@@ -679,6 +723,7 @@ def main():
     p.add_argument("--seconds", type=float, default=5, help="flood: stop after this long")
     p.add_argument("--rss-pid", type=int, default=0, help="flood: report this process's RSS growth")
     p.add_argument("--n", type=int, default=5)
+    p.add_argument("--unread", default="", help="hold: send this query, never read its result")
     p.add_argument("--script", help="extended: the message script")
     p.add_argument("--wait", type=float, default=10.0, help="seconds to wait for each answer")
     a = p.parse_args()
@@ -686,7 +731,7 @@ def main():
         cmds = {"startup": cmd_startup, "raw": cmd_raw, "idle": cmd_idle, "stall": cmd_stall,
                 "blackhole": cmd_blackhole, "maxconn": cmd_maxconn, "unread": cmd_unread,
                 "flood": cmd_flood, "badlogins": cmd_badlogins, "cancel": cmd_cancel,
-                "extended": cmd_extended}
+                "extended": cmd_extended, "hold": cmd_hold}
         return cmds[a.cmd](a)
     except ConnectionRefusedError:
         out("REFUSED")
