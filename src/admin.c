@@ -23,6 +23,7 @@
 #include "pgusher/server.h"
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
+#include "pgusher/tls.h"
 #include "pgusher/varcache.h"
 #include "pgusher/version.h"
 
@@ -1126,6 +1127,10 @@ static void show_mem(struct client *c)
     mem_row(&r, "server_prepared_statement_cache", pm.entry_size, pm.entries, 0, -1);
     mem_row(&r, "write_request_cache", 0, sm.writes, 0, (long long)sm.write_bytes);
     mem_row(&r, "tls_cache", stream_tls_size(), sm.tls_streams, 0, -1);
+    size_t ossl_allocs;
+    long long ossl = tls_mem_bytes(&ossl_allocs);
+    if (ossl >= 0)
+        mem_row(&r, "openssl", 0, ossl_allocs, 0, ossl);
     mem_row(&r, "prepared_statement_cache", pm.stmt_size, pm.stmts, 0, (long long)pm.stmt_bytes);
     mem_row(&r, "client_prepared_statement_cache", pm.name_size, pm.names, 0,
             (long long)pm.name_bytes);

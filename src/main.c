@@ -244,6 +244,7 @@ int main(int argc, char **argv)
         {"reboot", no_argument, NULL, 'R'},  {"check", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
+    tls_mem_init(); /* before anything reaches OpenSSL, so SHOW MEM sees all it holds */
     bool daemon = false, quiet = false, reboot = false, check = false;
     int verbose = 0;
     const char *run_as = NULL;

@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -718,6 +720,64 @@ static BIO *cipher_bio_new(struct tls_conn *t)
     if (b)
         BIO_set_data(b, t);
     return b;
+}
+
+/* ---------------------------------------------------------------- memory accounting */
+
+/* What OpenSSL holds (contexts, certificates, and each connection's state and record
+ * buffers), for SHOW MEM: its allocations go through these, which count usable sizes. */
+static size_t ossl_bytes, ossl_allocs;
+static bool ossl_counted;
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    void *p = malloc(n);
+    if (p) {
+        ossl_bytes += malloc_usable_size(p);
+        ossl_allocs++;
+    }
+    return p;
+}
+
+static void *ossl_realloc(void *old, size_t n, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    size_t was = old ? malloc_usable_size(old) : 0;
+    void *p = realloc(old, n);
+    if (!p && n > 0)
+        return NULL;   /* old is untouched */
+    ossl_bytes -= was; /* realloc(old, 0) freed it */
+    ossl_allocs -= old ? 1 : 0;
+    if (p) {
+        ossl_bytes += malloc_usable_size(p);
+        ossl_allocs++;
+    }
+    return p;
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (p) {
+        ossl_bytes -= malloc_usable_size(p);
+        ossl_allocs--;
+    }
+    free(p);
+}
+
+void tls_mem_init(void)
+{
+    ossl_counted = CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free) == 1;
+}
+
+long long tls_mem_bytes(size_t *allocs)
+{
+    *allocs = ossl_allocs;
+    return ossl_counted ? (long long)ossl_bytes : -1;
 }
 
 /* ---------------------------------------------------------------- connections */

@@ -90,6 +90,11 @@ void tls_release_all(void);
 struct tls_conn;
 /* verify_host: for a connect-side context in verify-full, the name or IP literal the peer's
  * certificate must match (NULL or "" there is an error). Ignored otherwise. */
+/* Count what OpenSSL allocates from now on: call first thing, before any OpenSSL use (else
+ * nothing is counted). tls_mem_bytes: the bytes it holds now (-1 when not counted), and in
+ * *allocs how many blocks. */
+void tls_mem_init(void);
+long long tls_mem_bytes(size_t *allocs);
 /* sizeof(struct tls_conn), for SHOW MEM. */
 size_t tls_conn_size(void);
 struct tls_conn *tls_conn_new(struct tls_ctx *ctx, const char *verify_host, char *err,

@@ -3,8 +3,9 @@
 # console where the pooler's memory goes. SHOW MEM keeps PgBouncer's columns and rows and
 # adds pgusher's own (write queues, TLS, prepared statements, DNS): idle clients show up in
 # client_cache and hold no I/O buffer (so each costs about its struct, also in RSS), a
-# client that does not read its result shows its queued output, prepared statements are
-# counted, and every count comes back down when the clients leave.
+# client that does not read its result shows its queued output, prepared statements and
+# TLS connections (with what OpenSSL holds) are counted, and every count comes back down
+# when the clients leave.
 #
 # Validated against PgBouncer 1.25.2 (PGUSHER_BIN=.../pgbouncer): PASS, with the checks of
 # the rows pgusher adds skipped (write_request_cache ... dns_cache do not exist there).
@@ -39,7 +40,7 @@ assert_eq "name|size|used|free|memtotal" "$header" "SHOW MEM columns"
 rows=$(pgu_admin 'SHOW MEM' | cut -d'|' -f1 | tr '\n' ' ')
 want="user_cache db_cache pool_cache server_cache client_cache iobuf_cache"
 want+=" server_prepared_statement_cache"
-((ours)) && want+=" write_request_cache tls_cache prepared_statement_cache"
+((ours)) && want+=" write_request_cache tls_cache openssl prepared_statement_cache"
 ((ours)) && want+=" client_prepared_statement_cache dns_cache"
 for r in $want; do
 	assert_contains "$rows" "$r" "row $r"
@@ -104,6 +105,36 @@ if ((ours)); then
 	((ps_bytes > 2 * $(field prepared_statement_cache 2))) ||
 		fail "prepared_statement_cache memtotal $ps_bytes does not count the statements' text"
 	pgu_wait_for 10 "the client's names go with it" mem_is client_prepared_statement_cache 3 0
+fi
+
+if ((ours)); then
+	check "TLS clients: tls_cache counts their streams, openssl what OpenSSL holds for them"
+	C=$PGU_TMP/certs
+	pgu_make_certs "$C"
+	pgu_start <<EOF
+[databases]
+testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
+
+[pgbouncer]
+pool_mode = transaction
+client_tls_sslmode = require
+client_tls_key_file = $C/server.key
+client_tls_cert_file = $C/server.crt
+EOF
+	# psql (sslmode=prefer) speaks TLS to the pooler: the console asking too.
+	assert_eq 1 "$(mem tls_cache 3)" "tls_cache used: the console asking"
+	ossl0=$(mem openssl 5)
+	for _ in 1 2 3 4 5; do pgu_hold testdb u_trust; done
+	pgu_wait_clients testdb 5
+	assert_eq 6 "$(mem tls_cache 3)" "tls_cache used: 5 held TLS sessions + the console"
+	ossl5=$(mem openssl 5)
+	echo "   openssl memtotal: $ossl0 B with the console, $ossl5 B with 5 more TLS clients"
+	((ossl5 - ossl0 > 5 * 1024)) ||
+		fail "openssl memtotal grew by $((ossl5 - ossl0)) B for 5 TLS clients"
+	pgu_release_holds
+	pgu_wait_for 10 "tls_cache back to the console alone" mem_is tls_cache 3 1
+	ossl1=$(mem openssl 5)
+	((ossl1 < ossl5)) || fail "openssl memtotal did not drop when the TLS clients left ($ossl5 -> $ossl1)"
 fi
 
 pass
