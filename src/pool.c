@@ -1122,11 +1122,14 @@ void pool_janitor(void)
     const struct cf_global *g = &G.cf->g;
     struct victims vs = {0};
     struct list *it, *pi;
+    /* Clients enter G.login_clients only when accepted, so it is in connect_time order: the
+     * walk ends at the first one still within client_login_timeout. */
     list_for_each(it, &G.login_clients)
     {
         struct client *c = container_of(it, struct client, node);
-        if (timeout_expired(c->connect_time, now, g->client_login_timeout))
-            victim_add(&vs, c, false, "08P01", "client_login_timeout");
+        if (!timeout_expired(c->connect_time, now, g->client_login_timeout))
+            break;
+        victim_add(&vs, c, false, "08P01", "client_login_timeout");
     }
     list_for_each(it, &G.databases)
     {

@@ -62,7 +62,7 @@ enum replication_kind {
 };
 
 enum client_state {
-    CL_LOGIN,         /* G.login_clients: startup packet and authentication */
+    CL_LOGIN,         /* G.login_clients (accept order): startup packet and authentication */
     CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
     CL_WAITING,       /* pool->cl_waiting: wants a server */
     CL_ACTIVE,        /* pool->cl_active: logged in; linked to a server or idle */
