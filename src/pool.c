@@ -914,6 +914,12 @@ void pool_service(struct pool *p)
 
 /* ---------------------------------------------------------------- janitor */
 
+/* What a tick costs: a few counters per pool, plus the connections that can time out: the
+ * pools' active servers (their clients' query, transaction and idle-transaction timeouts),
+ * waiting clients, idle and logging-in servers, and login clients up to the first still in
+ * time. Every client of a pool is looked at only when client_idle_timeout is set, so idle
+ * clients of a transaction pool cost nothing by default. */
+
 struct victim {
     void *obj;
     bool is_server;
