@@ -128,6 +128,7 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
     c->state = CL_LOGIN;
     list_append(&G.login_clients, &c->node);
     G.client_count++;
+    runtime_count_peak();
     c->id = ++G.next_id;
     c->connect_time = c->request_time = now_usec();
     c->connect_wall = time(NULL);

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -219,8 +220,34 @@ static void on_signal(uv_signal_t *h, int signum)
     }
 }
 
+/* After a crowd leaves (a login storm, a fleet of app servers restarting) its receive
+ * buffers sit in stream.c's cache and glibc keeps what was freed, scattered among what is
+ * still in use: RSS stays up with nothing to show for it in SHOW MEM. Every
+ * SHRINK_EVERY_TICKS the buffers no connection needed meanwhile are freed, and the heap is
+ * trimmed when that or a drop of TRIM_AFTER_DROP connections from the peak freed much:
+ * rare, and the cost (a walk of malloc's free lists) is paid only then. */
+#define SHRINK_EVERY_TICKS 40 /* 10 s */
+#define TRIM_AFTER_DROP 500
+#define TRIM_AFTER_BUFS 64
+
+static void shrink_after_crowd(void)
+{
+    static int ticks;
+    size_t freed = 0;
+    if (++ticks >= SHRINK_EVERY_TICKS) {
+        ticks = 0;
+        freed = stream_shrink_buffers();
+    }
+    int now = G.client_count + G.server_count;
+    if (freed >= TRIM_AFTER_BUFS || G.conn_peak - now >= TRIM_AFTER_DROP) {
+        malloc_trim(0);
+        G.conn_peak = now;
+    }
+}
+
 static void on_janitor(uv_timer_t *t)
 {
+    shrink_after_crowd();
     pool_janitor();
     client_janitor();
     admin_janitor();
@@ -238,10 +265,14 @@ static void start_signal(uv_signal_t *h, int signum)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"daemon", no_argument, NULL, 'd'},  {"quiet", no_argument, NULL, 'q'},
-        {"verbose", no_argument, NULL, 'v'}, {"user", required_argument, NULL, 'u'},
-        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
-        {"reboot", no_argument, NULL, 'R'},  {"check", no_argument, NULL, 'C'},
+        {"daemon", no_argument, NULL, 'd'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"user", required_argument, NULL, 'u'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"reboot", no_argument, NULL, 'R'},
+        {"check", no_argument, NULL, 'C'},
         {NULL, 0, NULL, 0},
     };
     tls_mem_init(); /* before anything reaches OpenSSL, so SHOW MEM sees all it holds */

@@ -134,6 +134,7 @@ struct server *server_launch_for(struct pool *p, struct client *repl)
     db->server_count++;
     db->sv_refs++;
     G.server_count++;
+    runtime_count_peak();
 
     if (is_unix) {
         snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", host, port);

@@ -31,7 +31,9 @@ struct freebuf {
 static struct freebuf *free_bufs;
 static uint32_t buf_size = 16384;
 static size_t nfree;
+static size_t nfree_low = SIZE_MAX; /* the fewest free since stream_shrink_buffers */
 #define MAX_FREE_BUFS 1024
+#define KEEP_FREE_BUFS 16
 /* For SHOW MEM: buffers handed out (receive and batched output), and write requests libuv
  * holds with the bytes in them. */
 static size_t nbufs_used, nwrites, nwrite_bytes, ntls;
@@ -63,6 +65,8 @@ static uint8_t *buf_get(void)
         struct freebuf *f = free_bufs;
         free_bufs = f->next;
         nfree--;
+        if (nfree < nfree_low)
+            nfree_low = nfree;
         nbufs_used++;
         return (uint8_t *)f;
     }
@@ -83,6 +87,21 @@ static void buf_put(uint8_t *p)
     f->next = free_bufs;
     free_bufs = f;
     nfree++;
+}
+
+size_t stream_shrink_buffers(void)
+{
+    size_t surplus = nfree_low == SIZE_MAX ? nfree : nfree_low, freed = 0;
+    while (surplus > 0 && nfree > KEEP_FREE_BUFS && free_bufs) {
+        struct freebuf *f = free_bufs;
+        free_bufs = f->next;
+        free(f);
+        nfree--;
+        surplus--;
+        freed++;
+    }
+    nfree_low = nfree;
+    return freed;
 }
 
 /* TLS state of a stream. The idle handle delivers plaintext that TLS still holds when the owner

@@ -19,23 +19,31 @@ struct runtime {
     struct list login_clients; /* CL_LOGIN */
     int client_count;          /* every client connection, logging in or not */
     int server_count;
+    int conn_peak; /* most client + server connections since the last trim */
     uint64_t next_id;
-    bool started;        /* startup finished: new backends must pass health_check_rise */
-    bool shutting_down;  /* no new clients */
-    int shutdown_mode;   /* SHUTDOWN_* while waiting to exit */
-    bool paused;         /* PAUSE without a database */
-    bool suspended;      /* SUSPEND: nothing read but the console, no connection accepted */
+    bool started;           /* startup finished: new backends must pass health_check_rise */
+    bool shutting_down;     /* no new clients */
+    int shutdown_mode;      /* SHUTDOWN_* while waiting to exit */
+    bool paused;            /* PAUSE without a database */
+    bool suspended;         /* SUSPEND: nothing read but the console, no connection accepted */
     uint64_t suspend_start; /* usec, when SUSPEND began (suspend_timeout counts from it) */
-    uint64_t start_time; /* now_usec() at startup */
-    uint64_t last_stats; /* now_usec() of the last stats period */
-    bool log_to_stderr;  /* from the command line (-q, -d) */
-    int cli_verbose;     /* -v count */
-    uint64_t cf_gen;     /* bumped whenever settings may have changed (pool caches) */
+    uint64_t start_time;    /* now_usec() at startup */
+    uint64_t last_stats;    /* now_usec() of the last stats period */
+    bool log_to_stderr;     /* from the command line (-q, -d) */
+    int cli_verbose;        /* -v count */
+    uint64_t cf_gen;        /* bumped whenever settings may have changed (pool caches) */
 };
 
 enum { SHUTDOWN_NONE, SHUTDOWN_WAIT_FOR_SERVERS, SHUTDOWN_WAIT_FOR_CLIENTS, SHUTDOWN_NOW };
 
 extern struct runtime G;
+
+/* Called where a connection is counted: keeps conn_peak (main.c trims memory after a drop). */
+static inline void runtime_count_peak(void)
+{
+    if (G.client_count + G.server_count > G.conn_peak)
+        G.conn_peak = G.client_count + G.server_count;
+}
 
 struct tcp_tuning;
 /* The TCP settings of the configuration in force. */

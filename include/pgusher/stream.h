@@ -84,12 +84,15 @@ struct stream_mem {
     size_t bufs_used, bufs_free, writes, write_bytes, tls_streams;
 };
 void stream_mem(struct stream_mem *out);
+/* Free the cached receive buffers that no connection needed since the last call (the lowest
+ * the free list went), keeping a few: after a crowd leaves, its buffers go back to malloc.
+ * Returns how many were freed. */
+size_t stream_shrink_buffers(void);
 /* What one TLS stream holds of pgusher's own (OpenSSL's state for it comes on top). */
 size_t stream_tls_size(void);
 
 int stream_init_tcp(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner);
-int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops,
-                     void *owner);
+int stream_init_pipe(struct stream *s, uv_loop_t *loop, const struct stream_ops *ops, void *owner);
 /* Adopt an accepted, connected socket. */
 int stream_open_fd(struct stream *s, int fd);
 int stream_connect_tcp(struct stream *s, const struct sockaddr *addr);

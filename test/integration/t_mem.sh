@@ -31,6 +31,7 @@ EOF
 # mem ROW COLUMN: one field of SHOW MEM (2 size, 3 used, 4 free, 5 memtotal).
 mem() { pgu_admin 'SHOW MEM' | awk -F'|' -v k="$1" -v c="$2" '$1 == k {print $c}'; }
 mem_is() { [[ $(mem "$1" "$2") == "$3" ]]; } # row column value
+mem_at_most() { (($(mem "$1" "$2") <= $3)); } # row column max
 # Wait for the HELD line of a background "pgwire.py hold" writing to file $1.
 held() { grep -q '^HELD ' "$1"; }
 
@@ -70,6 +71,17 @@ echo "   RSS growth per idle client: $rss B; client_cache size: $(mem client_cac
 kill "$PGU_BG_PID" 2>/dev/null || true
 pgu_wait_for 10 "client_cache used back to 1 after they left" mem_is client_cache 3 1
 ((ours)) && assert_eq 0 "$(mem write_request_cache 3)" "no write requests left"
+if ((ours)); then
+	check "after a crowd of busy clients left, their buffers go back to malloc (16 kept)"
+	echo 'select 1' >"$PGU_TMP/one.sql"
+	pgbench -n -f "$PGU_TMP/one.sql" -c 60 -T 2 -h 127.0.0.1 -p "$PGU_PORT" -U u_trust testdb \
+		>"$PGU_TMP/crowd.out" 2>&1 || fail "pgbench crowd: $(tail -3 "$PGU_TMP/crowd.out")"
+	crowd_free=$(mem iobuf_cache 4)
+	echo "   iobuf_cache free right after 60 pgbench clients: $crowd_free"
+	((crowd_free > 16)) || fail "the crowd left only $crowd_free buffers cached: nothing to check"
+	# stream_shrink_buffers runs every 10 s: buffers unused for a whole period are freed.
+	pgu_wait_for 25 "iobuf_cache free down to 16" mem_at_most iobuf_cache 4 16
+fi
 
 if ((ours)); then
 	check "a client that does not read a 20 MB result: its queued output shows, then goes"
