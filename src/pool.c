@@ -1018,6 +1018,22 @@ static void check_balance(struct pool *p, struct victims *vs)
     }
 }
 
+/* A client victim: false if it is already closing; else its server goes first when the
+ * victim says so (unlinked, closed with the same reason), and the caller closes the client. */
+static bool victim_client_first_steps(const struct victim *v)
+{
+    struct client *c = v->obj;
+    if (c->state == CL_CLOSING)
+        return false;
+    if (v->server_first && c->link) {
+        struct server *s = c->link;
+        s->link = NULL;
+        c->link = NULL;
+        server_close(s, "%s", v->reason);
+    }
+    return true;
+}
+
 /* query_wait_notify: tell a logged-in client, once per wait, that it is queued. */
 static void notify_waiting(struct client *c)
 {
@@ -1154,14 +1170,8 @@ void pool_janitor(void)
                 server_close(s, "%s", v->reason);
         } else {
             struct client *c = v->obj;
-            if (c->state == CL_CLOSING)
+            if (!victim_client_first_steps(v))
                 continue;
-            if (v->server_first && c->link) {
-                struct server *s = c->link;
-                s->link = NULL;
-                c->link = NULL;
-                server_close(s, "%s", v->reason);
-            }
             if (v->reason) {
                 client_error_close(c, v->sqlstate, "%s", v->reason);
                 continue;
@@ -1262,15 +1272,8 @@ int pool_suspend_check(bool force)
             continue;
         }
         struct client *c = v->obj;
-        if (c->state == CL_CLOSING)
-            continue;
-        if (v->server_first && c->link) {
-            struct server *s = c->link;
-            s->link = NULL;
-            c->link = NULL;
-            server_close(s, "%s", v->reason);
-        }
-        client_error_close(c, v->sqlstate, "%s", v->reason);
+        if (victim_client_first_steps(v))
+            client_error_close(c, v->sqlstate, "%s", v->reason);
     }
     free(vs.v);
     return force ? 0 : left;

@@ -499,14 +499,6 @@ def cmd_unread(a):
     return 0
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def cmd_flood(a):
     import select
 
