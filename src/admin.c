@@ -24,6 +24,7 @@
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
 #include "pgusher/tls.h"
+#include "pgusher/takeover.h"
 #include "pgusher/varcache.h"
 #include "pgusher/version.h"
 
@@ -1138,13 +1139,6 @@ static void show_mem(struct client *c)
     res_send(c, &r);
 }
 
-static void show_empty(struct client *c, const struct col *cols, int n)
-{
-    struct result r;
-    res_begin(&r, cols, n);
-    res_send(c, &r);
-}
-
 static void show_fds(struct client *c)
 {
     static const struct col cols[] = {
@@ -1153,8 +1147,10 @@ static void show_fds(struct client *c)
         {"client_encoding", 'T'}, {"std_strings", 'T'}, {"datestyle", 'T'}, {"timezone", 'T'},
         {"password", 'T'},     {"scram_client_key", 'B'}, {"scram_server_key", 'B'},
     };
-    /* Only meaningful for online restart (-R), which pgusher does not do. */
-    show_empty(c, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+    /* The rows, and the sockets with them for an online restart: takeover.c. */
+    struct result r;
+    res_begin(&r, cols, (int)(sizeof(cols) / sizeof(cols[0])));
+    takeover_show_fds(c, &r.b);
 }
 
 static void show_peers(struct client *c)
@@ -1434,6 +1430,8 @@ static struct client *find_client_by_id(uint64_t id)
 
 void admin_shutdown(int mode)
 {
+    if (takeover_handed_over())
+        takeover_exit(); /* the new process has the sockets: touch none of them */
     sdnotify_stopping("shutting down");
     if (mode == SHUTDOWN_NOW || G.shutdown_mode != SHUTDOWN_NONE) {
         log_info("shutting down immediately");

@@ -18,6 +18,7 @@
 #include "pgusher/runtime.h"
 #include "pgusher/secret.h"
 #include "pgusher/server.h"
+#include "pgusher/takeover.h"
 #include "pgusher/tls.h"
 #include "pgusher/varcache.h"
 
@@ -25,6 +26,7 @@
 #include <openssl/rand.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1571,8 +1573,10 @@ void client_update_reading(struct client *c)
     }
     if (want && stream_full(&c->st))
         want = false;
-    /* SUSPEND: only the console is read (pool_suspend_check waits for the rest to flush). */
-    if (want && G.suspended && !(c->state == CL_ACTIVE && c->pool->db->admin))
+    /* SUSPEND: only the console is read (pool_suspend_check waits for the rest to flush);
+     * handed over to the process that replaces this one: its bytes are that one's now. */
+    if (want && (G.suspended || takeover_handed_over()) &&
+        !(c->state == CL_ACTIVE && c->pool->db->admin))
         want = false;
     if (want)
         stream_read_start(&c->st);
@@ -1590,4 +1594,75 @@ void client_resume(struct client *c)
         stream_compact(&c->st);
         client_update_reading(c);
     }
+}
+
+/* ---------------------------------------------------------------- online restart */
+
+struct client *client_adopt(int fd, struct pool *p, const struct takeover_row *row)
+{
+    bool is_unix = strcmp(row->addr, "unix") == 0;
+    struct client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    int r = is_unix ? stream_init_pipe(&c->st, G.loop, &client_ops, c)
+                    : stream_init_tcp(&c->st, G.loop, &client_ops, c);
+    if (r != 0) {
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    list_init(&c->node);
+    list_init(&c->aq_node);
+    c->state = CL_LOGIN;
+    list_append(&G.login_clients, &c->node);
+    G.client_count++;
+    c->id = ++G.next_id;
+    c->connect_time = c->request_time = now_usec();
+    c->connect_wall = time(NULL);
+    c->user_name = str_intern(row->user);
+    c->db_name = str_intern(row->database);
+    snprintf(c->addr, sizeof(c->addr), "%.*s", (int)sizeof(c->addr) - 1, row->addr);
+    c->port = row->port;
+    if (stream_open_fd(&c->st, fd) != 0) {
+        close(fd);
+        client_close(c, "takeover: could not adopt the socket");
+        return NULL;
+    }
+    if (!c->user_name || !c->db_name) {
+        client_close(c, "out of memory");
+        return NULL;
+    }
+    c->startup_done = true;
+    c->db = p->db;
+    p->db->cl_refs++;
+    c->pool = p;
+    p->db->client_count++;
+    static const struct {
+        enum var_id id;
+        size_t off;
+    } vars[] = {
+        {VAR_CLIENT_ENCODING, offsetof(struct takeover_row, client_encoding)},
+        {VAR_STANDARD_CONFORMING_STRINGS, offsetof(struct takeover_row, std_strings)},
+        {VAR_DATESTYLE, offsetof(struct takeover_row, datestyle)},
+        {VAR_TIMEZONE, offsetof(struct takeover_row, timezone)},
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = (const char *)row + vars[i].off;
+        if (*v)
+            varcache_set(&c->vars, vars[i].id, v);
+    }
+    /* Its key as the old process gave it out (a duplicate would be a broken old process:
+     * then it gets a fresh one, and cancels with the old key no longer reach it). */
+    c->cancel_pid = row->cancel_pid;
+    c->cancel_key = row->cancel_key;
+    if (!row->has_cancel || cancel_hash_find(c->cancel_pid, c->cancel_key)) {
+        do {
+            cancel_new_key(&c->cancel_pid, &c->cancel_key, random_u32);
+        } while (cancel_hash_find(c->cancel_pid, c->cancel_key));
+    }
+    cancel_hash_add(c);
+    client_set_state(c, CL_ACTIVE);
+    return c;
 }

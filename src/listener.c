@@ -356,6 +356,41 @@ void listener_pause(bool paused)
     }
 }
 
+bool listener_adopt(int fd)
+{
+    if (nlisteners >= MAX_LISTENERS)
+        return false;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return false;
+    bool is_unix = ss.ss_family == AF_UNIX;
+    if (!add_listener(fd, is_unix))
+        return false;
+    if (is_unix) {
+        const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
+        snprintf(unix_path, sizeof(unix_path), "%.*s", (int)sizeof(sun->sun_path),
+                 sun->sun_path);
+        log_info("got pooler socket: unix:%s", unix_path);
+    } else {
+        char host[64];
+        int port;
+        stream_addr_text((const struct sockaddr *)&ss, host, sizeof(host), &port);
+        log_info("got pooler socket: %s:%d", host, port);
+    }
+    return true;
+}
+
+int listener_fds(int *fds, int max)
+{
+    int n = 0;
+    for (int i = 0; i < nlisteners && n < max; i++)
+        if (listeners[i].active)
+            fds[n++] = listeners[i].fd;
+    return n;
+}
+
 void listener_retune(void)
 {
     struct tcp_tuning t;

@@ -15,6 +15,7 @@
 #include "pgusher/sdnotify.h"
 #include "pgusher/stats.h"
 #include "pgusher/stream.h"
+#include "pgusher/takeover.h"
 #include "pgusher/tls.h"
 #include "pgusher/varcache.h"
 #include "pgusher/version.h"
@@ -247,6 +248,11 @@ static void shrink_after_crowd(void)
 
 static void on_janitor(uv_timer_t *t)
 {
+    /* Handed over: the sockets are the new process's; no timeout here may close one. */
+    if (takeover_handed_over()) {
+        admin_janitor();
+        return;
+    }
     shrink_after_crowd();
     pool_janitor();
     client_janitor();
@@ -364,15 +370,20 @@ int main(int argc, char **argv)
     if (daemon && !(cf->g.logfile && *cf->g.logfile) && !cf->g.syslog)
         log_fatal("in daemon mode, a logfile or syslog must be configured");
 
-    if (cf->g.pidfile && *cf->g.pidfile)
+    /* -R: the running process's pidfile is ours once it has handed over and exited. */
+    if (cf->g.pidfile && *cf->g.pidfile && !reboot)
         check_pidfile(cf->g.pidfile);
     if (drop_root) {
         change_user(user);
         if (!log_configure(&ls))
             return 1;
     }
-    if (reboot)
-        log_warning("online restart (-R) is not supported; starting normally");
+    /* Online restart: as the user we run as, whom the old process lets in by peer. */
+    bool took_over = reboot && takeover_fetch(cf);
+    if (reboot && !took_over && cf->g.pidfile && *cf->g.pidfile)
+        check_pidfile(cf->g.pidfile);
+    else if (took_over && cf->g.pidfile && *cf->g.pidfile)
+        unlink(cf->g.pidfile); /* the old process is gone and left it */
     for (int i = 0; i < cf->nunimplemented; i++)
         log_warning("setting \"%s\" is accepted for compatibility but not implemented yet",
                     cf->unimplemented[i]);
@@ -396,7 +407,7 @@ int main(int argc, char **argv)
     database_init_all();
     admin_init();
     listener_size_fd_limit(cf);
-    if (!listener_start()) {
+    if (!(took_over && takeover_adopt()) && !listener_start()) {
         remove_pidfile();
         return 1;
     }

@@ -18,11 +18,13 @@
 #include "pgusher/prepared.h"
 #include "pgusher/proto.h"
 #include "pgusher/runtime.h"
+#include "pgusher/takeover.h"
 #include "pgusher/tls.h"
 #include "pgusher/varcache.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -741,8 +743,9 @@ void server_update_reading(struct server *s)
     bool want = true;
     if (s->state == SV_ACTIVE && s->link && s->iq == IQ_NONE)
         want = s->link->st.queued == 0;
-    if (want && (stream_full(&s->st) || G.suspended))
-        want = false; /* full, or SUSPEND: what it sends stays in the kernel until RESUME */
+    if (want && (stream_full(&s->st) || G.suspended || takeover_handed_over()))
+        want = false; /* full, or SUSPEND: what it sends stays in the kernel until RESUME (or
+                       * for the process that takes over) */
     if (want)
         stream_read_start(&s->st);
     else
@@ -887,4 +890,80 @@ void server_close(struct server *s, const char *fmt, ...)
     if (rc && !rc->st.closing)
         client_error_close(rc, "08P01", "login failed");
     pool_service(p);
+}
+
+/* ---------------------------------------------------------------- online restart */
+
+struct server *server_adopt(int fd, struct pool *p, struct backend *be,
+                            const struct takeover_row *row)
+{
+    struct database *db = p->db;
+    struct server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        close(fd);
+        return NULL;
+    }
+    bool is_unix = be->host[0] == '/';
+    int r = is_unix ? stream_init_pipe(&s->st, G.loop, &server_ops, s)
+                    : stream_init_tcp(&s->st, G.loop, &server_ops, s);
+    if (r != 0) {
+        free(s);
+        close(fd);
+        return NULL;
+    }
+    s->be = be;
+    backend_ref(be);
+    be->sv_count++;
+    snprintf(s->host, sizeof(s->host), "%s", be->host);
+    s->port = be->port;
+    if (is_unix)
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", be->host, be->port);
+    list_init(&s->node);
+    s->pool = p;
+    s->id = ++G.next_id;
+    s->tx_status = 'I';
+    s->connect_time = s->request_time = s->last_used = now_usec();
+    s->connect_wall = time(NULL);
+    pktbuf_init(&s->login_params);
+    /* Plaintext (TLS connections are not handed over), as if made under the settings in
+     * force, so that server_tls_obsolete does not close it on release. */
+    s->tls_gen = tls_connect_gen();
+    s->state = SV_LOGIN;
+    list_append(&p->sv_login, &s->node);
+    p->n_sv_login++;
+    db->server_count++;
+    db->sv_refs++;
+    G.server_count++;
+    if (stream_open_fd(&s->st, fd) != 0) {
+        close(fd);
+        server_close(s, "takeover: could not adopt the socket");
+        return NULL;
+    }
+    if (!is_unix) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&s->addr;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->addr;
+        if (uv_ip4_addr(be->host, be->port, in4) != 0)
+            uv_ip6_addr(be->host, be->port, in6);
+    }
+    s->be_pid = row->cancel_pid;
+    s->be_key = row->cancel_key;
+    static const struct {
+        enum var_id id;
+        size_t off;
+    } vars[] = {
+        {VAR_CLIENT_ENCODING, offsetof(struct takeover_row, client_encoding)},
+        {VAR_STANDARD_CONFORMING_STRINGS, offsetof(struct takeover_row, std_strings)},
+        {VAR_DATESTYLE, offsetof(struct takeover_row, datestyle)},
+        {VAR_TIMEZONE, offsetof(struct takeover_row, timezone)},
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = (const char *)row + vars[i].off;
+        if (*v)
+            varcache_set(&s->vars, vars[i].id, v);
+    }
+    s->ready = true;
+    s->login_done = true;
+    server_set_state(s, SV_IDLE);
+    server_update_reading(s);
+    return s;
 }

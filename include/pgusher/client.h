@@ -33,6 +33,11 @@ void client_auth_lookup_done(struct client *c);
 /* Process buffered input and re-evaluate whether to read (after a state change). */
 void client_resume(struct client *c);
 void client_update_reading(struct client *c);
+struct takeover_row;
+/* Online restart (takeover.c): a logged-in client the process this one replaces handed over,
+ * fd its socket (taken), placed in p as an idle CL_ACTIVE client with the row's names,
+ * address, cancel key and parameters. NULL (fd closed, logged) when it cannot be. */
+struct client *client_adopt(int fd, struct pool *p, const struct takeover_row *row);
 void client_log(struct client *c, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

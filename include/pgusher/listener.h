@@ -15,6 +15,10 @@
 void listener_size_fd_limit(const struct config *cf);
 /* Open every listening socket of the config in force. False (logged) if none could open. */
 bool listener_start(void);
+/* Online restart: listen on a socket the old process handed over (logged). */
+bool listener_adopt(int fd);
+/* The descriptors of the open listeners (up to max); how many. */
+int listener_fds(int *fds, int max);
 /* Apply the TCP settings in force to the listeners, from which Linux copies them to each
  * accepted connection (after a reload). */
 void listener_retune(void);

@@ -25,6 +25,12 @@ void server_send_synth(struct server *s);
 /* The server was made under other server TLS settings than those in force (its tls_gen is
  * not tls_connect_gen()): close it on release rather than reuse it. */
 bool server_tls_obsolete(const struct server *s);
+struct takeover_row;
+/* Online restart (takeover.c): a logged-in server connection the process this one replaces
+ * handed over, fd its socket (taken), to be, in p, an idle server on be with the row's
+ * cancel key and parameters. NULL (fd closed, logged) when it cannot be. */
+struct server *server_adopt(int fd, struct pool *p, struct backend *be,
+                            const struct takeover_row *row);
 void server_log(struct server *s, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

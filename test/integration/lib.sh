@@ -22,6 +22,7 @@
 #   pgu_start [FILE|-]          write ini (FILE or stdin), start the pooler, wait for it
 #   pgu_stop                    stop it (SIGTERM, then SIGKILL); also run at exit
 #   pgu_reload                  SIGHUP
+#   pgu_reboot                  online restart (-R): a new pooler takes the old one's sockets
 #   pgu_psql DB USER [ARGS]     psql via 127.0.0.1:$PGU_PORT (PGPASSWORD aware)
 #   pgu_psql_unix DB USER [ARGS] psql via the pooler's unix socket
 #   pgu_try CMD...              run CMD, never trip set -e: sets PGU_OUT (stdout+stderr), PGU_RC
@@ -335,6 +336,33 @@ pgu_start() {
 		sleep 0.1
 	done
 	fail "pooler not accepting connections on 127.0.0.1:$PGU_PORT after 10 s"
+}
+
+# pgu_reboot: online restart (-R): a new pooler with the same ini takes over the sockets of
+# the running one (which exits); PGU_PID becomes the new one's. Waits (10 s) for the old one
+# to be gone and the new one to accept. PGU_OLD_PID: the old one's pid.
+pgu_reboot() {
+	[[ -n $PGU_PID ]] || fail "pgu_reboot: pooler not running"
+	local -a launch=()
+	if [[ -n $PGU_RUN_AS ]]; then
+		launch=(setpriv --reuid="$PGU_RUN_AS" --regid="$PGU_RUN_AS" --init-groups --)
+	fi
+	PGU_OLD_PID=$PGU_PID
+	echo "-- [$PGU_TEST] online restart: $(basename "$PGUSHER_BIN") -R"
+	"${launch[@]}" "$PGUSHER_BIN" -R "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
+	PGU_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		pgu__alive "$PGU_PID" || { PGU_PID=""; fail "the new pooler exited during the online restart"; }
+		if ! pgu__alive "$PGU_OLD_PID"; then
+			wait "$PGU_OLD_PID" 2>/dev/null || true
+			local r=0
+			PGSSLMODE=disable pg_isready -q -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -t 1 >/dev/null 2>&1 || r=$?
+			((r == 0 || r == 1)) && return 0
+		fi
+		sleep 0.1
+	done
+	fail "online restart not done after 10 s (old pooler $(pgu__alive "$PGU_OLD_PID" && echo still running || echo gone))"
 }
 
 pgu_reload() {

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# User story: an operator upgrades the pooler binary without dropping anyone, as with
+# PgBouncer's -R. Sessions are open: a session-mode client with SET variables, one inside an
+# open transaction, transaction-mode clients between transactions. `pgusher -R` takes the
+# sockets over from the running process, which exits; every session goes on in the new one
+# (same backend pid in session mode, SET kept, the open transaction commits), a cancel sent
+# with the key given out before the restart still cancels pg_sleep, new clients connect, and
+# SHOW FDS lists the sockets. -R with no pooler running boots normally.
+source "$(dirname "$0")/lib.sh"
+
+admin() { pgu_admin "$1"; }
+
+pgu_start <<EOF
+[databases]
+sess = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_mode=session
+tx = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_mode=transaction
+
+[pgbouncer]
+default_pool_size = 4
+EOF
+
+check "sessions opened before the restart"
+pgu_sess_open a sess
+pgu_sess_open b sess
+pgu_sess_open c tx
+pgu_sess_open d sess
+pid_a=$(pgu_sess_q a "select pg_backend_pid();")
+[[ $pid_a =~ ^[0-9]+$ ]] || fail "session a: no backend pid: $pid_a"
+assert_eq "SET" "$(pgu_sess_q a "set work_mem = '7MB'; select 'SET';")" "session a: SET"
+pgu_sess_q b "begin; create temp table t_reboot(x int); insert into t_reboot values (1),(2); select 'open';" >/dev/null
+assert_eq "1" "$(pgu_sess_q c "select 1;")" "session c (transaction mode)"
+assert_eq "1" "$(pgu_sess_q d "select 1;")" "session d"
+
+check "SHOW FDS from psql lists the sockets (no descriptors passed)"
+fds=$(admin "SHOW FDS")
+assert_contains "$fds" "|pooler|" "a listening socket row"
+assert_contains "$fds" "|client|u_trust|sess|127.0.0.1|" "a client row"
+assert_contains "$fds" "|server|u_trust|sess|$PGU_PRIMARY|$PGU_PGPORT|" "a server row"
+hdr=$(psql -X -A -F'|' -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c "SHOW FDS" | head -1)
+assert_eq "fd|task|user|database|addr|port|cancel|link|client_encoding|std_strings|datestyle|timezone|password|scram_client_key|scram_server_key" "$hdr" "PgBouncer's columns"
+
+check "online restart: the old process hands over and exits"
+pgu_reboot
+assert_log_contains "takeover finished"
+[[ $PGU_PID != "$PGU_OLD_PID" ]] || fail "same pid"
+
+check "session mode: the same backend and its SET after the restart"
+assert_eq "$pid_a" "$(pgu_sess_q a "select pg_backend_pid();")" "session a keeps its server"
+assert_eq "7MB" "$(pgu_sess_q a "show work_mem;")" "session a keeps work_mem"
+
+check "the open transaction goes on and commits"
+assert_eq "2" "$(pgu_sess_q b "select count(*) from t_reboot;")" "rows of the open transaction"
+assert_eq "COMMIT" "$(pgu_sess_q b "commit; select 'COMMIT';")" "commit"
+
+check "transaction mode: a client between transactions goes on"
+assert_eq "2" "$(pgu_sess_q c "select 2;")" "session c"
+
+check "a cancel with the key given out before the restart cancels pg_sleep"
+echo "select pg_sleep(20);" >&"${PGU_SESS_W[d]}"
+pgu_wait_active_query "select pg_sleep(20);"
+t0=$SECONDS
+kill -INT "${PGU_SESS_PID[d]}"
+out="" line=""
+while read -r -t 10 -u "${PGU_SESS_R[d]}" line; do
+	out+="$line"$'\n'
+	[[ $line == *"canceling statement"* ]] && break
+done
+assert_contains "$out" "canceling statement due to user request" "pg_sleep cancelled"
+((SECONDS - t0 < 10)) || fail "cancel took too long"
+# (psql reading a script exits after a cancelled statement: d is gone now)
+
+check "new clients connect to the new process"
+pgu_try psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d tx -c "select 40+2"
+assert_ok "new client"
+assert_contains "$PGU_OUT" "42" "new client's answer"
+pgu_try psql -X -At -h "$PGU_TMP" -p "$PGU_PORT" -U u_trust -d sess -c "select 43"
+assert_ok "new client over the handed-over Unix socket"
+
+pgu_sess_close a
+pgu_sess_close b
+pgu_sess_close c
+pgu_sess_close d
+
+check "a second restart in a row"
+pgu_sess_open e tx
+assert_eq "5" "$(pgu_sess_q e "select 5;")" "session e"
+pgu_reboot
+assert_eq "6" "$(pgu_sess_q e "select 6;")" "session e after a second restart"
+pgu_sess_close e
+
+check "-R with no pooler running boots normally"
+pgu_stop
+rm -f "$PGU_PIDFILE"
+: >"$PGU_LOG"
+"$PGUSHER_BIN" -R "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
+PGU_PID=$!
+for ((i = 0; i < 100; i++)); do
+	PGSSLMODE=disable pg_isready -q -h 127.0.0.1 -p "$PGU_PORT" -t 1 >/dev/null 2>&1 && break
+	sleep 0.1
+done
+assert_log_contains "booting normally"
+pgu_try psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d tx -c "select 7"
+assert_ok "boots normally"
+
+pass
