@@ -370,8 +370,7 @@ bool listener_adopt(int fd)
         return false;
     if (is_unix) {
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
-        snprintf(unix_path, sizeof(unix_path), "%.*s", (int)sizeof(sun->sun_path),
-                 sun->sun_path);
+        snprintf(unix_path, sizeof(unix_path), "%.*s", (int)sizeof(sun->sun_path), sun->sun_path);
         log_info("got pooler socket: unix:%s", unix_path);
     } else {
         char host[64];
