@@ -371,7 +371,7 @@ bool listener_adopt(int fd)
     if (is_unix) {
         const struct sockaddr_un *sun = (const struct sockaddr_un *)&ss;
         snprintf(unix_path, sizeof(unix_path), "%.*s", (int)sizeof(sun->sun_path), sun->sun_path);
-        log_info("got pooler socket: unix:%s", unix_path);
+        log_info("got pooler socket: unix:%d", G.cf->g.listen_port); /* PgBouncer's words */
     } else {
         char host[64];
         int port;

@@ -46,21 +46,15 @@ static bool handed_over;
 
 /* ---------------------------------------------------------------- the row format */
 
-int64_t takeover_cancel_encode(uint32_t pid, uint32_t key)
+uint64_t takeover_cancel_encode(uint32_t pid, uint32_t key)
 {
-    uint8_t b[8] = {(uint8_t)(pid >> 24), (uint8_t)(pid >> 16), (uint8_t)(pid >> 8), (uint8_t)pid,
-                    (uint8_t)(key >> 24), (uint8_t)(key >> 16), (uint8_t)(key >> 8), (uint8_t)key};
-    int64_t v;
-    memcpy(&v, b, sizeof(v));
-    return v;
+    return ((uint64_t)pid << 32) | key;
 }
 
-void takeover_cancel_decode(int64_t v, uint32_t *pid, uint32_t *key)
+void takeover_cancel_decode(uint64_t v, uint32_t *pid, uint32_t *key)
 {
-    uint8_t b[8];
-    memcpy(b, &v, sizeof(b));
-    *pid = pkt_get32(b);
-    *key = pkt_get32(b + 4);
+    *pid = (uint32_t)(v >> 32);
+    *key = (uint32_t)v;
 }
 
 /* A text column as a C string into dst (NULL: ""); false if it does not fit or holds a NUL. */
@@ -77,15 +71,40 @@ static bool col_text(const uint8_t *v, int32_t len, char *dst, size_t cap)
     return true;
 }
 
-/* A decimal integer column (optional sign, digits only) within [lo, hi]. */
-static bool col_int(const uint8_t *v, int32_t len, long long lo, long long hi, long long *out)
+static int hex_digit(uint8_t c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A SCRAM key as bytea text: "\\x" and exactly 2 * SCRAM_KEY_LEN hex digits. */
+static bool col_hex(const uint8_t *v, int32_t len, uint8_t *key)
+{
+    if (len != 2 + 2 * SCRAM_KEY_LEN || v[0] != '\\' || v[1] != 'x')
+        return false;
+    for (int i = 0; i < SCRAM_KEY_LEN; i++) {
+        int hi = hex_digit(v[2 + 2 * i]), lo = hex_digit(v[3 + 2 * i]);
+        if (hi < 0 || lo < 0)
+            return false;
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* A decimal integer column (optional '-', digits only) as its magnitude and sign. */
+static bool col_num(const uint8_t *v, int32_t len, bool *neg, unsigned long long *out)
 {
     char buf[24];
     if (len <= 0 || !col_text(v, len, buf, sizeof(buf)))
         return false;
     const char *p = buf;
-    bool neg = *p == '-';
-    if (neg)
+    *neg = *p == '-';
+    if (*neg)
         p++;
     if (!*p)
         return false;
@@ -98,14 +117,18 @@ static bool col_int(const uint8_t *v, int32_t len, long long lo, long long hi, l
             return false;
         u = u * 10 + d;
     }
-    if (!neg && u > (unsigned long long)INT64_MAX)
+    *out = u;
+    return true;
+}
+
+/* A non-negative integer column up to max. */
+static bool col_int(const uint8_t *v, int32_t len, long long max, long long *out)
+{
+    bool neg;
+    unsigned long long u;
+    if (!col_num(v, len, &neg, &u) || neg || u > (unsigned long long)max)
         return false;
-    if (neg && u > (unsigned long long)INT64_MAX + 1)
-        return false;
-    long long x = neg ? (long long)(0 - u) : (long long)u;
-    if (x < lo || x > hi)
-        return false;
-    *out = x;
+    *out = (long long)u;
     return true;
 }
 
@@ -133,7 +156,7 @@ bool takeover_parse_row(const uint8_t *body, size_t len, struct takeover_row *ou
     memset(out, 0, sizeof(*out));
     long long n;
     char task[16];
-    if (!col_int(val[0], vlen[0], 0, INT32_MAX, &n))
+    if (!col_int(val[0], vlen[0], INT32_MAX, &n))
         return false;
     out->fd = (int)n;
     if (!col_text(val[1], vlen[1], task, sizeof(task)))
@@ -152,21 +175,26 @@ bool takeover_parse_row(const uint8_t *body, size_t len, struct takeover_row *ou
         return false;
     out->port = 0;
     if (vlen[5] >= 0) {
-        if (!col_int(val[5], vlen[5], 0, 65535, &n))
+        if (!col_int(val[5], vlen[5], 65535, &n))
             return false;
         out->port = (int)n;
     }
     if (vlen[6] >= 0) {
-        if (!col_int(val[6], vlen[6], INT64_MIN, INT64_MAX, &n))
+        /* Unsigned as PgBouncer prints it; a negative (signed int8) spelling is taken too. */
+        bool neg;
+        unsigned long long u;
+        if (!col_num(val[6], vlen[6], &neg, &u) || (neg && u > (1ull << 63)))
             return false;
-        out->has_cancel = true;
-        takeover_cancel_decode((int64_t)n, &out->cancel_pid, &out->cancel_key);
+        if (neg)
+            u = 0 - u;
+        out->has_cancel = u != 0; /* 0: none (a listener) */
+        takeover_cancel_decode(u, &out->cancel_pid, &out->cancel_key);
     }
     out->link = -1;
     if (vlen[7] >= 0) {
-        if (!col_int(val[7], vlen[7], 0, INT32_MAX, &n))
+        if (!col_int(val[7], vlen[7], INT32_MAX, &n))
             return false;
-        out->link = (int)n;
+        out->link = n > 0 ? (int)n : -1; /* 0: none, as PgBouncer prints it */
     }
     if (!col_text(val[8], vlen[8], out->client_encoding, sizeof(out->client_encoding)) ||
         !col_text(val[9], vlen[9], out->std_strings, sizeof(out->std_strings)) ||
@@ -174,14 +202,13 @@ bool takeover_parse_row(const uint8_t *body, size_t len, struct takeover_row *ou
         !col_text(val[11], vlen[11], out->timezone, sizeof(out->timezone)) ||
         !col_text(val[12], vlen[12], out->password, sizeof(out->password)))
         return false;
-    /* The keys: both NULL, or both SCRAM_KEY_LEN raw bytes. */
+    /* The keys: both NULL, or both SCRAM_KEY_LEN bytes as bytea text. */
     if ((vlen[13] < 0) != (vlen[14] < 0))
         return false;
     if (vlen[13] >= 0) {
-        if (vlen[13] != SCRAM_KEY_LEN || vlen[14] != SCRAM_KEY_LEN)
+        if (!col_hex(val[13], vlen[13], out->scram_client_key) ||
+            !col_hex(val[14], vlen[14], out->scram_server_key))
             return false;
-        memcpy(out->scram_client_key, val[13], SCRAM_KEY_LEN);
-        memcpy(out->scram_server_key, val[14], SCRAM_KEY_LEN);
         out->has_scram_keys = true;
     }
     return true;
@@ -247,6 +274,21 @@ static void put_text(struct pktbuf *b, const char *s)
     put_col(b, s, s ? strlen(s) : 0);
 }
 
+/* A SCRAM key as bytea text ("\\x" and hex), or NULL. */
+static void put_hex(struct pktbuf *b, const uint8_t *key)
+{
+    char hex[2 + 2 * SCRAM_KEY_LEN + 1];
+    if (!key) {
+        put_text(b, NULL);
+        return;
+    }
+    hex[0] = '\\';
+    hex[1] = 'x';
+    for (int i = 0; i < SCRAM_KEY_LEN; i++)
+        snprintf(hex + 2 + 2 * i, 3, "%02x", key[i]);
+    put_text(b, hex);
+}
+
 static void put_num(struct pktbuf *b, long long v)
 {
     char buf[32];
@@ -281,21 +323,19 @@ static void add_row(struct fds_reply *r, int fd, struct stream *st, const char *
     put_text(b, db);
     put_text(b, addr);
     put_num(b, port);
-    if (cancel)
-        put_num(b, (long long)takeover_cancel_encode(cancel[0], cancel[1]));
-    else
-        put_text(b, NULL);
-    if (link >= 0)
-        put_num(b, link);
-    else
-        put_text(b, NULL);
+    /* 0 for "none" in both, as PgBouncer 1.25 prints them (fd 0 is never a socket here). */
+    char ck[24];
+    snprintf(ck, sizeof(ck), "%llu",
+             cancel ? (unsigned long long)takeover_cancel_encode(cancel[0], cancel[1]) : 0ull);
+    put_text(b, ck);
+    put_num(b, link > 0 ? link : 0);
     put_text(b, vars ? vars->val[VAR_CLIENT_ENCODING] : NULL);
     put_text(b, vars ? vars->val[VAR_STANDARD_CONFORMING_STRINGS] : NULL);
     put_text(b, vars ? vars->val[VAR_DATESTYLE] : NULL);
     put_text(b, vars ? vars->val[VAR_TIMEZONE] : NULL);
     put_text(b, p ? p->aq_secret : NULL);
-    put_col(b, p && p->have_scram_keys ? p->scram_client_key : NULL, SCRAM_KEY_LEN);
-    put_col(b, p && p->have_scram_keys ? p->scram_server_key : NULL, SCRAM_KEY_LEN);
+    put_hex(b, p && p->have_scram_keys ? p->scram_client_key : NULL);
+    put_hex(b, p && p->have_scram_keys ? p->scram_server_key : NULL);
     pktbuf_finish(b);
 }
 
@@ -657,13 +697,14 @@ bool takeover_fetch(const struct config *cf)
     struct conn k = {.sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
     if (k.sock < 0)
         log_fatal("takeover: socket: %s", strerror(errno));
-    log_info("takeover_init: launching connection");
+    log_warning("Online restart is deprecated, use so_reuseport instead");
     if (connect(k.sock, (struct sockaddr *)&sun, sizeof(sun)) != 0 && errno != EINPROGRESS) {
-        log_info("takeover: no process running on %s (%s): booting normally", sun.sun_path,
-                 strerror(errno));
+        log_info("old process not found, try to continue normally");
+        log_debug("takeover: %s: %s", sun.sun_path, strerror(errno));
         close(k.sock);
         return false;
     }
+    log_info("takeover_init: launching connection");
     struct pktbuf b;
     pktbuf_init(&b);
     const char *const params[][2] = {{"user", "pgbouncer"}, {"database", "pgbouncer"}};
@@ -671,11 +712,12 @@ bool takeover_fetch(const struct config *cf)
     bool ok = conn_send(&k, &b);
     pktbuf_free(&b);
     if (!ok || !conn_until_ready(&k, "login")) {
-        log_info("takeover: no usable process on %s: booting normally", sun.sun_path);
+        log_info("old process not found, try to continue normally");
         close(k.sock);
         free(k.buf);
         return false;
     }
+    log_info("login OK, sending SUSPEND");
     if (!conn_query(&k, "SUSPEND;") || !conn_until_ready(&k, "SUSPEND"))
         log_fatal("takeover: SUSPEND failed");
     log_info("SUSPEND finished, sending SHOW FDS");
@@ -690,15 +732,16 @@ bool takeover_fetch(const struct config *cf)
     }
     for (size_t i = 0; i < ngot; i++)
         got[i].fd = k.fds[i];
-    log_info("SHOW FDS finished: %zu sockets", ngot);
+    log_info("SHOW FDS finished");
     /* The old process exits at SHUTDOWN without a word: its EOF says it is gone. */
+    log_info("sending SHUTDOWN;");
     conn_query(&k, "SHUTDOWN;");
     uint8_t type;
     const uint8_t *body;
     uint32_t blen;
     while (conn_msg(&k, &type, &body, &blen) > 0)
         ;
-    log_info("old process gone: taking over");
+    log_info("old process killed, resuming work");
     close(k.sock);
     free(k.buf);
     free(k.fds);

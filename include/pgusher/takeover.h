@@ -31,7 +31,7 @@ struct takeover_row {
     int port;
     bool has_cancel;
     uint32_t cancel_pid, cancel_key; /* the BackendKeyData pair behind the cancel column */
-    int link;                        /* the linked connection's fd in the old process, or -1 */
+    int link; /* the linked connection's fd in the old process, or -1 (the column's 0) */
     char client_encoding[TAKEOVER_VAR_MAX], std_strings[TAKEOVER_VAR_MAX];
     char datestyle[TAKEOVER_VAR_MAX], timezone[TAKEOVER_VAR_MAX];
     char password[TAKEOVER_PASSWORD_MAX];
@@ -39,10 +39,10 @@ struct takeover_row {
     uint8_t scram_client_key[SCRAM_KEY_LEN], scram_server_key[SCRAM_KEY_LEN];
 };
 
-/* The cancel column: the 8 bytes of BackendKeyData (pid, key; big-endian as on the wire)
- * read as one native integer, as PgBouncer prints it. */
-int64_t takeover_cancel_encode(uint32_t pid, uint32_t key);
-void takeover_cancel_decode(int64_t v, uint32_t *pid, uint32_t *key);
+/* The cancel column: the 8 bytes of BackendKeyData (pid, key) as one big-endian unsigned
+ * number, as PgBouncer 1.25 prints it (0: none). */
+uint64_t takeover_cancel_encode(uint32_t pid, uint32_t key);
+void takeover_cancel_decode(uint64_t v, uint32_t *pid, uint32_t *key);
 
 /* Parse the body of one DataRow of SHOW FDS. False (out unspecified) when it is not a
  * well-formed row: wrong column count, a value too long, a bad number or task, a key that is

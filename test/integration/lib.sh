@@ -20,6 +20,7 @@
 #   pgu_user_set NAME SECRET    replace NAME's entry
 #   pgu_md5_secret USER PASS / pgu_scram_secret USER PASS / pgu_pg_secret ROLE
 #   pgu_start [FILE|-]          write ini (FILE or stdin), start the pooler, wait for it
+#                               (PGU_START_ARGS=(...): extra command-line options)
 #   pgu_stop                    stop it (SIGTERM, then SIGKILL); also run at exit
 #   pgu_reload                  SIGHUP
 #   pgu_reboot                  online restart (-R): a new pooler takes the old one's sockets
@@ -315,7 +316,7 @@ pgu_start() {
 		launch=("${PGU_WRAP[@]}" "${launch[@]}")
 	fi
 	echo "-- [$PGU_TEST] starting $(basename "$PGUSHER_BIN") on 127.0.0.1:$PGU_PORT (dir $PGU_TMP)"
-	"${launch[@]}" "$PGUSHER_BIN" "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
+	"${launch[@]}" "$PGUSHER_BIN" ${PGU_START_ARGS[@]+"${PGU_START_ARGS[@]}"} "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
 	PGU_PID=$!
 
 	local i

@@ -41,7 +41,12 @@ assert_eq "fd|task|user|database|addr|port|cancel|link|client_encoding|std_strin
 
 check "online restart: the old process hands over and exits"
 pgu_reboot
-assert_log_contains "takeover finished"
+for line in "Online restart is deprecated, use so_reuseport instead" "takeover_init: launching connection" \
+	"SUSPEND command issued" "SUSPEND finished, sending SHOW FDS" "got pooler socket: 127.0.0.1:$PGU_PORT" \
+	"got pooler socket: unix:$PGU_PORT" "SHOW FDS finished" "SHUTDOWN command issued" \
+	"old process killed, resuming work"; do
+	assert_log_contains "$line" # PgBouncer 1.25.2's lines
+done
 [[ $PGU_PID != "$PGU_OLD_PID" ]] || fail "same pid"
 
 check "session mode: the same backend and its SET after the restart"
@@ -90,16 +95,16 @@ pgu_sess_close e
 
 check "-R with no pooler running boots normally"
 pgu_stop
-rm -f "$PGU_PIDFILE"
 : >"$PGU_LOG"
-"$PGUSHER_BIN" -R "$PGU_INI" >>"$PGU_STDERR" 2>&1 &
-PGU_PID=$!
-for ((i = 0; i < 100; i++)); do
-	PGSSLMODE=disable pg_isready -q -h 127.0.0.1 -p "$PGU_PORT" -t 1 >/dev/null 2>&1 && break
-	sleep 0.1
-done
-assert_log_contains "booting normally"
+PGU_START_ARGS=(-R)
+pgu_start <<EOF
+[databases]
+tx = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_mode=transaction
+EOF
+PGU_START_ARGS=()
 pgu_try psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d tx -c "select 7"
 assert_ok "boots normally"
+assert_contains "$PGU_OUT" "7" "answer"
+assert_log_contains "old process not found, try to continue normally" # PgBouncer's line
 
 pass
