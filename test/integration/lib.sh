@@ -435,7 +435,8 @@ pgu_wait_clients() { # db n: until SHOW CLIENTS lists at least n clients of db (
 }
 
 # A psql session held open through fifos: pgu_sess_open NAME [DB [USER]] (default testdb,
-# as u_trust); pgu_sess_q NAME SQL prints the first output line (stderr included) within
+# as u_trust; DB may be a conninfo string such as "dbname=x sslmode=require");
+# pgu_sess_q NAME SQL prints the first output line (stderr included) within
 # 10 s; pgu_sess_close NAME closes psql's input (psql sends Terminate and exits; killed
 # after 5 s).
 declare -A PGU_SESS_W PGU_SESS_R PGU_SESS_PID

@@ -93,6 +93,44 @@ pgu_reboot
 assert_eq "6" "$(pgu_sess_q e "select 6;")" "session e after a second restart"
 pgu_sess_close e
 
+check "SCRAM pass-through: the keys come over; a TLS client is dropped, the others go on"
+pgu_stop
+C=$PGU_TMP/certs
+pgu_make_certs "$C"
+pgu_user u_scram "$(pgu_pg_secret u_scram)"
+pgu_user postgres pw
+pgu_start <<EOF
+[databases]
+scr = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_mode=transaction
+
+[pgbouncer]
+auth_type = scram-sha-256
+client_tls_sslmode = allow
+client_tls_key_file = $C/server.key
+client_tls_cert_file = $C/server.crt
+EOF
+export PGPASSWORD=scrampass
+pgu_sess_open plain "dbname=scr sslmode=disable" u_scram
+pgu_sess_open tls "dbname=scr sslmode=require" u_scram
+assert_eq "1" "$(pgu_sess_q plain "select 1;")" "plaintext SCRAM client"
+assert_eq "on" "$(pgu_sess_q tls "select 'on';")" "TLS SCRAM client"
+fds=$(PGPASSWORD=pw psql -X -A -t -h 127.0.0.1 -p "$PGU_PORT" -U postgres -d pgbouncer -c "SHOW FDS")
+[[ $fds =~ \|client\|u_scram\|scr\|.*\|\\x[0-9a-f]{64}\|\\x[0-9a-f]{64}$ ]] ||
+	fail "SHOW FDS: no client row with SCRAM keys: $fds"
+pgu_reboot
+out=$(pgu_sess_q tls "select 'still';")
+[[ $out == *"closed the connection"* || $out == *"EOF detected"* ]] || fail "the TLS client was not dropped: $out"
+# Its servers gone, the plaintext client's next transaction needs a new server login: with
+# no client logging in since, only the keys that came over can make it.
+pg_direct "$PGU_PRIMARY" postgres -c "select count(pg_terminate_backend(pid)) from pg_stat_activity where usename = 'u_scram'" >/dev/null
+sleep 0.5
+logins=$(grep -c "scr/u_scram@.*new connection to server" "$PGU_LOG")
+assert_eq "2" "$(pgu_sess_q plain "select 2;")" "plaintext SCRAM client after the restart, on a new server"
+(($(grep -c "scr/u_scram@.*new connection to server" "$PGU_LOG") > logins)) || fail "no new server login"
+unset PGPASSWORD
+pgu_sess_close plain
+pgu_sess_close tls
+
 check "-R with no pooler running boots normally"
 pgu_stop
 : >"$PGU_LOG"
