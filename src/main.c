@@ -56,6 +56,8 @@ static void usage(FILE *out, const char *prog)
             "  -u, --user=USERNAME  assume the identity of USERNAME\n"
             "      --check          check CONFIG_FILE and the files it names, then exit\n"
             "                       (0: valid; 1: invalid, with file:line); binds nothing\n"
+            "  -R, --reboot         online restart: take over the sockets of the running\n"
+            "                       process (deprecated: prefer so_reuseport)\n"
             "  -V, --version        show the version and libraries, then exit\n"
             "  -h, --help           show this help, then exit\n"
             "\n"

@@ -44,6 +44,8 @@
 
 static bool handed_over;
 
+static const char *const task_names[] = {"pooler", "client", "server"};
+
 /* ---------------------------------------------------------------- the row format */
 
 uint64_t takeover_cancel_encode(uint32_t pid, uint32_t key)
@@ -161,14 +163,12 @@ bool takeover_parse_row(const uint8_t *body, size_t len, struct takeover_row *ou
     out->fd = (int)n;
     if (!col_text(val[1], vlen[1], task, sizeof(task)))
         return false;
-    if (strcmp(task, "pooler") == 0)
-        out->task = TAKEOVER_POOLER;
-    else if (strcmp(task, "client") == 0)
-        out->task = TAKEOVER_CLIENT;
-    else if (strcmp(task, "server") == 0)
-        out->task = TAKEOVER_SERVER;
-    else
+    size_t t = 0;
+    while (t < sizeof(task_names) / sizeof(task_names[0]) && strcmp(task, task_names[t]) != 0)
+        t++;
+    if (t == sizeof(task_names) / sizeof(task_names[0]))
         return false;
+    out->task = (enum takeover_task)t;
     if (!col_text(val[2], vlen[2], out->user, sizeof(out->user)) ||
         !col_text(val[3], vlen[3], out->database, sizeof(out->database)) ||
         !col_text(val[4], vlen[4], out->addr, sizeof(out->addr)))
@@ -296,9 +296,46 @@ static void put_num(struct pktbuf *b, long long v)
     put_text(b, buf);
 }
 
-/* One row: fd, task, user, database, addr, port, cancel, link, client_encoding,
- * std_strings, datestyle, timezone, password, scram_client_key, scram_server_key. */
-static void add_row(struct fds_reply *r, int fd, struct stream *st, const char *task,
+/* "" is written as NULL: the row keeps no difference between them. */
+static void put_opt(struct pktbuf *b, const char *s)
+{
+    put_text(b, *s ? s : NULL);
+}
+
+void takeover_put_row(struct pktbuf *b, const struct takeover_row *row)
+{
+    pktbuf_start(b, 'D');
+    pktbuf_put_int16(b, TAKEOVER_NCOLS);
+    put_num(b, row->fd);
+    put_text(b, task_names[row->task]);
+    put_opt(b, row->user);
+    put_opt(b, row->database);
+    put_opt(b, row->addr);
+    put_num(b, row->port);
+    /* 0 for "none" in both, as PgBouncer 1.25 prints them (fd 0 is never a socket here). */
+    char ck[24];
+    snprintf(ck, sizeof(ck), "%llu",
+             row->has_cancel
+                 ? (unsigned long long)takeover_cancel_encode(row->cancel_pid, row->cancel_key)
+                 : 0ull);
+    put_text(b, ck);
+    put_num(b, row->link > 0 ? row->link : 0);
+    put_opt(b, row->client_encoding);
+    put_opt(b, row->std_strings);
+    put_opt(b, row->datestyle);
+    put_opt(b, row->timezone);
+    put_opt(b, row->password);
+    put_hex(b, row->has_scram_keys ? row->scram_client_key : NULL);
+    put_hex(b, row->has_scram_keys ? row->scram_server_key : NULL);
+    pktbuf_finish(b);
+}
+
+static void copy_str(char *dst, size_t cap, const char *s)
+{
+    snprintf(dst, cap, "%s", s ? s : "");
+}
+
+static void add_row(struct fds_reply *r, int fd, struct stream *st, enum takeover_task task,
                     const char *user, const char *db, const char *addr, int port,
                     const uint32_t *cancel, int link, const struct varcache *vars,
                     const struct pool *p)
@@ -314,29 +351,36 @@ static void add_row(struct fds_reply *r, int fd, struct stream *st, const char *
         r->cap = cap;
     }
     r->rows[r->n++] = (struct fds_row){r->b->len, fd, st};
-    struct pktbuf *b = r->b;
-    pktbuf_start(b, 'D');
-    pktbuf_put_int16(b, TAKEOVER_NCOLS);
-    put_num(b, fd);
-    put_text(b, task);
-    put_text(b, user);
-    put_text(b, db);
-    put_text(b, addr);
-    put_num(b, port);
-    /* 0 for "none" in both, as PgBouncer 1.25 prints them (fd 0 is never a socket here). */
-    char ck[24];
-    snprintf(ck, sizeof(ck), "%llu",
-             cancel ? (unsigned long long)takeover_cancel_encode(cancel[0], cancel[1]) : 0ull);
-    put_text(b, ck);
-    put_num(b, link > 0 ? link : 0);
-    put_text(b, vars ? vars->val[VAR_CLIENT_ENCODING] : NULL);
-    put_text(b, vars ? vars->val[VAR_STANDARD_CONFORMING_STRINGS] : NULL);
-    put_text(b, vars ? vars->val[VAR_DATESTYLE] : NULL);
-    put_text(b, vars ? vars->val[VAR_TIMEZONE] : NULL);
-    put_text(b, p ? p->aq_secret : NULL);
-    put_hex(b, p && p->have_scram_keys ? p->scram_client_key : NULL);
-    put_hex(b, p && p->have_scram_keys ? p->scram_server_key : NULL);
-    pktbuf_finish(b);
+    static struct takeover_row row; /* large; SHOW FDS runs on the loop thread only */
+    memset(&row, 0, sizeof(row));
+    row.fd = fd;
+    row.task = task;
+    copy_str(row.user, sizeof(row.user), user);
+    copy_str(row.database, sizeof(row.database), db);
+    copy_str(row.addr, sizeof(row.addr), addr);
+    row.port = port;
+    row.has_cancel = cancel != NULL;
+    if (cancel) {
+        row.cancel_pid = cancel[0];
+        row.cancel_key = cancel[1];
+    }
+    row.link = link;
+    if (vars) {
+        copy_str(row.client_encoding, sizeof(row.client_encoding), vars->val[VAR_CLIENT_ENCODING]);
+        copy_str(row.std_strings, sizeof(row.std_strings),
+                 vars->val[VAR_STANDARD_CONFORMING_STRINGS]);
+        copy_str(row.datestyle, sizeof(row.datestyle), vars->val[VAR_DATESTYLE]);
+        copy_str(row.timezone, sizeof(row.timezone), vars->val[VAR_TIMEZONE]);
+    }
+    if (p) {
+        copy_str(row.password, sizeof(row.password), p->aq_secret);
+        if (p->have_scram_keys) {
+            row.has_scram_keys = true;
+            memcpy(row.scram_client_key, p->scram_client_key, SCRAM_KEY_LEN);
+            memcpy(row.scram_server_key, p->scram_server_key, SCRAM_KEY_LEN);
+        }
+    }
+    takeover_put_row(r->b, &row);
 }
 
 static void add_client(struct fds_reply *r, struct client *c)
@@ -345,15 +389,15 @@ static void add_client(struct fds_reply *r, struct client *c)
     int port = c->port;
     snprintf(addr, sizeof(addr), "%s", c->addr);
     uint32_t cancel[2] = {c->cancel_pid, c->cancel_key};
-    add_row(r, stream_fd(&c->st), &c->st, "client", c->user_name, c->db_name, addr, port, cancel,
-            c->link ? stream_fd(&c->link->st) : -1, &c->vars, c->pool);
+    add_row(r, stream_fd(&c->st), &c->st, TAKEOVER_CLIENT, c->user_name, c->db_name, addr, port,
+            cancel, c->link ? stream_fd(&c->link->st) : -1, &c->vars, c->pool);
 }
 
 static void add_server(struct fds_reply *r, struct server *s)
 {
     uint32_t cancel[2] = {s->be_pid, s->be_key};
-    add_row(r, stream_fd(&s->st), &s->st, "server", s->pool->user, s->pool->db->name, s->host,
-            s->port, cancel, s->link ? stream_fd(&s->link->st) : -1, &s->vars, s->pool);
+    add_row(r, stream_fd(&s->st), &s->st, TAKEOVER_SERVER, s->pool->user, s->pool->db->name,
+            s->host, s->port, cancel, s->link ? stream_fd(&s->link->st) : -1, &s->vars, s->pool);
 }
 
 static void collect(struct fds_reply *r)
@@ -368,7 +412,7 @@ static void collect(struct fds_reply *r)
         memset(&ss, 0, sizeof(ss));
         if (getsockname(lfds[i], (struct sockaddr *)&ss, &len) == 0 && ss.ss_family != AF_UNIX)
             stream_addr_text((struct sockaddr *)&ss, host, sizeof(host), &port);
-        add_row(r, lfds[i], NULL, "pooler", NULL, NULL, host, port, NULL, -1, NULL, NULL);
+        add_row(r, lfds[i], NULL, TAKEOVER_POOLER, NULL, NULL, host, port, NULL, -1, NULL, NULL);
     }
     struct list *di;
     list_for_each(di, &G.databases)

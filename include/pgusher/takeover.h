@@ -49,6 +49,10 @@ void takeover_cancel_decode(uint64_t v, uint32_t *pid, uint32_t *key);
  * not SCRAM_KEY_LEN bytes. Pure: no sockets, no globals. */
 bool takeover_parse_row(const uint8_t *body, size_t len, struct takeover_row *out);
 
+/* Append one DataRow of SHOW FDS ("" written as NULL; has_cancel false and link -1 as 0, as
+ * PgBouncer prints them). takeover_parse_row reads back the same row. */
+void takeover_put_row(struct pktbuf *b, const struct takeover_row *row);
+
 /* Old process. SHOW FDS on the console: b holds the RowDescription; the rows, CommandComplete
  * and ReadyForQuery are appended and sent. To the "pgbouncer" user of our own OS user on the
  * Unix socket while SUSPENDed, each row carries its socket; from then on this process reads

@@ -300,4 +300,20 @@ write("http", "blank-first", "\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n")
 write_dict("http", ["GET", "HEAD", "POST", " HTTP/1.1", " HTTP/1.0", "\r\n", "/metrics", "Accept:",
                     "application/openmetrics-text", "Host:", "?", ":"])
 
+# ---------------------------------------------------------------- SHOW FDS rows (online restart)
+K1 = b"\\xa779238f4a0e288a71d21250a0a5cd34b9218d40f176f7a3d03b9eae32bda5ec"
+K2 = b"\\x8609ff3c5f2b5173c76ee7ae5a5f8cd3845ed9aaeba9db4a1889a26097a92e53"
+write("fds_row", "pooler", row(b"7", b"pooler", None, None, b"127.0.0.1", b"6432", b"0", b"0",
+                               None, None, None, None, None, None, None))
+write("fds_row", "client", row(b"9", b"client", b"u_trust", b"sess", b"127.0.0.1", b"40006",
+                               b"6787229202728447102", b"11", b"UTF8", b"on", b"ISO, MDY",
+                               b"Etc/UTC", None, None, None))
+write("fds_row", "server-scram", row(b"11", b"server", b"u_scram", b"sess", b"127.0.0.1", b"5432",
+                                     b"137987716479875", b"9", b"UTF8", b"on", b"ISO, MDY",
+                                     b"Etc/UTC", b"SCRAM-SHA-256$4096:c2FsdA==$AAAA:BBBB", K1, K2))
+write("fds_row", "negative-cancel", row(b"9", b"client", b"u", b"d", b"unix", b"0", b"-1", b"0",
+                                        None, None, None, None, None, None, None))
+write("fds_row", "short", row(b"9", b"client"))
+write_dict("fds_row", ["pooler", "client", "server", "unix", "\\x", "18446744073709551615", "-"])
+
 print("seeds written under", os.path.join(HERE, "corpus"), file=sys.stderr)
