@@ -1310,6 +1310,8 @@ void admin_pause(struct database *db)
 
 void admin_resume(struct database *db)
 {
+    if (!db)
+        takeover_abort(); /* a new process that gave up says RESUME */
     if (db) {
         db->paused = false;
     } else {

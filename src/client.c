@@ -232,6 +232,7 @@ void client_close(struct client *c, const char *fmt, ...)
 
     cancel_hash_del(c);
     auth_query_forget(c);
+    takeover_console_gone(c);
     struct server *s = c->link;
     struct pool *p = c->pool;
     bool counted = c->state != CL_LOGIN && c->state != CL_CANCEL && c->db;

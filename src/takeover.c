@@ -43,6 +43,8 @@
 #define MAX_PASS_LISTENERS 32
 
 static bool handed_over;
+/* The console connection the sockets went to (until it closes or the process exits). */
+static struct client *taker;
 
 static const char *const task_names[] = {"pooler", "client", "server"};
 
@@ -510,6 +512,7 @@ void takeover_show_fds(struct client *c, struct pktbuf *b)
     bool ok = sock >= 0 && stream_flush(&c->st) && c->st.queued == 0;
     listener_pause(true); /* SUSPEND did; a RESUME after a failed hand-over undoes it */
     handed_over = true;
+    taker = c;
     for (size_t i = 0; i < r.n; i++)
         if (r.rows[i].st)
             stream_read_stop(r.rows[i].st);
@@ -525,10 +528,27 @@ void takeover_show_fds(struct client *c, struct pktbuf *b)
     free(r.rows);
     if (!ok) {
         /* The new process got some of them at most, and gives up: go on as before. */
-        handed_over = false;
         client_close(c, "takeover failed");
         admin_resume(NULL);
     }
+}
+
+void takeover_abort(void)
+{
+    if (!handed_over)
+        return;
+    /* admin_resume goes on: it accepts and reads again, as after any SUSPEND. */
+    log_warning("takeover: the new process gave up: resuming work");
+    handed_over = false;
+    taker = NULL;
+}
+
+void takeover_console_gone(struct client *c)
+{
+    /* Gone without SHUTDOWN (which exits before any close): the new process died or gave
+     * up, and holds none of the sockets any more. */
+    if (handed_over && c == taker)
+        admin_resume(NULL); /* takeover_abort, and lift the SUSPEND it sent */
 }
 
 bool takeover_handed_over(void)

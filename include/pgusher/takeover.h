@@ -61,6 +61,12 @@ void takeover_show_fds(struct client *c, struct pktbuf *b);
 /* The sockets were handed over: SHUTDOWN exits at once, touching none of them. */
 bool takeover_handed_over(void);
 _Noreturn void takeover_exit(void);
+/* The new process gave up (RESUME, or its console connection closed before SHUTDOWN): the
+ * sockets are ours again (admin_resume, which calls this first, reads and accepts again).
+ * No-op unless handed over. */
+void takeover_abort(void);
+/* client.c: a client is closing (the one the sockets went to: takeover_abort). */
+void takeover_console_gone(struct client *c);
 
 /* New process, before the event loop: connect to the running process's console (Unix socket
  * of cf), SUSPEND it, read SHOW FDS with the sockets, send SHUTDOWN and wait for it to exit.

@@ -93,6 +93,44 @@ pgu_reboot
 assert_eq "6" "$(pgu_sess_q e "select 6;")" "session e after a second restart"
 pgu_sess_close e
 
+if [[ $(basename "$PGUSHER_BIN") != pgbouncer ]]; then
+	check "a new process that dies after SHOW FDS, before SHUTDOWN: the old one goes on"
+	pgu_sess_open f tx
+	assert_eq "8" "$(pgu_sess_q f "select 8;")" "session f"
+	# The sockets come with the rows; recv() without room for them drops them, as a
+	# process that died would.
+	rows=$(python3 - "$PGU_TMP/.s.PGSQL.$PGU_PORT" <<'PYEOF2'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+params = b"user\0pgbouncer\0database\0pgbouncer\0\0"
+s.sendall(struct.pack("!II", len(params) + 8, 196608) + params)
+def until_ready():
+    buf = b""
+    while not (len(buf) >= 6 and buf[-6:-5] == b"Z"):
+        d = s.recv(65536)
+        if not d:
+            sys.exit("EOF")
+        buf += d
+    return buf
+def query(q):
+    body = q.encode() + b"\0"
+    s.sendall(b"Q" + struct.pack("!I", len(body) + 4) + body)
+    return until_ready()
+until_ready()
+query("SUSPEND")
+print(query("SHOW FDS").count(b"D\0\0"))
+s.close()
+PYEOF2
+)
+	((rows >= 4)) || fail "SHOW FDS over the Unix socket: $rows rows"
+	assert_log_contains "the new process gave up: resuming work"
+	assert_eq "9" "$(pgu_sess_q f "select 9;")" "session f after the aborted takeover"
+	pgu_try psql -X -At -h 127.0.0.1 -p "$PGU_PORT" -U u_trust -d tx -c "select 10"
+	assert_ok "a new client after the aborted takeover"
+	pgu_sess_close f
+fi
+
 check "SCRAM pass-through: the keys come over; a TLS client is dropped, the others go on"
 pgu_stop
 C=$PGU_TMP/certs
