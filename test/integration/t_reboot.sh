@@ -5,7 +5,10 @@
 # sockets over from the running process, which exits; every session goes on in the new one
 # (same backend pid in session mode, SET kept, the open transaction commits), a cancel sent
 # with the key given out before the restart still cancels pg_sleep, new clients connect, and
-# SHOW FDS lists the sockets. -R with no pooler running boots normally.
+# SHOW FDS lists the sockets. 300 idle clients all come over; SCRAM pass-through keys come
+# over (a new server login needs them); a TLS client is dropped; a new process that dies
+# before SHUTDOWN leaves the old one serving. -R with no pooler running boots normally. The
+# story passes against PgBouncer 1.25.2 too (PGUSHER_BIN=.../pgbouncer): it is the comparison.
 source "$(dirname "$0")/lib.sh"
 
 admin() { pgu_admin "$1"; }
@@ -130,6 +133,66 @@ PYEOF2
 	assert_ok "a new client after the aborted takeover"
 	pgu_sess_close f
 fi
+
+check "300 transaction-mode clients between transactions all come over"
+pgu_stop
+pgu_start <<EOF
+[databases]
+tx = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_mode=transaction
+
+[pgbouncer]
+max_client_conn = 1000
+default_pool_size = 4
+EOF
+# Each logs in and runs a query, then waits for the go file and runs another.
+python3 - "$PGU_PORT" "$PGU_TMP" >"$PGU_TMP/many.out" 2>&1 <<'PYEOF2' &
+import os, socket, struct, sys, time
+port, d = int(sys.argv[1]), sys.argv[2]
+def recv_until_ready(s):
+    buf = b""
+    while True:
+        while len(buf) >= 5:
+            t, n = buf[:1], struct.unpack("!I", buf[1:5])[0]
+            if len(buf) < n + 1:
+                break
+            body, buf = buf[5:n + 1], buf[n + 1:]
+            if t == b"E":
+                return "E"
+            if t == b"Z":
+                return "Z"
+        c = s.recv(65536)
+        if not c:
+            return "EOF"
+        buf += c
+def query(s, q):
+    body = q.encode() + b"\0"
+    s.sendall(b"Q" + struct.pack("!I", len(body) + 4) + body)
+    return recv_until_ready(s)
+socks = []
+for i in range(300):
+    s = socket.create_connection(("127.0.0.1", port))
+    p = b"user\0u_trust\0database\0tx\0\0"
+    s.sendall(struct.pack("!II", len(p) + 8, 196608) + p)
+    assert recv_until_ready(s) == "Z"
+    assert query(s, "select 1") == "Z"
+    socks.append(s)
+open(d + "/many.ready", "w").close()
+while not os.path.exists(d + "/many.go"):
+    time.sleep(0.05)
+print("OK", sum(query(s, "select 2") == "Z" for s in socks))
+PYEOF2
+many_pid=$!
+PGU_BG_PIDS+=("$many_pid")
+for ((i = 0; i < 300; i++)); do
+	[[ -e $PGU_TMP/many.ready ]] && break
+	sleep 0.1
+done
+[[ -e $PGU_TMP/many.ready ]] || fail "300 clients did not log in: $(cat "$PGU_TMP/many.out")"
+pgu_reboot
+touch "$PGU_TMP/many.go"
+wait "$many_pid" || true
+assert_eq "OK 300" "$(cat "$PGU_TMP/many.out")" "every client after the restart"
+[[ $(basename "$PGUSHER_BIN") == pgbouncer ]] || assert_log_contains "takeover finished: 2 listening sockets, 300 clients"
 
 check "SCRAM pass-through: the keys come over; a TLS client is dropped, the others go on"
 pgu_stop
