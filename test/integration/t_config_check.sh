@@ -126,11 +126,11 @@ check "warnings a start prints, and exit 0"
 ini warn <<EOF
 [pgbouncer]
 listen_port = $P
-suspend_timeout = 20
+pool_idle_timeout = 20
 EOF
 check_cfg warn
 assert_ok "config with an unimplemented setting"
-assert_contains "$PGU_OUT" 'WARNING setting "suspend_timeout" is accepted for compatibility but not implemented yet' "the start-up warning"
+assert_contains "$PGU_OUT" 'WARNING setting "pool_idle_timeout" is accepted for compatibility but not implemented yet' "the start-up warning"
 
 check "--version names the build and its libraries, one per line, as PgBouncer does"
 pgu_try "$PGUSHER_BIN" --version
