@@ -1619,6 +1619,7 @@ struct client *client_adopt(int fd, struct pool *p, const struct takeover_row *r
     c->state = CL_LOGIN;
     list_append(&G.login_clients, &c->node);
     G.client_count++;
+    runtime_count_peak();
     c->id = ++G.next_id;
     c->connect_time = c->request_time = now_usec();
     c->connect_wall = time(NULL);

@@ -934,6 +934,7 @@ struct server *server_adopt(int fd, struct pool *p, struct backend *be,
     db->server_count++;
     db->sv_refs++;
     G.server_count++;
+    runtime_count_peak();
     if (stream_open_fd(&s->st, fd) != 0) {
         close(fd);
         server_close(s, "takeover: could not adopt the socket");
