@@ -1,7 +1,7 @@
 /*
  * metrics.c: the Prometheus endpoint (metrics_listen). Owns its listening socket and its
  * few HTTP connections (capped, with a deadline, one request each, Connection: close) and
- * the rendering: the console's SHOW rows (admin_show_rows: no second copy of its counting)
+ * the rendering: the console's SHOW rows (show_rows: no second copy of its counting)
  * mapped to pgbouncer_exporter's names, plus pgusher's per-host and wait-time metrics.
  * Never changes pooler state; request parsing is http.c's (pure, fuzzed).
  */
@@ -13,6 +13,7 @@
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/runtime.h"
+#include "pgusher/show.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -217,8 +218,8 @@ static void tab_row(void *arg, int n, const char *const *cells)
 static bool tab_load(struct table *t, const char *show)
 {
     memset(t, 0, sizeof(*t));
-    const struct admin_rows sink = {tab_columns, tab_row, t};
-    return admin_show_rows(show, &sink) && !t->failed;
+    const struct show_sink sink = {tab_columns, tab_row, t};
+    return show_rows(show, &sink) && !t->failed;
 }
 
 static void tab_free(struct table *t)

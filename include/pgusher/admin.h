@@ -13,9 +13,9 @@
 
 enum admin_wait {
     ADMIN_WAIT_NONE,
-    ADMIN_WAIT_PAUSE,      /* PAUSE: until the paused databases have no servers */
-    ADMIN_WAIT_CLOSE,      /* WAIT_CLOSE: until no close_needed servers remain */
-    ADMIN_WAIT_SUSPEND,    /* SUSPEND: until output buffers are flushed */
+    ADMIN_WAIT_PAUSE,   /* PAUSE: until the paused databases have no servers */
+    ADMIN_WAIT_CLOSE,   /* WAIT_CLOSE: until no close_needed servers remain */
+    ADMIN_WAIT_SUSPEND, /* SUSPEND: until output buffers are flushed */
 };
 
 /* Longest console command looked at (longer ones are cut), longest argument kept. */
@@ -59,24 +59,16 @@ void admin_init(void);
 bool admin_login_allowed(struct client *c);
 /* Is this a Unix-socket client running as our own OS user? */
 bool admin_peer_is_self(struct client *c);
+/* The pid of a Unix-socket client's process (SO_PEERCRED), 0 for TCP or when unknown. */
+int admin_peer_pid(struct client *c);
 /* A console client has input: handle every complete message. */
 void admin_process(struct client *c);
 /* Called by the janitor: complete PAUSE/WAIT_CLOSE/SUSPEND waits, shutdown waits. */
 void admin_janitor(void);
 
-/*
- * SHOW rows for a consumer other than a console client (the metrics endpoint): the same
- * builders, the same counting. columns() gets the column names once, row() each row's cells
- * as the console prints them (NULL for an SQL NULL); both pointers are valid during the call
- * only. what is one of "pools", "stats", "databases", "lists", "config", "version", "hosts";
- * false for anything else.
- */
-struct admin_rows {
-    void (*columns)(void *arg, int n, const char *const *names);
-    void (*row)(void *arg, int n, const char *const *cells);
-    void *arg;
-};
-bool admin_show_rows(const char *what, const struct admin_rows *out);
+/* Finish a console reply in b: CommandComplete(tag) and ReadyForQuery, send it, free b. */
+struct pktbuf;
+void admin_reply(struct client *c, struct pktbuf *b, const char *tag);
 
 /* Operations shared by the console and signals. */
 bool admin_reload(char *err, size_t errlen);

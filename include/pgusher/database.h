@@ -7,6 +7,21 @@
 #define PGUSHER_DATABASE_H
 
 #include "pgusher/objects-t.h"
+#include "pgusher/runtime.h"
+
+/* Every database still defined, and every pool of those (the console's and the metrics'
+ * view): databases removed by a reload are kept while connections point at them, but are
+ * skipped here. */
+#define FOR_EACH_DB(db)                                                                            \
+    for (struct list *db##_it = G.databases.next; db##_it != &G.databases;                         \
+         db##_it = db##_it->next)                                                                  \
+        for (struct database *db = container_of(db##_it, struct database, node);                   \
+             db && !db->removed; db = NULL)
+
+#define FOR_EACH_POOL(db, p)                                                                       \
+    FOR_EACH_DB(db)                                                                                \
+    for (struct list *p##_it = db->pools.next; p##_it != &db->pools; p##_it = p##_it->next)        \
+        for (struct pool *p = container_of(p##_it, struct pool, node); p; p = NULL)
 
 /* Create the runtime databases for every [databases] entry of the config in force. */
 void database_init_all(void);

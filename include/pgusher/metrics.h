@@ -1,7 +1,7 @@
 /*
  * metrics.h: the optional Prometheus endpoint (metrics_listen): GET /metrics on the event
  * loop, metric names of prometheus-community/pgbouncer_exporter plus pgusher's own. Reads
- * what the console shows (admin_show_rows) and the pools' and backends' counters; never
+ * what the console shows (show_rows) and the pools' and backends' counters; never
  * changes pooler state.
  */
 #ifndef PGUSHER_METRICS_H
