@@ -110,20 +110,23 @@ static const struct stream_ops client_ops = {
     .on_tls_ready = on_tls_ready,
 };
 
-void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
+/* A client on socket fd, counted, in CL_LOGIN (G.login_clients, accept order): what an
+ * accepted and an adopted (online restart) connection both start as. NULL when it could not
+ * be made: fd is closed, and a client already made is closed with why. */
+static struct client *client_new(int fd, bool is_unix, const char *why)
 {
     struct client *c = calloc(1, sizeof(*c));
     if (!c) {
-        log_error("out of memory accepting a client");
+        log_error("out of memory for a client (%s)", why);
         close(fd);
-        return;
+        return NULL;
     }
     int r = is_unix ? stream_init_pipe(&c->st, G.loop, &client_ops, c)
                     : stream_init_tcp(&c->st, G.loop, &client_ops, c);
     if (r != 0) {
         free(c);
         close(fd);
-        return;
+        return NULL;
     }
     list_init(&c->node);
     list_init(&c->aq_node);
@@ -136,9 +139,17 @@ void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
     c->connect_wall = time(NULL);
     if (stream_open_fd(&c->st, fd) != 0) {
         close(fd);
-        client_close(c, "accept failed");
-        return;
+        client_close(c, "%s", why);
+        return NULL;
     }
+    return c;
+}
+
+void client_accept(int fd, bool is_unix, const struct sockaddr *addr)
+{
+    struct client *c = client_new(fd, is_unix, "accept failed");
+    if (!c)
+        return;
     stream_addr_text(addr, c->addr, sizeof(c->addr), &c->port);
 #ifdef SO_PEERCRED
     if (is_unix) {
@@ -1602,36 +1613,13 @@ void client_resume(struct client *c)
 struct client *client_adopt(int fd, struct pool *p, const struct takeover_row *row)
 {
     bool is_unix = strcmp(row->addr, "unix") == 0;
-    struct client *c = calloc(1, sizeof(*c));
-    if (!c) {
-        close(fd);
+    struct client *c = client_new(fd, is_unix, "takeover: could not adopt the socket");
+    if (!c)
         return NULL;
-    }
-    int r = is_unix ? stream_init_pipe(&c->st, G.loop, &client_ops, c)
-                    : stream_init_tcp(&c->st, G.loop, &client_ops, c);
-    if (r != 0) {
-        free(c);
-        close(fd);
-        return NULL;
-    }
-    list_init(&c->node);
-    list_init(&c->aq_node);
-    c->state = CL_LOGIN;
-    list_append(&G.login_clients, &c->node);
-    G.client_count++;
-    runtime_count_peak();
-    c->id = ++G.next_id;
-    c->connect_time = c->request_time = now_usec();
-    c->connect_wall = time(NULL);
     c->user_name = str_intern(row->user);
     c->db_name = str_intern(row->database);
     snprintf(c->addr, sizeof(c->addr), "%.*s", (int)sizeof(c->addr) - 1, row->addr);
     c->port = row->port;
-    if (stream_open_fd(&c->st, fd) != 0) {
-        close(fd);
-        client_close(c, "takeover: could not adopt the socket");
-        return NULL;
-    }
     if (!c->user_name || !c->db_name) {
         client_close(c, "out of memory");
         return NULL;
@@ -1641,20 +1629,7 @@ struct client *client_adopt(int fd, struct pool *p, const struct takeover_row *r
     p->db->cl_refs++;
     c->pool = p;
     p->db->client_count++;
-    static const struct {
-        enum var_id id;
-        size_t off;
-    } vars[] = {
-        {VAR_CLIENT_ENCODING, offsetof(struct takeover_row, client_encoding)},
-        {VAR_STANDARD_CONFORMING_STRINGS, offsetof(struct takeover_row, std_strings)},
-        {VAR_DATESTYLE, offsetof(struct takeover_row, datestyle)},
-        {VAR_TIMEZONE, offsetof(struct takeover_row, timezone)},
-    };
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        const char *v = (const char *)row + vars[i].off;
-        if (*v)
-            varcache_set(&c->vars, vars[i].id, v);
-    }
+    takeover_row_vars(row, &c->vars);
     /* Its key as the old process gave it out (a duplicate would be a broken old process:
      * then it gets a fresh one, and cancels with the old key no longer reach it). */
     c->cancel_pid = row->cancel_pid;

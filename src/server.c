@@ -948,20 +948,7 @@ struct server *server_adopt(int fd, struct pool *p, struct backend *be,
     }
     s->be_pid = row->cancel_pid;
     s->be_key = row->cancel_key;
-    static const struct {
-        enum var_id id;
-        size_t off;
-    } vars[] = {
-        {VAR_CLIENT_ENCODING, offsetof(struct takeover_row, client_encoding)},
-        {VAR_STANDARD_CONFORMING_STRINGS, offsetof(struct takeover_row, std_strings)},
-        {VAR_DATESTYLE, offsetof(struct takeover_row, datestyle)},
-        {VAR_TIMEZONE, offsetof(struct takeover_row, timezone)},
-    };
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
-        const char *v = (const char *)row + vars[i].off;
-        if (*v)
-            varcache_set(&s->vars, vars[i].id, v);
-    }
+    takeover_row_vars(row, &s->vars);
     s->ready = true;
     s->login_done = true;
     server_set_state(s, SV_IDLE);

@@ -28,10 +28,12 @@
 #include "pgusher/runtime.h"
 #include "pgusher/server.h"
 #include "pgusher/stream.h"
+#include "pgusher/varcache.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +304,24 @@ static void put_num(struct pktbuf *b, long long v)
 static void put_opt(struct pktbuf *b, const char *s)
 {
     put_text(b, *s ? s : NULL);
+}
+
+void takeover_row_vars(const struct takeover_row *row, struct varcache *vc)
+{
+    static const struct {
+        enum var_id id;
+        size_t off;
+    } vars[] = {
+        {VAR_CLIENT_ENCODING, offsetof(struct takeover_row, client_encoding)},
+        {VAR_STANDARD_CONFORMING_STRINGS, offsetof(struct takeover_row, std_strings)},
+        {VAR_DATESTYLE, offsetof(struct takeover_row, datestyle)},
+        {VAR_TIMEZONE, offsetof(struct takeover_row, timezone)},
+    };
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const char *v = (const char *)row + vars[i].off;
+        if (*v)
+            varcache_set(vc, vars[i].id, v);
+    }
 }
 
 void takeover_put_row(struct pktbuf *b, const struct takeover_row *row)

@@ -49,6 +49,11 @@ void takeover_cancel_decode(uint64_t v, uint32_t *pid, uint32_t *key);
  * not SCRAM_KEY_LEN bytes. Pure: no sockets, no globals. */
 bool takeover_parse_row(const uint8_t *body, size_t len, struct takeover_row *out);
 
+/* The row's client_encoding, standard_conforming_strings, DateStyle and TimeZone into vc
+ * (empty ones left out): what an adopted client or server starts with. */
+struct varcache;
+void takeover_row_vars(const struct takeover_row *row, struct varcache *vc);
+
 /* Append one DataRow of SHOW FDS ("" written as NULL; has_cancel false and link -1 as 0, as
  * PgBouncer prints them). takeover_parse_row reads back the same row. */
 void takeover_put_row(struct pktbuf *b, const struct takeover_row *row);
