@@ -71,6 +71,45 @@ static void start_connect(struct server *s)
     if (r != 0)
         server_close(s, "connect failed: %s", uv_strerror(r));
 }
+/* A server of pool p on backend be, counted, in SV_LOGIN, its stream made but not connected:
+ * what a launched and an adopted (online restart) connection both start as. NULL when out of
+ * memory or the stream could not be made. */
+static struct server *server_new(struct pool *p, struct backend *be)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    bool is_unix = be->host[0] == '/';
+    int r = is_unix ? stream_init_pipe(&s->st, G.loop, &server_ops, s)
+                    : stream_init_tcp(&s->st, G.loop, &server_ops, s);
+    if (r != 0) {
+        free(s);
+        return NULL;
+    }
+    s->be = be;
+    backend_ref(be);
+    be->sv_count++;
+    snprintf(s->host, sizeof(s->host), "%s", be->host);
+    s->port = be->port;
+    if (is_unix)
+        snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", be->host, be->port);
+    list_init(&s->node);
+    s->pool = p;
+    s->id = ++G.next_id;
+    s->tx_status = 'I';
+    s->connect_time = s->request_time = s->last_used = now_usec();
+    s->connect_wall = time(NULL);
+    pktbuf_init(&s->login_params);
+    s->tls_gen = tls_connect_gen();
+    s->state = SV_LOGIN;
+    list_append(&p->sv_login, &s->node);
+    p->n_sv_login++;
+    p->db->server_count++;
+    p->db->sv_refs++;
+    G.server_count++;
+    runtime_count_peak();
+    return s;
+}
 
 struct server *server_launch(struct pool *p)
 {
@@ -95,51 +134,22 @@ struct server *server_launch_for(struct pool *p, struct client *repl)
     if (pick < 0)
         pick = lb_pick(elig, n, database_lb_policy(db), &db->rr_next, conns, (unsigned)rand());
     struct backend *be = db->backends[pick];
-    struct server *s = calloc(1, sizeof(*s));
+    struct server *s = server_new(p, be);
     if (!s)
         return NULL;
     const char *host = be->host;
     int port = be->port;
-    s->be = be;
-    backend_ref(be);
-    be->sv_count++;
-    snprintf(s->host, sizeof(s->host), "%s", host);
-    s->port = port;
-    bool is_unix = host[0] == '/';
-    int r = is_unix ? stream_init_pipe(&s->st, G.loop, &server_ops, s)
-                    : stream_init_tcp(&s->st, G.loop, &server_ops, s);
-    if (r != 0) {
-        be->sv_count--;
-        backend_unref(be);
-        free(s);
-        return NULL;
-    }
-    list_init(&s->node);
-    s->pool = p;
-    s->id = ++G.next_id;
-    s->tx_status = 'I';
-    s->connect_time = s->request_time = s->last_used = now_usec();
-    s->connect_wall = time(NULL);
-    pktbuf_init(&s->login_params);
+    bool is_unix = s->unix_path[0] != 0;
     /* Made under the server TLS settings in force now, whatever the server answers. */
     s->tls_ctx = tls_ctx_ref(tls_connect_ctx());
-    s->tls_gen = tls_connect_gen();
-    s->state = SV_LOGIN;
-    list_append(&p->sv_login, &s->node);
-    p->n_sv_login++;
     if (repl) {
         s->replication = repl->replication;
         s->repl_client = repl;
         repl->repl_server = s;
         p->n_repl_login++;
     }
-    db->server_count++;
-    db->sv_refs++;
-    G.server_count++;
-    runtime_count_peak();
 
     if (is_unix) {
-        snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", host, port);
         stream_connect_unix(&s->st, s->unix_path);
     } else {
         /* Host names were resolved by dns.c: a backend's host is an address. */
@@ -897,44 +907,15 @@ void server_close(struct server *s, const char *fmt, ...)
 struct server *server_adopt(int fd, struct pool *p, struct backend *be,
                             const struct takeover_row *row)
 {
-    struct database *db = p->db;
-    struct server *s = calloc(1, sizeof(*s));
+    struct server *s = server_new(p, be);
     if (!s) {
         close(fd);
         return NULL;
     }
-    bool is_unix = be->host[0] == '/';
-    int r = is_unix ? stream_init_pipe(&s->st, G.loop, &server_ops, s)
-                    : stream_init_tcp(&s->st, G.loop, &server_ops, s);
-    if (r != 0) {
-        free(s);
-        close(fd);
-        return NULL;
-    }
-    s->be = be;
-    backend_ref(be);
-    be->sv_count++;
-    snprintf(s->host, sizeof(s->host), "%s", be->host);
-    s->port = be->port;
-    if (is_unix)
-        snprintf(s->unix_path, sizeof(s->unix_path), "%s/.s.PGSQL.%d", be->host, be->port);
-    list_init(&s->node);
-    s->pool = p;
-    s->id = ++G.next_id;
-    s->tx_status = 'I';
-    s->connect_time = s->request_time = s->last_used = now_usec();
-    s->connect_wall = time(NULL);
-    pktbuf_init(&s->login_params);
+    bool is_unix = s->unix_path[0] != 0;
     /* Plaintext (TLS connections are not handed over), as if made under the settings in
-     * force, so that server_tls_obsolete does not close it on release. */
-    s->tls_gen = tls_connect_gen();
-    s->state = SV_LOGIN;
-    list_append(&p->sv_login, &s->node);
-    p->n_sv_login++;
-    db->server_count++;
-    db->sv_refs++;
-    G.server_count++;
-    runtime_count_peak();
+     * force, so that server_tls_obsolete does not close it on release (server_new's
+     * generation). */
     if (stream_open_fd(&s->st, fd) != 0) {
         close(fd);
         server_close(s, "takeover: could not adopt the socket");
