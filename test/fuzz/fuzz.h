@@ -50,6 +50,38 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t n)
     return p;
 }
 
+/* The model of a DataRow body that row parsers are checked against: a 2-byte column count,
+ * then per column a 4-byte length and that many bytes (-1: NULL, no bytes), filling the body
+ * exactly. Sets *ncols, and *c0 / *c0len to the first column's bytes (NULL when it is NULL or
+ * there is none). */
+static inline bool fuzz_datarow_model(const uint8_t *p, size_t n, unsigned *ncols,
+                                      const uint8_t **c0, size_t *c0len)
+{
+    *c0 = NULL;
+    *c0len = 0;
+    if (n < 2)
+        return false;
+    *ncols = (unsigned)p[0] << 8 | p[1];
+    size_t off = 2;
+    for (unsigned i = 0; i < *ncols; i++) {
+        if (n - off < 4)
+            return false;
+        uint32_t l = (uint32_t)p[off] << 24 | (uint32_t)p[off + 1] << 16 |
+                     (uint32_t)p[off + 2] << 8 | p[off + 3];
+        off += 4;
+        if (l == 0xffffffffu)
+            continue;
+        if (n - off < l)
+            return false;
+        if (i == 0) {
+            *c0 = p + off;
+            *c0len = l;
+        }
+        off += l;
+    }
+    return off == n;
+}
+
 /* Takes the next part of the input, up to (not including) byte sep or the end. Returns false
  * when nothing is left. The part points into the input; the cursor moves past sep. */
 static inline bool fuzz_next_part(const uint8_t **data, size_t *size, uint8_t sep,

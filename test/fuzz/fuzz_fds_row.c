@@ -13,23 +13,13 @@
 #include "pgusher/pktbuf.h"
 #include "pgusher/takeover.h"
 
+/* A row is accepted only when the DataRow model fits with SHOW FDS's column count. */
 static bool model_fits(const uint8_t *p, size_t n)
 {
-    if (n < 2 || pkt_get16(p) != TAKEOVER_NCOLS)
-        return false;
-    size_t off = 2;
-    for (unsigned i = 0; i < TAKEOVER_NCOLS; i++) {
-        if (n - off < 4)
-            return false;
-        uint32_t l = pkt_get32(p + off);
-        off += 4;
-        if (l == 0xffffffffu)
-            continue;
-        if (n - off < l)
-            return false;
-        off += l;
-    }
-    return off == n;
+    unsigned ncols;
+    const uint8_t *c0;
+    size_t c0len;
+    return fuzz_datarow_model(p, n, &ncols, &c0, &c0len) && ncols == TAKEOVER_NCOLS;
 }
 
 static bool terminated(const char *s, size_t cap)
