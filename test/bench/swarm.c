@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -73,11 +72,14 @@ static const char *const sw_state_names[SW_NSTATES] = {
 };
 
 /* Buffer invariants: in_used <= SW_IN_SIZE holds unparsed input from in[0]; out_used <=
- * SW_OUT_SIZE holds output the socket has not taken yet (EPOLLOUT is on while it is not 0). */
+ * SW_OUT_SIZE holds output the socket has not taken yet. The socket is in the epoll set
+ * edge-triggered for both directions from the start, so no epoll_ctl per state change: input
+ * is read until a short read, output waits for the next EPOLLOUT edge. */
 struct sw_conn {
     int fd;
     enum sw_state state;
     unsigned rows;       /* DataRows of SELECT 1 */
+    double served_at;    /* seconds since the start */
     bool row_desc, done; /* RowDescription and CommandComplete seen */
     uint32_t in_used, out_used;
     char nonce[SW_NONCE_LEN + 1];
@@ -146,7 +148,7 @@ static void sw_close(struct sw_conn *c, enum sw_state final)
     sw_open--;
     if (final == SW_SERVED) {
         sw_served++;
-        sw_last_served = sw_now() - sw_t0;
+        c->served_at = sw_last_served = sw_now() - sw_t0;
     } else {
         sw_failed++;
     }
@@ -166,14 +168,6 @@ static bool sw_fail(struct sw_conn *c, const char *fmt, ...)
     }
     sw_close(c, SW_FAILED);
     return false;
-}
-
-static void sw_want_write(struct sw_conn *c, bool on)
-{
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0),
-                             .data.u32 = (uint32_t)(c - sw_conns)};
-    if (epoll_ctl(sw_epoll, EPOLL_CTL_MOD, c->fd, &ev) < 0)
-        sw_die("epoll_ctl: %s", strerror(errno));
 }
 
 /* Sends what is pending; false when the client failed. */
@@ -206,13 +200,7 @@ static bool sw_send(struct sw_conn *c, char type, const void *body, size_t len)
     memcpy(p, &be, 4);
     memcpy(p + 4, body, len);
     c->out_used += (uint32_t)need;
-    if (was_pending)
-        return true; /* EPOLLOUT is on already */
-    if (!sw_flush(c))
-        return false;
-    if (c->out_used)
-        sw_want_write(c, true);
-    return true;
+    return was_pending || sw_flush(c); /* else the next EPOLLOUT edge sends it */
 }
 
 static uint32_t sw_be32(const unsigned char *p)
@@ -530,30 +518,38 @@ static bool sw_parse(struct sw_conn *c)
     return true;
 }
 
+/* Reads until a short read (the socket is drained: edge-triggered) or the client is closed. */
 static void sw_on_readable(struct sw_conn *c)
 {
-    ssize_t k = recv(c->fd, c->in + c->in_used, SW_IN_SIZE - c->in_used, 0);
-    if (k < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            sw_fail(c, "recv: %s", strerror(errno));
-        return;
+    for (;;) {
+        size_t room = SW_IN_SIZE - c->in_used;
+        ssize_t k = recv(c->fd, c->in + c->in_used, room, 0);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                sw_fail(c, "recv: %s", strerror(errno));
+            return;
+        }
+        if (k == 0) {
+            sw_fail(c, "server closed the connection");
+            return;
+        }
+        c->in_used += (uint32_t)k;
+        if (!sw_parse(c) || (size_t)k < room)
+            return;
     }
-    if (k == 0) {
-        sw_fail(c, "server closed the connection");
-        return;
-    }
-    c->in_used += (uint32_t)k;
-    sw_parse(c);
 }
 
-static void sw_on_connected(struct sw_conn *c)
+/* The connect finished (EPOLLOUT, or EPOLLERR if it failed): send the StartupMessage. */
+static void sw_on_connected(struct sw_conn *c, uint32_t events)
 {
-    int err = 0;
-    socklen_t elen = sizeof err;
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
-        err = errno;
-    if (err) {
-        sw_fail(c, "connect: %s", strerror(err));
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        int err = 0;
+        socklen_t elen = sizeof err;
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+            err = errno;
+        sw_fail(c, "connect: %s", strerror(err ? err : ECONNRESET));
         return;
     }
     /* StartupMessage: protocol 3.0, user, database */
@@ -564,14 +560,13 @@ static void sw_on_connected(struct sw_conn *c)
     memcpy(body, &proto, 4);
     body[4 + k] = 0;
     c->state = SW_AUTH_REQUEST;
-    sw_want_write(c, false);
     sw_send(c, 0, body, 4 + (size_t)k + 1);
 }
 
 static void sw_on_event(struct sw_conn *c, uint32_t events)
 {
     if (c->state == SW_CONNECTING) {
-        sw_on_connected(c);
+        sw_on_connected(c, events);
         return;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
@@ -579,10 +574,8 @@ static void sw_on_event(struct sw_conn *c, uint32_t events)
         if (c->fd < 0)
             return;
     }
-    if ((events & EPOLLOUT) && c->out_used) {
-        if (sw_flush(c) && c->out_used == 0)
-            sw_want_write(c, false);
-    }
+    if ((events & EPOLLOUT) && c->out_used)
+        sw_flush(c);
 }
 
 static void sw_connect(struct sw_conn *c, int i, const struct sockaddr_in *dst)
@@ -594,7 +587,6 @@ static void sw_connect(struct sw_conn *c, int i, const struct sockaddr_in *dst)
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)(sw_opt.src_first + i % sw_opt.src_count));
     if (bind(c->fd, (const struct sockaddr *)&src, sizeof src) < 0) {
@@ -605,9 +597,43 @@ static void sw_connect(struct sw_conn *c, int i, const struct sockaddr_in *dst)
         sw_fail(c, "connect: %s", strerror(errno));
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET, .data.u32 = (uint32_t)i};
     if (epoll_ctl(sw_epoll, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         sw_die("epoll_ctl: %s", strerror(errno));
+}
+
+static int sw_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* --verbose: the client's own CPU per client and when clients were served (to stderr). */
+static void sw_report(const struct rusage *ru0, double connected)
+{
+    struct rusage ru1;
+    getrusage(RUSAGE_SELF, &ru1);
+    double user = (ru1.ru_utime.tv_sec - ru0->ru_utime.tv_sec) * 1e6 +
+                  (ru1.ru_utime.tv_usec - ru0->ru_utime.tv_usec);
+    double sys = (ru1.ru_stime.tv_sec - ru0->ru_stime.tv_sec) * 1e6 +
+                 (ru1.ru_stime.tv_usec - ru0->ru_stime.tv_usec);
+    fprintf(stderr,
+            "swarm: %d connects issued in %.3f s; client CPU %.1f us per client (user %.1f, "
+            "sys %.1f); %d salt(s) derived\n",
+            sw_opt.n, connected, (user + sys) / sw_opt.n, user / sw_opt.n, sys / sw_opt.n,
+            sw_nsalts);
+    double *t = calloc((size_t)sw_served + 1, sizeof *t);
+    int k = 0;
+    for (int i = 0; t && i < sw_opt.n; i++)
+        if (sw_conns[i].state == SW_SERVED)
+            t[k++] = sw_conns[i].served_at;
+    if (t && k) {
+        qsort(t, (size_t)k, sizeof *t, sw_cmp_double);
+        fprintf(stderr,
+                "swarm: served after (s): first %.3f, 10%% %.3f, 50%% %.3f, 90%% %.3f, last %.3f\n",
+                t[0], t[k / 10], t[k / 2], t[k * 9 / 10], t[k - 1]);
+    }
+    free(t);
 }
 
 static long sw_int_arg(const char *name, const char *v, long lo, long hi)
@@ -724,20 +750,12 @@ int main(int argc, char **argv)
                     stuck[s], sw_state_names[s]);
     for (int e = 0; e < sw_nerrors; e++)
         fprintf(stderr, "swarm: %s\n", sw_errors[e]);
-    if (sw_opt.verbose) {
-        struct rusage ru1;
-        getrusage(RUSAGE_SELF, &ru1);
-        double user = (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) * 1e6 +
-                      (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec);
-        double sys = (ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) * 1e6 +
-                     (ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec);
-        fprintf(stderr,
-                "swarm: %d connects issued in %.3f s; client CPU %.1f us per client "
-                "(user %.1f, sys %.1f); %d salt(s) derived\n",
-                sw_opt.n, connected, (user + sys) / sw_opt.n, user / sw_opt.n, sys / sw_opt.n,
-                sw_nsalts);
-    }
+    if (sw_opt.verbose)
+        sw_report(&ru0, connected);
     printf("STORM served=%d failed=%d seconds=%.3f\n", sw_served, sw_failed, sw_last_served);
     fflush(stdout);
+    close(sw_epoll);
+    free(evs);
+    free(sw_conns);
     return sw_failed == 0 ? 0 : 1;
 }
