@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Client swarm for test/bench/scale.sh (stdlib asyncio, not a test): logs clients in over
+"""Idle clients for test/bench/scale.sh (stdlib asyncio, not a test): logs clients in over
 the PostgreSQL protocol (trust or SCRAM-SHA-256), from source addresses spread over
 127.0.0.x so that ephemeral ports never run out. Never talks to anything but loopback.
+The login storm is test/bench/swarm.c's: this client's CPU per login is above the poolers'.
 
     hold.py hold   --port P --n N [--db D | --dbs PREFIX:COUNT] --user U [--password PW]
         log N clients in (at most --parallel at a time), print "HELD ok=<n> failed=<n>",
@@ -9,9 +10,6 @@ the PostgreSQL protocol (trust or SCRAM-SHA-256), from source addresses spread o
     hold.py logins --port P --dbs PREFIX:COUNT --user U
         one login per database PREFIX0001..PREFIXCOUNT (so their pools exist), each closed
         again at once; prints "LOGINS ok=<n> failed=<n>"
-    hold.py storm  --port P --n N --db D --user U --password PW [--timeout S]
-        N clients connect at once, each logs in (SCRAM), runs SELECT 1 and leaves; prints
-        "STORM served=<n> failed=<n> seconds=<time until the last one was served>"
 """
 import argparse
 import asyncio
@@ -88,16 +86,6 @@ async def login(port, src, db, user, password):
         raise
 
 
-async def query_one(r, w):
-    w.write(msg(b"Q", b"SELECT 1\0"))
-    while True:
-        typ, body = await read_msg(r)
-        if typ == b"E":
-            raise RuntimeError(body.decode(errors="replace"))
-        if typ == b"Z":
-            return
-
-
 def db_names(a):
     if a.dbs:
         prefix, count = a.dbs.rsplit(":", 1)
@@ -143,30 +131,9 @@ async def do_hold(a):
         w.close()
 
 
-async def do_storm(a):
-    addrs = srcs(a.src_first, a.src_count)
-    t0 = time.monotonic()
-    done = []
-
-    async def one(i):
-        r, w = await login(a.port, addrs[i % len(addrs)], a.db, a.user, a.password)
-        try:
-            await query_one(r, w)
-            done.append(time.monotonic() - t0)
-            w.write(msg(b"X", b""))
-        finally:
-            w.close()
-
-    res = await asyncio.gather(*(asyncio.wait_for(one(i), a.timeout) for i in range(a.n)), return_exceptions=True)
-    bad = [e for e in res if isinstance(e, BaseException)]
-    for e in bad[:3]:
-        print("storm: client failed: %r" % e, file=sys.stderr)
-    print("STORM served=%d failed=%d seconds=%.3f" % (len(done), len(bad), max(done) if done else 0), flush=True)
-
-
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["hold", "logins", "storm"])
+    p.add_argument("mode", choices=["hold", "logins"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--n", type=int, default=0)
     p.add_argument("--db", default="testdb")
@@ -174,7 +141,6 @@ def main():
     p.add_argument("--user", default="u_trust")
     p.add_argument("--password", default="")
     p.add_argument("--parallel", type=int, default=500)
-    p.add_argument("--timeout", type=float, default=60)
     p.add_argument("--max-seconds", type=float, default=900)
     p.add_argument("--src-first", type=int, default=10)
     p.add_argument("--src-count", type=int, default=40)
@@ -184,7 +150,7 @@ def main():
     a.logins_only = a.mode == "logins"
     if a.mode == "logins":
         a.n = len(db_names(a))
-    asyncio.run(do_storm(a) if a.mode == "storm" else do_hold(a))
+    asyncio.run(do_hold(a))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 #          the first 5 (db0001 alone for 1 pool): the same figures
 #   storm  2000 clients connect at once with SCRAM (auth_type = scram-sha-256, a SCRAM secret
 #          in the auth file), each runs SELECT 1: time until all are served, failures, pooler
-#          CPU per login
+#          CPU per login. The clients are test/bench/swarm.c (C, epoll, built into the work
+#          dir), whose cost per login stays below the poolers'; hold.py's cost would hide theirs
 #   hosts  2 / 8 / 32 addresses in `reads`' host list (the two standbys, each listening on
 #          16 extra addresses 127.0.2.x / 127.0.3.x): pgbench -S (50 clients) and -S -C (20
 #          clients): tps and CPU/xact (the hand-out cost)
@@ -58,6 +59,7 @@ bench_install build-essential cmake pkg-config libuv1-dev libssl-dev libc-ares-d
 	postgresql-contrib libevent-2.1-7 libc-ares2 libssl3 python3-matplotlib ||
 	{ say "apt-get failed"; exit 1; }
 bench_build "$ROOT" || { say "build failed"; exit 1; }
+cc -O2 -Wall -Wextra -o "$WORK/swarm" "$ROOT/test/bench/swarm.c" -lcrypto || { say "swarm build failed"; exit 1; }
 bench_find_pgbouncer "$ROOT" || { say "PgBouncer 1.25.2 not found (set PGUSHER_BENCH_PGBOUNCER)"; exit 1; }
 say "PgBouncer: $PGBOUNCER ($PGB_VERSION)"
 
@@ -312,7 +314,7 @@ run_point() { # series point target round
 	storm)
 		local c0 c1 out
 		c0=$(cpu_ns "$POOLER")
-		out=$(timeout 120 python3 "$HOLD" storm --port "$(port_of "$t")" --n "$n" --db testdb --user u_scram \
+		out=$(timeout 120 "$WORK/swarm" --port "$(port_of "$t")" --n "$n" --db testdb --user u_scram \
 			--password scrampass --timeout 60 2>"$WORK/storm.err")
 		c1=$(cpu_ns "$POOLER")
 		STORM_S=$(sed -n 's/.*seconds=\([0-9.]*\).*/\1/p' <<<"$out")
