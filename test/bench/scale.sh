@@ -26,7 +26,9 @@
 #   --quick: 1 round of 3 s, idle 0/2000, pools 1/100, storm 300, hosts 2/8 (a smoke run)
 # Idle points above what the fd hard limit allows (a pooler needs one fd per client) are
 # lowered to fit, and the report says so. Own cluster on 127.0.0.1-3:15620 (+127.0.2-3.x),
-# poolers on 16650 (pgusher) and 16651 (PgBouncer); loopback only; bounded by
+# poolers on 16650 (pgusher) and 16651 (PgBouncer); to run beside another run, override them
+# with PGUSHER_SCALE_PGPORT, PGUSHER_SCALE_CLUSTER_DIR and PGUSHER_SCALE_POOLER_PORT (pgusher's;
+# PgBouncer gets the next one). Loopback only; bounded by
 # rounds x points x (duration + idle-seconds + set-up timeouts).
 set -uo pipefail
 
@@ -81,8 +83,8 @@ done
 IDLE_POINTS=$pts
 say "$FD_NOTE"
 
-export PGUSHER_CLUSTER_DIR=/tmp/pgusher-scale-cluster PGUSHER_PGPORT=15620
-PORT=15620
+PORT=${PGUSHER_SCALE_PGPORT:-15620}
+export PGUSHER_CLUSTER_DIR=${PGUSHER_SCALE_CLUSTER_DIR:-/tmp/pgusher-scale-cluster} PGUSHER_PGPORT=$PORT
 "$ROOT/test/integration/cluster.sh" start || { say "cluster failed"; exit 1; }
 eval "$("$ROOT/test/integration/cluster.sh" env)"
 PIDS=() HOLDER=""
@@ -143,7 +145,8 @@ export PGPASSWORD=adminpw
 chown -R postgres "$WORK"
 
 HOLD="$ROOT/test/bench/hold.py"
-port_of() { [[ $1 == pgusher ]] && echo 16650 || echo 16651; }
+POOLER_PORT=${PGUSHER_SCALE_POOLER_PORT:-16650}
+port_of() { [[ $1 == pgusher ]] && echo "$POOLER_PORT" || echo $((POOLER_PORT + 1)); }
 # pooler_ini target max_client_conn auth npools nhosts
 pooler_ini() {
 	local t=$1 i dbs="" extra=""
