@@ -452,10 +452,9 @@ static void log_login_attempt(struct client *c)
 /* auth_type = hba: what the first matching rule of auth_hba_file says, as an auth_type_t, or
  * CLIENT_AUTH_REJECT / _NONE (no rule) / _PEER (its map= in c->auth_map). */
 static const int hba_auth_types[] = {
-    [HBA_TRUST] = AUTH_TYPE_TRUST,  [HBA_REJECT] = CLIENT_AUTH_REJECT,
-    [HBA_MD5] = AUTH_TYPE_MD5,      [HBA_SCRAM] = AUTH_TYPE_SCRAM,
-    [HBA_PASSWORD] = AUTH_TYPE_PLAIN, [HBA_PEER] = CLIENT_AUTH_PEER,
-    [HBA_CERT] = AUTH_TYPE_CERT,    [HBA_LDAP] = CLIENT_AUTH_LDAP,
+    [HBA_TRUST] = AUTH_TYPE_TRUST, [HBA_REJECT] = CLIENT_AUTH_REJECT, [HBA_MD5] = AUTH_TYPE_MD5,
+    [HBA_SCRAM] = AUTH_TYPE_SCRAM, [HBA_PASSWORD] = AUTH_TYPE_PLAIN,  [HBA_PEER] = CLIENT_AUTH_PEER,
+    [HBA_CERT] = AUTH_TYPE_CERT,   [HBA_LDAP] = CLIENT_AUTH_LDAP,
 };
 
 /* auth_type = any: the user name given does not count. The client becomes its database's
@@ -494,8 +493,8 @@ static void choose_auth_type(struct client *c)
         return;
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    bool have_addr = !c->st.is_unix && uv_tcp_getpeername(&c->st.h.tcp, (struct sockaddr *)&ss,
-                                                          &len) == 0;
+    bool have_addr =
+        !c->st.is_unix && uv_tcp_getpeername(&c->st.h.tcp, (struct sockaddr *)&ss, &len) == 0;
     struct hba_login lg = {.is_unix = c->st.is_unix,
                            .tls = stream_tls_active(&c->st),
                            /* as PostgreSQL: only physical replication is "replication" */
@@ -949,8 +948,7 @@ static void handle_sasl(struct client *c, const uint8_t *body, uint32_t len)
         if (c->secret && scram_is_secret(c->secret)) {
             have_secret = scram_parse_secret(c->secret, &c->scram->secret);
         } else if (c->secret && !pg_is_md5_secret(c->secret)) {
-            have_secret = scram_secret_for_user(c->user_name, c->secret, iters,
-                                                &c->scram->secret);
+            have_secret = scram_secret_for_user(c->user_name, c->secret, iters, &c->scram->secret);
         }
         if (!have_secret) {
             /* Unknown user or an md5 secret: run a fake exchange that cannot succeed. */
@@ -1458,8 +1456,8 @@ static void process_active(struct client *c)
             if (len < 4 || len > max_pkt) {
                 if (!flush_to_server(c, from))
                     return;
-                client_error_close(c, "08P01", len < 4 ? "bad packet header"
-                                                       : "max_packet_size exceeded");
+                client_error_close(c, "08P01",
+                                   len < 4 ? "bad packet header" : "max_packet_size exceeded");
                 return;
             }
             if (type == 'X') {

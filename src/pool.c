@@ -86,8 +86,7 @@ static const struct pool *resolve_limits(const struct pool *cp)
     const struct cf_database *d = p->db->cf;
     const struct cf_global *g = &G.cf->g;
     /* An unset value ([users]/[databases] key absent, or no [users] line) falls through. */
-#define PICK(user, db, global)                                                                  \
-    ((user) != CF_UNSET ? (user) : (db) != CF_UNSET ? (db) : (global))
+#define PICK(user, db, global) ((user) != CF_UNSET ? (user) : (db) != CF_UNSET ? (db) : (global))
 #define U(field) (u ? u->field : CF_UNSET)
     p->lim_mode = PICK(U(pool_mode), d->pool_mode, g->pool_mode);
     p->lim_size = PICK(U(pool_size), d->pool_size, g->default_pool_size);
@@ -548,7 +547,7 @@ void pool_unlink(struct client *c)
     if (!s)
         return;
     if (c->pkt_remain > 0 || prepared_collect_need(c))
-        s->open_batch = true; /* it holds part of a message: nobody else can use it */
+        s->open_batch = true;    /* it holds part of a message: nobody else can use it */
     prepared_server_unlinked(s); /* responses still owed will not reach this client */
     s->link = NULL;
     c->link = NULL;
@@ -613,7 +612,7 @@ void pool_release_server(struct server *s)
     }
     int lifetime_sec = p->db->cf->server_lifetime_sec;
     uint64_t lifetime = lifetime_sec != CF_UNSET ? (uint64_t)lifetime_sec * USEC_PER_SEC
-                                                  : (uint64_t)g->server_lifetime;
+                                                 : (uint64_t)g->server_lifetime;
     if (lifetime > 0 && now_usec() - s->connect_time > lifetime) {
         server_close(s, "server lifetime over");
         return;
@@ -711,13 +710,13 @@ static enum launch_verdict launch_verdict(struct pool *p, bool use_reserve)
 static enum launch_verdict limits_verdict(const struct pool *p)
 {
     const struct cf_database *cf = p->db->cf;
-    int max_db = cf->max_db_connections != CF_UNSET ? cf->max_db_connections
-                                                     : G.cf->g.max_db_connections;
+    int max_db =
+        cf->max_db_connections != CF_UNSET ? cf->max_db_connections : G.cf->g.max_db_connections;
     if (max_db > 0 && p->db->server_count >= max_db)
         return LAUNCH_DB_FULL;
     const struct cf_user *u = config_find_user(G.cf, p->user);
     int max_user = (u && u->max_user_connections != CF_UNSET) ? u->max_user_connections
-                                                               : G.cf->g.max_user_connections;
+                                                              : G.cf->g.max_user_connections;
     if (max_user > 0 && user_server_total(p->user) >= max_user)
         return LAUNCH_USER_FULL;
     return LAUNCH_OK;
@@ -923,7 +922,7 @@ void pool_service(struct pool *p)
 struct victim {
     void *obj;
     bool is_server;
-    bool server_first; /* client: close its server first, with the same reason */
+    bool server_first;    /* client: close its server first, with the same reason */
     const char *sqlstate; /* client: send this error first; NULL = just close */
     const char *reason;
 };
@@ -1039,8 +1038,9 @@ static void notify_waiting(struct client *c)
 {
     struct pktbuf b;
     pktbuf_init(&b);
-    pktbuf_notice(&b, "00000", "No server connection available in postgres backend, client "
-                               "being queued");
+    pktbuf_notice(&b, "00000",
+                  "No server connection available in postgres backend, client "
+                  "being queued");
     c->wait_notified = true;
     if (!b.failed)
         client_send(c, b.data, b.len);
@@ -1111,8 +1111,8 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     int total = pool_server_total(p);
     int min = pool_min_size(p);
     int lifetime_sec = p->db->cf->server_lifetime_sec;
-    usec_t lifetime = lifetime_sec != CF_UNSET ? (usec_t)lifetime_sec * USEC_PER_SEC
-                                                : g->server_lifetime;
+    usec_t lifetime =
+        lifetime_sec != CF_UNSET ? (usec_t)lifetime_sec * USEC_PER_SEC : g->server_lifetime;
     list_for_each(it, &p->sv_idle)
     {
         struct server *s = container_of(it, struct server, node);
@@ -1180,8 +1180,10 @@ void pool_janitor(void)
             int elig[CF_MAX_HOSTS];
             char why[160];
             if (c->pool && database_eligible(c->pool->db, elig, why, sizeof(why)) == 0)
-                client_error_close(c, v->sqlstate, "query_wait_timeout: no server available for "
-                                   "database %s: %s", c->pool->db->name, why);
+                client_error_close(c, v->sqlstate,
+                                   "query_wait_timeout: no server available for "
+                                   "database %s: %s",
+                                   c->pool->db->name, why);
             else
                 client_error_close(c, v->sqlstate, "query_wait_timeout");
         }

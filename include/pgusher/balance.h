@@ -13,12 +13,12 @@
 
 /* The best tier of backends able to serve a target: indexes into bes[] go to out[] (at least
  * n entries). Returns how many; 0 with a reason in why ("no standby is up") when none. */
-int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
-                char *why, size_t whylen);
+int lb_eligible(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out, char *why,
+                size_t whylen);
 /* The same, where unknown_first_class puts backends of unknown role in the best tier (used
  * when health checks cannot log in to learn roles: the first login tells). */
-int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out,
-                   char *why, size_t whylen, bool unknown_first_class);
+int lb_eligible_ex(struct backend *const *bes, int n, int tsa, usec_t max_lag, int *out, char *why,
+                   size_t whylen, bool unknown_first_class);
 /* Would this backend, with this role, be acceptable at all for the target? (Used to check a
  * fresh login and to close servers after a role change.) */
 bool lb_role_acceptable(int tsa, enum be_role role);
@@ -42,8 +42,8 @@ void lb_behind_note(struct backend *be, usec_t now, uint64_t receive_lsn, uint64
 double lb_lag_sec(const struct backend *be, uint64_t primary_lsn, bool have_primary);
 /* read_your_writes: of the eligible hosts elig[0..n), those that may serve a client whose
  * last write ended at wrote (usec): standbys that have replayed *required, or when none has,
- * every usable primary among bes whatever the target asks. *required (0 = not known yet) is set, once, to
- * the position of the furthest usable primary among bes at a health check after the write.
+ * every usable primary among bes whatever the target asks. *required (0 = not known yet) is set,
+ * once, to the position of the furthest usable primary among bes at a health check after the write.
  * To out[]; returns how many (0: none may, nothing known). */
 int lb_ryw_filter(struct backend *const *bes, int nbes, const int *elig, int n, usec_t wrote,
                   uint64_t *required, int *out);

@@ -9,8 +9,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum log_level { LOG_LVL_FATAL, LOG_LVL_ERROR, LOG_LVL_WARNING, LOG_LVL_INFO, LOG_LVL_DEBUG,
-                 LOG_LVL_NOISE };
+enum log_level {
+    LOG_LVL_FATAL,
+    LOG_LVL_ERROR,
+    LOG_LVL_WARNING,
+    LOG_LVL_INFO,
+    LOG_LVL_DEBUG,
+    LOG_LVL_NOISE
+};
 
 struct log_settings {
     const char *logfile; /* NULL or "" = none */
@@ -33,7 +39,8 @@ size_t log_escape(const char *in, size_t len, char *out, size_t cap);
 bool log_enabled(enum log_level lvl);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void log_vmsg(enum log_level lvl, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 #define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)

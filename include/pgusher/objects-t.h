@@ -73,15 +73,15 @@ enum client_state {
 };
 
 enum server_state {
-    SV_LOGIN,   /* pool->sv_login: connecting and logging in */
-    SV_IDLE,    /* pool->sv_idle: ready, no client */
-    SV_ACTIVE,  /* pool->sv_active: linked to a client, or running an auth_query (IQ_AUTH,
-                 * no link) for one logging in, as PgBouncer counts it */
-    SV_USED,    /* pool->sv_used: released, must be checked before reuse */
-    SV_TESTED,  /* pool->sv_tested: running the reset or check query */
+    SV_LOGIN,          /* pool->sv_login: connecting and logging in */
+    SV_IDLE,           /* pool->sv_idle: ready, no client */
+    SV_ACTIVE,         /* pool->sv_active: linked to a client, or running an auth_query (IQ_AUTH,
+                        * no link) for one logging in, as PgBouncer counts it */
+    SV_USED,           /* pool->sv_used: released, must be checked before reuse */
+    SV_TESTED,         /* pool->sv_tested: running the reset or check query */
     SV_BEING_CANCELED, /* pool->sv_being_canceled: released by its client, a cancel request
                         * for it still on its way: nobody else may have it yet */
-    SV_CLOSING, /* G.closing_servers: handle closing */
+    SV_CLOSING,        /* G.closing_servers: handle closing */
 };
 
 /* A query the pooler runs on a server for itself; its results never reach a client. */
@@ -126,9 +126,9 @@ struct database {
     struct dns_name **dns; /* per host of cf: its cache entry when it is a name, else NULL */
     bool *dns_had;         /* per host of cf: its name has had addresses */
     int ndns;
-    bool autodb;            /* made from the "*" entry */
-    struct list pools;      /* struct pool.node */
-    int server_count;       /* servers of all pools of this database */
+    bool autodb;       /* made from the "*" entry */
+    struct list pools; /* struct pool.node */
+    int server_count;  /* servers of all pools of this database */
     int client_count;
     unsigned rr_next; /* round-robin cursor over hosts */
     uint64_t last_used;
@@ -148,7 +148,6 @@ struct database {
     struct stats_avg avg;
     struct pool_stats prev; /* totals at the start of the current stats period */
 };
-
 
 struct pool {
     struct list node; /* db->pools */
@@ -199,8 +198,8 @@ struct pool {
 
 struct client {
     struct stream st;
-    struct list node;      /* the list of its state */
-    struct client *hnext;  /* cancel-key hash chain */
+    struct list node;     /* the list of its state */
+    struct client *hnext; /* cancel-key hash chain */
     enum client_state state;
     uint64_t id;
     struct pool *pool;
@@ -208,7 +207,7 @@ struct client {
     struct server *link;
     const char *user_name; /* as the client sent it (interned: str_intern) */
     const char *db_name;
-    struct varcache vars;     /* what the client wants */
+    struct varcache vars; /* what the client wants */
     uint32_t cancel_pid, cancel_key;
     char addr[48]; /* INET6_ADDRSTRLEN, or "unix" */
     int port;
@@ -227,29 +226,29 @@ struct client {
     enum replication_kind replication;
     struct server *repl_server;
     /* relay */
-    uint32_t pkt_remain; /* body bytes of the current message still to pass through */
+    uint32_t pkt_remain;  /* body bytes of the current message still to pass through */
     struct ps_client *ps; /* named prepared statements (prepared.c), or NULL */
     bool in_hash;
     bool close_after_flush; /* CL_CLOSING, on client.c's draining list until freed */
-    bool wait_notified; /* the query_wait_notify notice went out for this wait */
-    char *reject_msg; /* set when the client must be refused once its startup is read */
-    char *secret_copy; /* the auth file secret, copied so a reload cannot free it */
+    bool wait_notified;     /* the query_wait_notify notice went out for this wait */
+    char *reject_msg;       /* set when the client must be refused once its startup is read */
+    char *secret_copy;      /* the auth file secret, copied so a reload cannot free it */
     /* admin console */
-    bool admin_readonly;   /* a stats_users member: SHOW only */
-    int admin_wait;        /* admin_wait_t: a command that completes later */
-    char *admin_wait_db;   /* the database it waits for, or NULL for all */
+    bool admin_readonly; /* a stats_users member: SHOW only */
+    int admin_wait;      /* admin_wait_t: a command that completes later */
+    char *admin_wait_db; /* the database it waits for, or NULL for all */
     char reject_state[6];
     /* auth_query lookup (auth_query.c): queued on aq_pool->aq_waiting, then running on
      * aq_server; aq_wait is true for both, and login input waits meanwhile. */
     bool aq_wait;
-    bool aq_found;           /* auth_query found the user; its secret is secret_copy */
+    bool aq_found; /* auth_query found the user; its secret is secret_copy */
     struct list aq_node;
-    struct pool *aq_pool;    /* holds a cl_refs reference on aq_pool->db while set */
+    struct pool *aq_pool; /* holds a cl_refs reference on aq_pool->db while set */
     struct server *aq_server;
-    int auth_type;           /* auth_type_t for this login, or a CLIENT_AUTH_* verdict */
-    char *auth_map;          /* the hba rule's map= (peer), or NULL */
-    bool scram_md5;          /* SCRAM asked of a user whose secret is md5: cannot succeed */
-    uint8_t log_hide;        /* CLIENT_LOG_NODB / CLIENT_LOG_NOUSER: as PgBouncer prints it */
+    int auth_type;    /* auth_type_t for this login, or a CLIENT_AUTH_* verdict */
+    char *auth_map;   /* the hba rule's map= (peer), or NULL */
+    bool scram_md5;   /* SCRAM asked of a user whose secret is md5: cannot succeed */
+    uint8_t log_hide; /* CLIENT_LOG_NODB / CLIENT_LOG_NOUSER: as PgBouncer prints it */
     /* times, usec on the monotonic clock */
     uint64_t connect_time, request_time, wait_start, xact_start, query_start;
     uint64_t close_start; /* close_after_flush: when the close began (its deadline counts) */
@@ -274,19 +273,19 @@ struct server {
     char host[256];
     int port;
     enum internal_query iq;
-    int expect_rfq;  /* ReadyForQuery messages still owed for forwarded work */
+    int expect_rfq; /* ReadyForQuery messages still owed for forwarded work */
     /* The client forwarded extended-protocol messages (Parse, Bind, Execute, Describe,
      * Close) that no Sync, Query or FunctionCall has closed yet: the server holds the
      * client's unsynced work and must stay with it, whatever ReadyForQuery says. */
     bool open_batch;
     struct canceller *cancels; /* cancel requests for this server still on their way */
-    char tx_status;  /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+    char tx_status;            /* from the last ReadyForQuery: 'I', 'T' or 'E' */
     uint32_t pkt_remain;
     struct ps_server *ps; /* prepared statements on it, responses owed (prepared.c), or NULL */
     bool login_done;
-    bool ready;       /* logged in (welcome received) */
+    bool ready; /* logged in (welcome received) */
     bool close_needed;
-    bool dirty;       /* used by a client since its last reset */
+    bool dirty; /* used by a client since its last reset */
     bool iq_failed;
     /* why a login failed, for the pool (set before server_close of a SV_LOGIN server);
      * fail_msg (borrowed, only during that server_close) is what waiting clients are told:
@@ -299,14 +298,14 @@ struct server {
      * tls_connect_gen() of that moment (server_tls_obsolete compares it). */
     struct tls_ctx *tls_ctx;
     uint64_t tls_gen;
-    bool tls_wait;              /* SSLRequest sent, its one-byte answer not read yet */
-    struct proto_login *login;  /* the login exchange (proto.c), while SV_LOGIN */
+    bool tls_wait;             /* SSLRequest sent, its one-byte answer not read yet */
+    struct proto_login *login; /* the login exchange (proto.c), while SV_LOGIN */
     /* IQ_AUTH: the client whose user it looks up (NULL once that client went away), the
      * columns its RowDescription announced (-1: none yet), whether an ErrorResponse came. */
     struct client *aq_client;
     int aq_cols;
     bool aq_error;
-    struct pktbuf login_params; /* ParameterStatus messages seen during login */
+    struct pktbuf login_params;   /* ParameterStatus messages seen during login */
     struct sockaddr_storage addr; /* resolved address (TCP), reused for cancel requests */
     char unix_path[300];          /* Unix socket path when host is a directory */
     uint64_t connect_time, request_time, last_used;
