@@ -325,10 +325,9 @@ static void count_per_host(const struct pool *p, int *count)
         struct list *it;
         list_for_each(it, lists[l])
         {
-            const struct server *s = container_of(it, struct server, node);
-            for (int i = 0; i < db->nbackends; i++)
-                if (db->backends[i] == s->be)
-                    count[i]++;
+            int i = server_host_slot(container_of(it, struct server, node));
+            if (i >= 0)
+                count[i]++;
         }
     }
 }
@@ -366,10 +365,8 @@ static bool surplus_on_busy_host(const struct server *s)
         return false;
     int count[CF_MAX_HOSTS];
     count_per_host(p, count);
-    for (int i = 0; i < db->nbackends; i++)
-        if (db->backends[i] == s->be)
-            return count[i] * n > total;
-    return false;
+    int i = server_host_slot((struct server *)s);
+    return i >= 0 && count[i] * n > total;
 }
 
 /* disable or one host (after < 0): the first eligible host in list order with an idle
@@ -432,10 +429,9 @@ static struct server *take_idle(struct pool *p, const struct client *c)
     list_for_each(it, &p->sv_idle)
     {
         struct server *s = container_of(it, struct server, node);
-        for (int i = 0; i < db->nbackends; i++) {
-            if (db->backends[i] == s->be && (!cand[i] || !rr))
-                cand[i] = s;
-        }
+        int i = server_host_slot(s);
+        if (i >= 0 && (!cand[i] || !rr))
+            cand[i] = s;
     }
     if (db->nbackends > 1 && database_lb_policy(db) != LB_DISABLE) {
         for (int i = 0; i < db->nbackends; i++)
@@ -981,10 +977,9 @@ static void check_balance(struct pool *p, struct victims *vs)
         struct list *it;
         list_for_each(it, lists[l])
         {
-            struct server *s = container_of(it, struct server, node);
-            for (int i = 0; i < db->nbackends; i++)
-                if (db->backends[i] == s->be)
-                    count[i]++;
+            int i = server_host_slot(container_of(it, struct server, node));
+            if (i >= 0)
+                count[i]++;
         }
     }
     struct list *it;
@@ -993,10 +988,7 @@ static void check_balance(struct pool *p, struct victims *vs)
     list_for_each(it, &p->sv_idle)
     {
         struct server *s = container_of(it, struct server, node);
-        int idx = -1;
-        for (int i = 0; i < db->nbackends; i++)
-            if (db->backends[i] == s->be)
-                idx = i;
+        int idx = server_host_slot(s);
         if (n > 0 && (idx < 0 || !ok[idx])) {
             victim_add(vs, s, true, NULL, "host no longer eligible for this database");
             continue;

@@ -87,6 +87,7 @@ static struct server *server_new(struct pool *p, struct backend *be)
         return NULL;
     }
     s->be = be;
+    s->host_slot = -1;
     backend_ref(be);
     be->sv_count++;
     snprintf(s->host, sizeof(s->host), "%s", be->host);
@@ -137,6 +138,7 @@ struct server *server_launch_for(struct pool *p, struct client *repl)
     struct server *s = server_new(p, be);
     if (!s)
         return NULL;
+    s->host_slot = pick;
     const char *host = be->host;
     int port = be->port;
     bool is_unix = s->unix_path[0] != 0;
@@ -165,6 +167,18 @@ struct server *server_launch_for(struct pool *p, struct client *repl)
 
 static void login_fail(struct server *s, const char *sqlstate, const char *msg, bool auth);
 static const char *login_password(struct server *s);
+
+int server_host_slot(struct server *s)
+{
+    const struct database *db = s->pool->db;
+    if (s->host_slot >= 0 && s->host_slot < db->nbackends && db->backends[s->host_slot] == s->be)
+        return s->host_slot;
+    s->host_slot = -1;
+    for (int i = 0; i < db->nbackends && s->host_slot < 0; i++)
+        if (db->backends[i] == s->be)
+            s->host_slot = i;
+    return s->host_slot;
+}
 
 /* Start the login exchange (proto.c) and send the startup packet. */
 static void send_startup(struct server *s)

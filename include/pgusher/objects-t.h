@@ -265,6 +265,7 @@ struct server {
     struct varcache vars; /* what the server reports */
     uint32_t be_pid, be_key;
     struct backend *be; /* the physical server it is connected to */
+    int host_slot;      /* be's index in pool->db->backends when last looked (server_host_slot) */
     bool role_mismatch; /* logged in to a server whose role the database does not want */
     /* A replication server: its kind, and the client it was opened for (NULL once that
      * client went away); such a server is never idle and is closed when released. */

@@ -17,6 +17,9 @@ void server_close(struct server *s, const char *fmt, ...) __attribute__((format(
 /* Run an internal query; the server's results are swallowed; pool_server_idle or the
  * link's resume follows when it completes. */
 bool server_run_internal(struct server *s, enum internal_query iq, const char *sql);
+/* The index of s's backend in its database's host list, -1 when it is no longer listed:
+ * O(1) (the index it was opened at, checked, since a RELOAD may change the list). */
+int server_host_slot(struct server *s);
 void server_update_reading(struct server *s);
 void server_resume(struct server *s);
 /* Send the client the answers the pooler owes it now (prepared.c), when nothing the server
