@@ -770,8 +770,15 @@ static bool evict_for(struct pool *p, bool same_db)
     return true;
 }
 
+/* The oldest client in state st (CL_WAITING or CL_WAITING_LOGIN) that is not a replication
+ * client. The counts answer "none" without a walk: a storm of clients waiting for a fresh
+ * pool's first login must not make every pool_service O(waiting). */
 static struct client *first_waiting(struct pool *p, enum client_state st)
 {
+    int n_login = p->n_cl_waiting_login;
+    int n = st == CL_WAITING_LOGIN ? n_login : p->n_cl_waiting - n_login - p->n_repl_waiting;
+    if (n <= 0)
+        return NULL;
     struct list *it;
     list_for_each(it, &p->cl_waiting)
     {
@@ -790,7 +797,7 @@ static void launch_for_replication(struct pool *p)
     /* From the head again after each launch: a launch that fails at once closes its
      * client (and pool_service runs again inside); each round gives one client a server or
      * closes it, so this ends. */
-    for (;;) {
+    while (p->n_repl_waiting > 0) {
         struct client *c = NULL;
         struct list *it;
         list_for_each(it, &p->cl_waiting)
