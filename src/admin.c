@@ -57,7 +57,7 @@ void admin_init(void)
     db->name = strdup("pgbouncer");
     db->admin = true;
     list_init(&db->pools);
-    pool_link_database(db);
+    database_link_sorted(db);
     console_db = db;
 }
 

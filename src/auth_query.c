@@ -103,6 +103,7 @@ bool auth_query_start(struct client *c, const char *auth_user)
     adb->cl_refs++;
     list_append(&p->aq_waiting, &c->aq_node);
     p->n_aq_waiting++;
+    pool_note_busy(p);
     pool_service(p);
     return true;
 }

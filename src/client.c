@@ -130,8 +130,7 @@ static struct client *client_new(int fd, bool is_unix, const char *why)
     }
     list_init(&c->node);
     list_init(&c->aq_node);
-    c->state = CL_LOGIN;
-    list_append(&G.login_clients, &c->node);
+    client_set_state(c, CL_LOGIN);
     G.client_count++;
     runtime_count_peak();
     c->id = ++G.next_id;

@@ -136,7 +136,7 @@ static void rebuild_backends(struct database *db)
     free(old);
 }
 
-void pool_link_database(struct database *db)
+void database_link_sorted(struct database *db)
 {
     struct list *pos;
     for (pos = G.databases.next; pos != &G.databases; pos = pos->next)
@@ -327,7 +327,8 @@ struct database *database_create(const char *name, const char *connstr, bool aut
     db->autodb = autodb;
     list_init(&db->pools);
     attach_backends(db);
-    pool_link_database(db);
+    database_link_sorted(db);
+    G.cf_gen++; /* a new definition: pool.c makes its forced user's pool */
     return db;
 }
 

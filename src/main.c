@@ -347,6 +347,7 @@ int main(int argc, char **argv)
     G.cli_verbose = verbose;
     list_init(&G.databases);
     list_init(&G.login_clients);
+    list_init(&G.busy_pools);
 
     const char *user = run_as ? run_as : (cf->g.user && *cf->g.user ? cf->g.user : NULL);
     bool drop_root = user && geteuid() == 0;

@@ -29,6 +29,8 @@
 
 void pool_free(struct pool *p)
 {
+    if (p->busy)
+        list_del(&p->busy_node);
     pktbuf_free(&p->welcome);
     varcache_free(&p->welcome_vars);
     free(p->user);
@@ -72,6 +74,7 @@ struct pool *pool_get(struct database *db, const char *user)
         if (strcmp(container_of(pos, struct pool, node)->user, user) > 0)
             break;
     list_insert_before(pos, &p->node);
+    pool_note_busy(p); /* a forced user's pool keeps min_pool_size without clients */
     return p;
 }
 
@@ -189,6 +192,14 @@ int pool_user_client_count(const char *user)
     return n;
 }
 
+void pool_note_busy(struct pool *p)
+{
+    if (p->busy)
+        return;
+    p->busy = true;
+    list_append(&G.busy_pools, &p->busy_node);
+}
+
 /* ---------------------------------------------------------------- state changes */
 
 static int *client_counter(struct client *c)
@@ -223,6 +234,8 @@ void client_set_state(struct client *c, enum client_state st)
         c->pool->n_repl_waiting++;
     list_del(&c->node);
     c->state = st;
+    if (c->pool)
+        pool_note_busy(c->pool);
     switch (st) {
     case CL_LOGIN:
         list_append(&G.login_clients, &c->node);
@@ -237,6 +250,7 @@ void client_set_state(struct client *c, enum client_state st)
     case CL_CANCEL:
         list_append(&c->pool->cl_active_cancel_req, &c->node);
         break;
+    case CL_NEW:
     case CL_CLOSING:
         break;
     }
@@ -267,6 +281,7 @@ static struct list *server_list(struct server *s, int **cnt)
     case SV_BEING_CANCELED:
         *cnt = &p->n_sv_being_canceled;
         return &p->sv_being_canceled;
+    case SV_NEW:
     case SV_CLOSING:
         break;
     }
@@ -291,6 +306,7 @@ void server_set_state(struct server *s, enum server_state st)
         s->pool->n_repl_login++;
     list_del(&s->node);
     s->state = st;
+    pool_note_busy(s->pool);
     struct list *l = server_list(s, &cnt);
     if (l) {
         list_append(l, &s->node);
@@ -1136,6 +1152,38 @@ static void check_pool(struct pool *p, uint64_t now, struct victims *vs)
     check_balance(p, vs);
 }
 
+/* Nothing for the janitor to look at: no client, no server, no lookup, and not a forced
+ * user's pool that min_pool_size keeps filled. */
+static bool pool_unoccupied(const struct pool *p)
+{
+    return p->n_cl_active + p->n_cl_waiting + p->n_cl_active_cancel_req == 0 &&
+           pool_server_total(p) == 0 && p->n_aq_waiting == 0 &&
+           !(p->db->cf->user && db_min_pool_size(p->db) > 0);
+}
+
+/* A forced user's pool exists without clients, so that min_pool_size can hold: made when
+ * the definitions may have changed (G.cf_gen: RELOAD, SET, a new database), and again
+ * after a failure, not at every tick. */
+static void make_forced_user_pools(void)
+{
+    static uint64_t done_gen;
+    if (done_gen == G.cf_gen)
+        return;
+    bool all = true;
+    struct list *it;
+    list_for_each(it, &G.databases)
+    {
+        struct database *db = container_of(it, struct database, node);
+        if (db->cf->user && !db->admin && !db->removed && !db->reaping &&
+            db_min_pool_size(db) > 0 && !pool_get(db, db->cf->user)) {
+            log_warning("database %s: no memory for the pool of user %s", db->name, db->cf->user);
+            all = false;
+        }
+    }
+    if (all)
+        done_gen = G.cf_gen;
+}
+
 void pool_janitor(void)
 {
     uint64_t now = now_usec();
@@ -1152,13 +1200,9 @@ void pool_janitor(void)
             break;
         victim_add(&vs, c, false, "08P01", "client_login_timeout");
     }
-    list_for_each(it, &G.databases)
+    list_for_each(pi, &G.busy_pools)
     {
-        struct database *db = container_of(it, struct database, node);
-        list_for_each(pi, &db->pools)
-        {
-            check_pool(container_of(pi, struct pool, node), now, &vs);
-        }
+        check_pool(container_of(pi, struct pool, busy_node), now, &vs);
     }
     /* Act after looking: closing one connection can move others between lists. */
     for (size_t i = 0; i < vs.n; i++) {
@@ -1189,22 +1233,27 @@ void pool_janitor(void)
     }
     free(vs.v);
     cancel_janitor(now);
-    database_reap(now);
-    list_for_each(it, &G.databases)
-    {
-        struct database *db = container_of(it, struct database, node);
-        /* A forced user's pool exists without clients, so that min_pool_size can hold. */
-        if (db->cf->user && !db->admin && !db->removed && !db->reaping &&
-            db_min_pool_size(db) > 0 && !pool_get(db, db->cf->user))
-            log_warning("database %s: no memory for the pool of user %s", db->name, db->cf->user);
-        list_for_each(pi, &db->pools)
-        {
-            struct pool *p = container_of(pi, struct pool, node);
-            /* pool_service acts only for waiting clients, auth_query lookups or a pool
-             * below min_pool_size: an idle pool costs these three counters. */
-            if (p->n_cl_waiting > 0 || p->n_aq_waiting > 0 ||
-                pool_server_total(p) < pool_min_size(p))
-                pool_service(p);
+    /* Unused auto-databases go after autodb_idle_timeout (seconds): once a second is
+     * enough, and the walk over every database stays out of the 4 Hz tick; at the first
+     * tick after a RELOAD (G.cf_gen) too, for the databases it removed. */
+    static uint64_t last_reap, reap_gen;
+    if (now - last_reap >= USEC_PER_SEC || reap_gen != G.cf_gen) {
+        last_reap = now;
+        reap_gen = G.cf_gen;
+        database_reap(now);
+    }
+    make_forced_user_pools();
+    struct list *next;
+    for (pi = G.busy_pools.next; pi != &G.busy_pools; pi = next) {
+        struct pool *p = container_of(pi, struct pool, busy_node);
+        /* pool_service acts only for waiting clients, auth_query lookups or a pool
+         * below min_pool_size: an idle pool costs these three counters. */
+        if (p->n_cl_waiting > 0 || p->n_aq_waiting > 0 || pool_server_total(p) < pool_min_size(p))
+            pool_service(p);
+        next = pi->next; /* pool_service may add pools at the tail, never removes one */
+        if (pool_unoccupied(p)) {
+            list_del(&p->busy_node);
+            p->busy = false;
         }
     }
 }

@@ -102,9 +102,7 @@ static struct server *server_new(struct pool *p, struct backend *be)
     s->connect_wall = time(NULL);
     pktbuf_init(&s->login_params);
     s->tls_gen = tls_connect_gen();
-    s->state = SV_LOGIN;
-    list_append(&p->sv_login, &s->node);
-    p->n_sv_login++;
+    server_set_state(s, SV_LOGIN);
     p->db->server_count++;
     p->db->sv_refs++;
     G.server_count++;

@@ -29,6 +29,8 @@ void database_init_all(void);
 struct database *database_find(const char *name, bool create_auto);
 /* Create a runtime database from a connection string (NULL on error, logged). */
 struct database *database_create(const char *name, const char *connstr, bool autodb);
+/* Put db on G.databases, which is kept sorted by name (PgBouncer's SHOW order). */
+void database_link_sorted(struct database *db);
 /* Have databases follow their host names' DNS answers (dns.c's listener); once at start. */
 void database_dns_init(void);
 /* Replace the database's definition; its servers are closed as soon as they are released. */

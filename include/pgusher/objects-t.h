@@ -62,6 +62,7 @@ enum replication_kind {
 };
 
 enum client_state {
+    CL_NEW,           /* just allocated, in no list: client_set_state puts it in its first */
     CL_LOGIN,         /* G.login_clients (accept order): startup packet and authentication */
     CL_WAITING_LOGIN, /* pool->cl_waiting: authenticated, waiting for the pool's first server */
     CL_WAITING,       /* pool->cl_waiting: wants a server */
@@ -73,6 +74,7 @@ enum client_state {
 };
 
 enum server_state {
+    SV_NEW,            /* just allocated, in no list: server_set_state puts it in its first */
     SV_LOGIN,          /* pool->sv_login: connecting and logging in */
     SV_IDLE,           /* pool->sv_idle: ready, no client */
     SV_ACTIVE,         /* pool->sv_active: linked to a client, or running an auth_query (IQ_AUTH,
@@ -151,6 +153,10 @@ struct database {
 
 struct pool {
     struct list node; /* db->pools */
+    /* In G.busy_pools from its first client or server until the janitor finds it with none
+     * (pool_note_busy): the janitor walks these, not every pool. */
+    struct list busy_node;
+    bool busy;
     struct database *db;
     char *user; /* server login user */
     struct list cl_active, cl_waiting;

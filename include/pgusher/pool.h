@@ -12,8 +12,6 @@
 /* The pool wait-time histogram's bucket bounds (usec, ascending; struct pool.wait_hist). */
 extern const uint64_t pool_wait_bounds_usec[POOL_WAIT_BUCKETS];
 
-/* Put db on G.databases, which is kept sorted by name (PgBouncer's SHOW order). */
-void pool_link_database(struct database *db);
 /* Mark every server of db (NULL = all) close_needed; idle ones close now. */
 void pool_reconnect(struct database *db);
 /* Effective balancing settings of a database, and its eligible backends right now
@@ -35,6 +33,10 @@ int database_pool_mode(const struct database *db, const char *user);
 struct pool *pool_get(struct database *db, const char *user);
 /* Free a pool taken off its database (database.c, when the database goes). */
 void pool_free(struct pool *p);
+/* p has (or is about to have) a client, a server or an auth_query lookup: the janitor
+ * looks at it until it has none. O(1); every state change of its clients and servers
+ * calls it. */
+void pool_note_busy(struct pool *p);
 int pool_pool_size(const struct pool *p);
 /* The pool's last server login error while server_login_retry holds its logins back after
  * it (PgBouncer's "cached error"), else NULL. */

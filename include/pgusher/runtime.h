@@ -17,6 +17,7 @@ struct runtime {
     struct config *cf;
     struct list databases;     /* struct database.node */
     struct list login_clients; /* CL_LOGIN */
+    struct list busy_pools;    /* pools with a client, a server or work (pool.c's janitor walk) */
     int client_count;          /* every client connection, logging in or not */
     int server_count;
     int conn_peak; /* most client + server connections since the last trim */
