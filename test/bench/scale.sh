@@ -147,13 +147,14 @@ chown -R postgres "$WORK"
 HOLD="$ROOT/test/bench/hold.py"
 POOLER_PORT=${PGUSHER_SCALE_POOLER_PORT:-16650}
 port_of() { [[ $1 == pgusher ]] && echo "$POOLER_PORT" || echo $((POOLER_PORT + 1)); }
-# pooler_ini target max_client_conn auth npools nhosts
+# pooler_ini target max_client_conn auth npools nhosts [setting lines]
 pooler_ini() {
-	local t=$1 i dbs="" extra=""
+	local t=$1 i dbs="" extra=${6:-}
 	for ((i = 1; i <= $4; i++)); do dbs+="$(printf 'db%04d' "$i") = host=127.0.0.1 port=$PORT dbname=testdb
 "; done
 	if [[ $t == pgusher ]]; then
-		extra="health_check_user = postgres"
+		extra+="
+health_check_user = postgres"
 		dbs+="reads = host=$(hosts_list "$5") port=$PORT dbname=testdb target_session_attrs=standby"
 	else
 		dbs+="reads = host=$(hosts_list "$5") port=$PORT dbname=testdb load_balance_hosts=round-robin"
@@ -238,6 +239,19 @@ hold_start() {
 }
 hold_stop() { [[ -n $HOLDER ]] && stop_pid "$HOLDER"; wait "$HOLDER" 2>/dev/null; HOLDER=""; }
 
+# wait_servers_below N: until the cluster has fewer than N client backends (bounded, 15 s)
+wait_servers_below() {
+	local i c
+	for ((i = 0; i < 75; i++)); do
+		c=$(psql -X -At -h 127.0.0.1 -p $PORT -U postgres postgres -c \
+			"select count(*) from pg_stat_activity where backend_type = 'client backend' and datname = 'testdb'")
+		((c < $1)) && return 0
+		sleep 0.2
+	done
+	say "still $c servers on testdb"
+	return 1
+}
+
 # pgbench_run target clients-per-db "db..." args...: one pgbench per database, concurrently;
 # sets TPS XACTS P99 FAILED (failed transactions + aborted clients) CPU_US (pooler, per xact)
 pgbench_run() {
@@ -276,15 +290,15 @@ row() { # series point target round; the globals of the run
 }
 
 run_point() { # series point target round
-	local s=$1 n=$2 t=$3 r=$4 rss0 maxc=500 auth=trust npools=0 nhosts=2 dbs i
+	local s=$1 n=$2 t=$3 r=$4 rss0 maxc=500 auth=trust npools=0 nhosts=2 dbs i settings=""
 	TPS="" P99="" CPU_US="" RSS="" PERCLIENT="" SHOWMEM="" IDLECPU="" STORM_S="" FAILED="" STATUS=ok
 	case $s in
 	idle) maxc=$((n + 500)) ;;
-	pools) maxc=$((n + 500)) npools=$n ;;
+	pools) maxc=$((n + 500)) npools=$n settings="server_idle_timeout = 2" ;;
 	storm) maxc=$((n + 500)) auth=scram-sha-256 ;;
 	hosts_S | hosts_C) nhosts=$n ;;
 	esac
-	pooler_ini "$t" "$maxc" "$auth" "$npools" "$nhosts"
+	pooler_ini "$t" "$maxc" "$auth" "$npools" "$nhosts" "$settings"
 	start_pooler "$t" || { STATUS=no_pooler; row "$@"; return; }
 	if [[ $s != storm ]]; then
 		psql -X -At -h 127.0.0.1 -p "$(port_of "$t")" -U u_trust testdb -c 'select 1' >/dev/null 2>&1
@@ -308,6 +322,9 @@ run_point() { # series point target round
 			[[ $HELD == "LOGINS ok=$n failed=0" ]] || STATUS="logins:${HELD// /_}"
 			hold_stop
 		fi
+		# The pools stay; their idle servers go (server_idle_timeout = 2), so PostgreSQL
+		# carries the same backends at every point and the figures are the pooler's.
+		wait_servers_below 30 || STATUS=servers_left
 		dbs=""
 		for ((i = 0; i < 5; i++)); do dbs+="$(printf 'db%04d' $((i % n + 1))) "; done
 		pgbench_run "$t" 10 "$dbs" -S
