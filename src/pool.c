@@ -1174,8 +1174,12 @@ static void make_forced_user_pools(void)
     list_for_each(it, &G.databases)
     {
         struct database *db = container_of(it, struct database, node);
-        if (db->cf->user && !db->admin && !db->removed && !db->reaping &&
-            db_min_pool_size(db) > 0 && !pool_get(db, db->cf->user)) {
+        if (!db->cf->user || db->admin || db->removed || db->reaping || db_min_pool_size(db) <= 0)
+            continue;
+        struct pool *p = pool_get(db, db->cf->user);
+        if (p) {
+            pool_note_busy(p); /* min_pool_size may just have been raised (SET, RELOAD) */
+        } else {
             log_warning("database %s: no memory for the pool of user %s", db->name, db->cf->user);
             all = false;
         }
