@@ -1,12 +1,14 @@
 /*
  * cancel.c: cancel keys and forwarding CancelRequests: to servers, each over a connection of
  * its own to the server's postmaster, keeping the cancelled server away from other clients
- * until its cancels are done; and to the peer process ([peers]) whose id a key carries. It
- * never decides which server a client gets (pool.c does).
+ * until its cancels are done; and to the peer process ([peers]) whose id a key carries, a
+ * peer's host name resolved by dns.c (watched while configured). It never decides which
+ * server a client gets (pool.c does) and never resolves a name itself.
  */
 #include "pgusher/cancel.h"
 
 #include "pgusher/client.h"
+#include "pgusher/dns.h"
 #include "pgusher/log.h"
 #include "pgusher/pool.h"
 #include "pgusher/proto.h"
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* One cancel request on its way to a server, over a connection of its own to the server's
  * postmaster. While any is on its way the server stays out of the pool (SV_BEING_CANCELED once
@@ -32,8 +35,8 @@ struct canceller {
     struct peer_link *peer;            /* forwarded to this peer process, or NULL */
     uint64_t start;
     uint8_t pkt[PROTO_CANCEL_LEN];
-    uv_getaddrinfo_t gai; /* a peer given by host name */
-    bool resolving;
+    int addr_idx;        /* a peer given by host name: which of its addresses */
+    bool connect_failed; /* a peer's address did not take the connection */
     bool sent;           /* the whole request went out */
     char peer_addr[300]; /* "peer-N@host:port", for the log */
 };
@@ -41,10 +44,12 @@ struct canceller {
 static struct list all_cancels = LIST_INIT(all_cancels);
 
 /* A [peers] entry's traffic: forwards in flight (at most its pool_size) and requests
- * waiting for one of them to finish. Kept by peer id across reloads. */
+ * waiting for one of them to finish or for the first answer about its host name. Kept by
+ * peer id across reloads. */
 struct peer_link {
     struct peer_link *next;
     int peer_id;
+    struct dns_name *dn;   /* its host, when that is a name (cancel_peers_apply watches it) */
     int n_active, n_login; /* connected and sending / still connecting */
     struct list waiting;   /* struct pending_cancel */
     int n_waiting;
@@ -60,6 +65,7 @@ struct pending_cancel {
 static struct peer_link *peer_links;
 
 static void peer_start_waiting(struct peer_link *pl);
+static bool peer_retry(struct canceller *k, struct client *req);
 
 /* The server no longer waits for this cancel. */
 static void cancel_detach_target(struct canceller *k)
@@ -92,6 +98,8 @@ static void cancel_closed(struct stream *st)
         log_info("%s closing because: %s (age=%llus)", k->peer_addr,
                  k->sent ? "successfully sent cancel request" : "cancel request failed",
                  (unsigned long long)((now_usec() - k->start) / 1000000));
+    if (req && k->peer && peer_retry(k, req))
+        req = NULL; /* the next address of the peer's name carries it */
     if (req)
         client_close(req, k->sent ? "successfully sent cancel request" : "cancel request failed");
     if (k->pool) {
@@ -131,9 +139,11 @@ static void cancel_connect(struct stream *st, int status)
         k->peer->n_login--;
         k->peer->n_active++;
     }
-    if (k->peer && status != 0)
+    if (k->peer && status != 0) {
+        k->connect_failed = true;
         log_warning("cancel request to peer %d (%s): %s", k->peer->peer_id, k->peer_addr,
                     uv_strerror(status));
+    }
     if (status != 0 || !stream_write(st, k->pkt, sizeof(k->pkt))) {
         stream_close(st);
         return;
@@ -299,24 +309,16 @@ static int peer_pool_size(const struct cf_peer *cp)
                                                           : G.cf->g.default_pool_size;
 }
 
-static void peer_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+/* A host that dns.c resolves: neither a socket directory nor an address literal. */
+static bool peer_host_is_name(const char *host)
 {
-    struct canceller *k = req->data;
-    k->resolving = false;
-    int r = status;
-    if (status == 0 && res) {
-        r = stream_connect_tcp(&k->st, res->ai_addr);
-        uv_freeaddrinfo(res);
-    }
-    if (r != 0) {
-        log_warning("cancel request to peer %d: %s", k->peer->peer_id, uv_strerror(r));
-        stream_close(&k->st);
-    }
+    return host[0] != '/' && !dns_is_literal(host);
 }
 
-/* Open the connection that carries pkt to the peer; the requester is closed when done. */
+/* Open the connection that carries pkt to the peer (its addr_idx-th address when its host is
+ * a name); the requester is closed when done. start: when the request began (timeouts). */
 static void peer_connect(struct peer_link *pl, const struct cf_peer *cp, struct client *req,
-                         const uint8_t pkt[16])
+                         const uint8_t pkt[16], int addr_idx, uint64_t start)
 {
     struct canceller *k = calloc(1, sizeof(*k));
     bool is_unix = cp->host[0] == '/';
@@ -327,11 +329,16 @@ static void peer_connect(struct peer_link *pl, const struct cf_peer *cp, struct 
             client_close(req, "cancel request to peer failed: out of resources");
         return;
     }
+    /* A name's address as PgBouncer names a peer connection: where it goes. */
+    const char *host = cp->host;
+    if (!is_unix && pl->dn && addr_idx < pl->dn->naddrs)
+        host = pl->dn->addrs[addr_idx];
     memcpy(k->pkt, pkt, sizeof(k->pkt));
-    snprintf(k->peer_addr, sizeof(k->peer_addr), "peer-%d@%s:%d", pl->peer_id, cp->host, cp->port);
+    snprintf(k->peer_addr, sizeof(k->peer_addr), "peer-%d@%s:%d", pl->peer_id, host, cp->port);
     k->peer = pl;
     k->requester = req;
-    k->start = now_usec();
+    k->start = start;
+    k->addr_idx = addr_idx;
     list_append(&all_cancels, &k->node);
     pl->n_login++;
     int r;
@@ -341,25 +348,41 @@ static void peer_connect(struct peer_link *pl, const struct cf_peer *cp, struct 
         r = stream_connect_unix(&k->st, path);
     } else {
         struct sockaddr_storage ss;
-        if (uv_ip4_addr(cp->host, cp->port, (struct sockaddr_in *)&ss) == 0 ||
-            uv_ip6_addr(cp->host, cp->port, (struct sockaddr_in6 *)&ss) == 0) {
+        r = uv_ip4_addr(host, cp->port, (struct sockaddr_in *)&ss);
+        if (r != 0)
+            r = uv_ip6_addr(host, cp->port, (struct sockaddr_in6 *)&ss);
+        if (r == 0)
             r = stream_connect_tcp(&k->st, (const struct sockaddr *)&ss);
-        } else {
-            char port[16];
-            snprintf(port, sizeof(port), "%d", cp->port);
-            struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-            k->gai.data = k;
-            k->resolving = true;
-            r = uv_getaddrinfo(G.loop, &k->gai, peer_resolved, cp->host, port, &hints);
-            if (r != 0)
-                k->resolving = false;
-        }
     }
     if (r != 0) {
-        log_warning("cancel request to peer %d (%s:%d): %s", pl->peer_id, cp->host, cp->port,
+        log_warning("cancel request to peer %d (%s:%d): %s", pl->peer_id, host, cp->port,
                     uv_strerror(r));
         stream_close(&k->st);
     }
+}
+
+/* A forward whose connection failed tries the peer's name's next address, within
+ * cancel_wait_timeout of the request's start. True when it went on its way. */
+static bool peer_retry(struct canceller *k, struct client *req)
+{
+    struct peer_link *pl = k->peer;
+    const struct cf_peer *cp = peer_config(pl->peer_id);
+    if (!k->connect_failed || !cp || !pl->dn || !peer_host_is_name(cp->host) ||
+        k->addr_idx + 1 >= pl->dn->naddrs ||
+        timeout_expired(k->start, now_usec(), G.cf->g.cancel_wait_timeout))
+        return false;
+    peer_connect(pl, cp, req, k->pkt, k->addr_idx + 1, k->start);
+    return true;
+}
+
+/* A waiting request the peer's name gives no address for: dropped, with the reason. */
+static void peer_drop_unresolved(struct peer_link *pl, const struct cf_peer *cp,
+                                 struct pending_cancel *pc)
+{
+    log_warning("cancel request to peer %d (%s:%d): DNS lookup failed: %s: dropped", pl->peer_id,
+                cp->host, cp->port, pl->dn ? pl->dn->error : "name not watched");
+    if (pc->requester)
+        client_close(pc->requester, "cancel request to peer failed: DNS lookup failed");
 }
 
 /* Forwards the peer has room for now, oldest waiting first. */
@@ -368,12 +391,17 @@ static void peer_start_waiting(struct peer_link *pl)
     const struct cf_peer *cp = peer_config(pl->peer_id);
     while (!list_empty(&pl->waiting)) {
         struct pending_cancel *pc = container_of(pl->waiting.next, struct pending_cancel, node);
+        bool named = cp && peer_host_is_name(cp->host);
+        if (named && pl->dn && dns_name_waiting(pl->dn))
+            return; /* its first answer comes (the listener) or the janitor gives up */
         if (cp && pl->n_active + pl->n_login >= peer_pool_size(cp))
             return;
         list_del(&pc->node);
         pl->n_waiting--;
-        if (cp)
-            peer_connect(pl, cp, pc->requester, pc->pkt);
+        if (named && (!pl->dn || pl->dn->naddrs == 0))
+            peer_drop_unresolved(pl, cp, pc);
+        else if (cp)
+            peer_connect(pl, cp, pc->requester, pc->pkt, 0, pc->since);
         else if (pc->requester) /* the peer left the config while the request waited */
             client_close(pc->requester, "cancel request for unknown peer");
         free(pc);
@@ -436,4 +464,34 @@ static void peer_janitor(uint64_t now)
                 client_close(req, "cancel request timed out (cancel_wait_timeout)");
         }
     }
+}
+
+/* dns.c's listener: a peer's name has an answer; requests waiting for it go on (or drop). */
+static void peer_dns_answered(struct dns_name *dn, bool changed)
+{
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next)
+        if (pl->dn == dn)
+            peer_start_waiting(pl);
+}
+
+void cancel_peers_apply(void)
+{
+    static bool listening;
+    if (!listening)
+        listening = dns_add_listener(peer_dns_answered);
+    for (int i = 0; i < G.cf->npeers; i++)
+        if (peer_host_is_name(G.cf->peers[i].host))
+            peer_link_get(G.cf->peers[i].peer_id);
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next) {
+        const struct cf_peer *cp = peer_config(pl->peer_id);
+        const char *want = cp && peer_host_is_name(cp->host) ? cp->host : NULL;
+        if (pl->dn && (!want || strcasecmp(pl->dn->name, want) != 0)) {
+            dns_unwatch(pl->dn);
+            pl->dn = NULL;
+        }
+        if (want && !pl->dn)
+            pl->dn = dns_watch(want); /* an answer given at once finds pl->dn unset: below */
+    }
+    for (struct peer_link *pl = peer_links; pl; pl = pl->next)
+        peer_start_waiting(pl);
 }

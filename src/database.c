@@ -209,7 +209,7 @@ static void database_dns_changed(struct dns_name *dn, bool changed)
 
 void database_dns_init(void)
 {
-    dns_set_listener(database_dns_changed);
+    dns_add_listener(database_dns_changed);
 }
 
 /* When every host of db is a name whose lookup failed and none ever gave an address, the

@@ -1,7 +1,8 @@
 /*
  * dns.c: c-ares driven by the libuv loop (uv_poll on its sockets, a uv_timer for its
  * timeouts), and the name cache behind SHOW DNS_HOSTS / DNS_ZONES. It never blocks, never
- * uses the thread pool, and never touches databases or servers: a listener hears answers.
+ * uses the thread pool, and never touches databases, servers or peers: its listeners hear
+ * answers.
  *
  * Design: a watched name is looked up when first watched and again whenever its entry
  * expires (dns_max_ttl after an answer, dns_nxdomain_ttl after a failure), by a one-second
@@ -32,7 +33,8 @@
 
 static struct list names = LIST_INIT(names);
 static struct list zones = LIST_INIT(zones);
-static dns_listener_fn listener;
+static dns_listener_fn listeners[DNS_MAX_LISTENERS];
+static int nlisteners;
 
 /* One socket c-ares asked us to watch. */
 struct dns_sock {
@@ -50,9 +52,12 @@ static struct {
     struct list socks;
 } R = {.socks = LIST_INIT(R.socks)};
 
-void dns_set_listener(dns_listener_fn fn)
+bool dns_add_listener(dns_listener_fn fn)
 {
-    listener = fn;
+    if (nlisteners >= DNS_MAX_LISTENERS)
+        return false;
+    listeners[nlisteners++] = fn;
+    return true;
 }
 
 struct list *dns_names(void)
@@ -147,6 +152,11 @@ const char *dns_zone_of(const char *name)
 {
     const char *dot = strchr(name, '.');
     return dot && dot[1] ? dot + 1 : NULL;
+}
+
+bool dns_name_waiting(const struct dns_name *dn)
+{
+    return dn->naddrs == 0 && (dn->status == DNS_NEW || dn->querying);
 }
 
 int dns_zone_expire_names(struct list *cache, struct dns_zone *z)
@@ -267,8 +277,8 @@ static void lookup_done(struct dns_name *dn, enum dns_status st, char (*addrs)[D
         else
             log_debug("DNS: %s resolves to %s", dn->name, now_s);
     }
-    if (listener && dn->refs > 0)
-        listener(dn, changed);
+    for (int i = 0; i < nlisteners && dn->refs > 0; i++)
+        listeners[i](dn, changed);
 }
 
 static void on_addrinfo(void *arg, int status, int timeouts, struct ares_addrinfo *res)

@@ -4,6 +4,7 @@
  * no pooling logic of its own.
  */
 #include "pgusher/admin.h"
+#include "pgusher/cancel.h"
 #include "pgusher/client.h"
 #include "pgusher/config.h"
 #include "pgusher/dns.h"
@@ -408,6 +409,7 @@ int main(int argc, char **argv)
     if (!dns_init())
         log_warning("DNS: host names will not resolve");
     database_init_all();
+    cancel_peers_apply();
     admin_init();
     listener_size_fd_limit(cf);
     if (!(took_over && takeover_adopt()) && !listener_start()) {

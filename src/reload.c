@@ -4,6 +4,7 @@
  * connected. A broken config leaves the running one untouched.
  */
 #include "pgusher/admin.h"
+#include "pgusher/cancel.h"
 #include "pgusher/client.h"
 #include "pgusher/listener.h"
 #include "pgusher/metrics.h"
@@ -135,6 +136,7 @@ static bool reload_config(char *err, size_t errlen)
     if (nc->g.max_client_conn != old->g.max_client_conn)
         listener_size_fd_limit(nc);
     update_databases(nc);
+    cancel_peers_apply();
     config_free(old);
     metrics_apply();
     struct list *di, *pi;

@@ -35,6 +35,9 @@ uint32_t cancel_key_local(uint32_t key);
  * not read) is closed when it is done or given up. False: unknown peer or no hop left (the
  * caller closes the requester). */
 bool cancel_to_peer(struct client *requester, int peer_id, uint32_t pid, uint32_t key);
+/* Have the [peers] in force watch their host names (dns.c) and drop the watches of peers
+ * that left or changed; at start-up after dns_init and after every RELOAD. */
+void cancel_peers_apply(void);
 /* SHOW PEER_POOLS figures of one peer. */
 void cancel_peer_counts(int peer_id, int *cl_active, int *cl_waiting, int *sv_active,
                         int *sv_login);

@@ -2,7 +2,8 @@
  * dns.h: host names resolved by c-ares on the event loop and cached as PgBouncer documents it
  * (dns_max_ttl, dns_nxdomain_ttl, dns_zone_check_period): the cache behind SHOW DNS_HOSTS and
  * SHOW DNS_ZONES. It never connects to PostgreSQL nor decides what a changed answer means
- * for the databases: it tells its listener (pool.c) and they follow.
+ * for the databases or the peers: it tells its listeners (database.c, cancel.c) and they
+ * follow.
  */
 #ifndef PGUSHER_DNS_H
 #define PGUSHER_DNS_H
@@ -44,14 +45,16 @@ struct dns_name {
     uint64_t expires;                       /* usec: when to ask again (0 = at once) */
     char error[160];                        /* the last failure, "" after a success */
     bool querying;
-    int refs; /* databases watching it; an unwatched name stays cached until it expires */
+    int refs; /* databases and peers watching it; unwatched, it stays cached until it expires */
     struct dns_zone *zone;
 };
 
 /* Called after every lookup of a watched name completes; changed = the address set is not
- * what it was. Set once (pool.c). */
+ * what it was. Listeners are added once at start-up (database.c, cancel.c) and called in the
+ * order added; each finds out itself whether it watches dn. False: the table is full. */
 typedef void (*dns_listener_fn)(struct dns_name *dn, bool changed);
-void dns_set_listener(dns_listener_fn fn);
+#define DNS_MAX_LISTENERS 4
+bool dns_add_listener(dns_listener_fn fn);
 
 /* Start the resolver (resolv_conf from the settings in force); false with a log line when
  * c-ares cannot be set up. dns_watch still works without it: every name fails. */
@@ -94,6 +97,9 @@ bool dns_zone_store_serial(struct dns_zone *z, uint32_t serial);
 /* The zone of a name: what follows its first dot ("db.example.com" -> "example.com"); NULL
  * for a single label. */
 const char *dns_zone_of(const char *name);
+/* Is dn's first answer still to come (no address yet, a lookup not over)? A user of the
+ * name may wait for the listener then; otherwise no address means the lookup failed. */
+bool dns_name_waiting(const struct dns_name *dn);
 /* Make every name of zone z in cache (a list of struct dns_name, dns_names()) due now: its
  * serial changed. Returns how many. */
 int dns_zone_expire_names(struct list *cache, struct dns_zone *z);

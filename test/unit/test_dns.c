@@ -2,8 +2,9 @@
  * test_dns.c: pins the DNS cache logic of dns.c with a fake clock (no resolver, no loop):
  * how long a positive and a negative answer are used (dns_max_ttl, dns_nxdomain_ttl), that
  * a failed lookup keeps the last good addresses, that answers are compared as sets, the
- * ttl SHOW DNS_HOSTS prints, zone names and SOA serial changes expiring a zone's names, and
- * which hosts count as address literals.
+ * ttl SHOW DNS_HOSTS prints, zone names and SOA serial changes expiring a zone's names,
+ * which hosts count as address literals, when a name's first answer is still to come (a
+ * peer's cancel waits for it) and the listener table.
  */
 #include "pgusher/dns.h"
 
@@ -219,6 +220,44 @@ START_TEST(literals_are_addresses_only)
 }
 END_TEST
 
+START_TEST(first_answer_is_awaited_until_a_lookup_ends)
+{
+    struct dns_name dn = fresh("peer2.example.com");
+    ck_assert(dns_name_waiting(&dn)); /* DNS_NEW */
+    dn.querying = true;
+    ck_assert(dns_name_waiting(&dn));
+    dn.querying = false;
+    dns_cache_store(&dn, DNS_NXDOMAIN, NULL, 0, "Domain name not found", 0, 15 * SEC, 5 * SEC);
+    ck_assert(!dns_name_waiting(&dn)); /* failed, no address: the cancel is dropped */
+    dn.querying = true;                /* looked up again after dns_nxdomain_ttl */
+    ck_assert(dns_name_waiting(&dn));
+    dn.querying = false;
+    const char *one[] = {"127.0.0.5"};
+    store_ok(&dn, 6 * SEC, 1, one);
+    ck_assert(!dns_name_waiting(&dn));
+    dn.querying = true; /* a refresh of a name with addresses: they serve meanwhile */
+    ck_assert(!dns_name_waiting(&dn));
+    dn.querying = false;
+    dns_cache_store(&dn, DNS_FAILED, NULL, 0, "Timeout", 30 * SEC, 15 * SEC, 5 * SEC);
+    ck_assert(!dns_name_waiting(&dn)); /* the last addresses are kept */
+    ck_assert_int_eq(dn.naddrs, 1);
+}
+END_TEST
+
+static void listener_a(struct dns_name *dn, bool changed)
+{
+    (void)dn;
+    (void)changed;
+}
+
+START_TEST(listener_table_is_bounded)
+{
+    for (int i = 0; i < DNS_MAX_LISTENERS; i++)
+        ck_assert(dns_add_listener(listener_a));
+    ck_assert(!dns_add_listener(listener_a));
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
     Suite *s = suite_create("dns");
@@ -234,6 +273,11 @@ static Suite *dns_suite(void)
     tcase_add_test(tc, too_many_addresses_are_capped);
     tcase_add_test(tc, zero_ttl_asks_every_time);
     tcase_add_test(tc, ttl_left_rounds_up_and_stops_at_zero);
+    tcase_add_test(tc, first_answer_is_awaited_until_a_lookup_ends);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("listeners");
+    tcase_add_test(tc, listener_table_is_bounded);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("zones");
