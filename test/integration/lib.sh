@@ -23,6 +23,7 @@
 #                               (PGU_START_ARGS=(...): extra command-line options)
 #   pgu_stop                    stop it (SIGTERM, then SIGKILL); also run at exit
 #   pgu_reload                  SIGHUP
+#   pgu_reload_wait             SIGHUP, then wait (bounded) until the pooler logs the reload
 #   pgu_reboot                  online restart (-R): a new pooler takes the old one's sockets
 #   pgu_psql DB USER [ARGS]     psql via 127.0.0.1:$PGU_PORT (PGPASSWORD aware)
 #   pgu_psql_unix DB USER [ARGS] psql via the pooler's unix socket
@@ -370,6 +371,18 @@ pgu_reload() {
 	[[ -n $PGU_PID ]] || fail "pgu_reload: pooler not running"
 	kill -HUP "$PGU_PID"
 }
+pgu__nreloads() { grep -c "$1" "$PGU_LOG" 2>/dev/null || true; }
+pgu_reload_wait() {
+	local re='configuration reloaded' n0 i # pgusher logs it once the new config is in force
+	[[ $(basename "$PGUSHER_BIN") == pgbouncer ]] && re='got SIGHUP, re-reading config'
+	n0=$(pgu__nreloads "$re")
+	pgu_reload
+	for ((i = 0; i < 50; i++)); do
+		(($(pgu__nreloads "$re") > n0)) && { echo "   ok: reloaded"; return 0; }
+		sleep 0.2
+	done
+	fail "no '$re' in the log within 10 s of SIGHUP"
+}
 
 # Stop the pooler: SIGTERM, up to 10 s, then SIGKILL. Fails the test if the pooler
 # reported a sanitizer error.
@@ -509,7 +522,8 @@ pgu_dns_start() {
 	PGU_DNS_PID=$!
 	PGU_BG_PIDS+=("$PGU_DNS_PID")
 	for ((i = 0; i < 50; i++)); do
-		ss -Hlun "sport = :53" 2>/dev/null | grep -q "$PGU_DNS_ADDR" && return 0
+		# ours, not a leftover of an earlier run on the same address
+		ss -Hlunp "sport = :53" 2>/dev/null | grep "$PGU_DNS_ADDR" | grep -q "pid=$PGU_DNS_PID," && return 0
 		pgu__alive "$PGU_DNS_PID" || break
 		sleep 0.1
 	done
@@ -543,7 +557,7 @@ pgu__exit() {
 	local rc=$?
 	set +e
 	local p
-	[[ -n ${PGU_DNS_PID:-} ]] && kill -CONT "$PGU_DNS_PID" 2>/dev/null
+	[[ -n ${PGU_DNS_PID:-} ]] && kill -CONT "$PGU_DNS_PID" 2>/dev/null && kill -TERM "$PGU_DNS_PID" 2>/dev/null
 	for p in "${PGU_BG_PIDS[@]}"; do
 		kill -TERM "$p" 2>/dev/null
 	done

@@ -5,7 +5,11 @@
 # the request to its owner over the owner's Unix socket. Long queries started from a dozen
 # connections are all cancelled, whichever process each cancel reaches. A cancel for a peer
 # that is down, for an unknown peer, or that was forwarded too often is dropped cleanly, and
-# everybody else is still served. SHOW PEERS / SHOW PEER_POOLS show the group. The key
+# everybody else is still served. SHOW PEERS / SHOW PEER_POOLS show the group. A peer given
+# by host name (served by a test DNS server on loopback) is resolved as database hosts are
+# (dns.c: c-ares, cached, listed by SHOW DNS_HOSTS), follows RELOAD, tries the name's next
+# address when one refuses, waits for a first answer still to come, and a name that does not
+# resolve drops the cancel with a warning while the pooler serves on. The key
 # encoding is PgBouncer 1.21+'s: a PgBouncer 1.25.2 process in the group (when the oracle is
 # at hand) forwards pgusher's cancels and has its own forwarded to it.
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +18,10 @@ PORT=$(pgu_free_port)
 A=$PGU_TMP/a B=$PGU_TMP/b
 mkdir -p "$A" "$B"
 chmod 0777 "$A" "$B"
+# Peer 2's own TCP address when [peers] names it by host name (the shared port on 127.0.0.1
+# could hand a forward back to process 1); NOPE: an address where nothing listens.
+PEER2_ADDR=${PGU_PEER2_ADDR:-127.0.0.6} NOPE_ADDR=${PGU_NOPE_ADDR:-127.0.0.5}
+pgu_dns_start 1
 pgu_start <<EOF
 [databases]
 testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb
@@ -24,6 +32,9 @@ unix_socket_dir = $A
 peer_id = 1
 pool_mode = transaction
 default_pool_size = 20
+resolv_conf = $PGU_DNS_RESOLV
+dns_max_ttl = 1
+dns_nxdomain_ttl = 1
 [peers]
 1 = host=$A port=$PORT
 2 = host=$B port=$PORT
@@ -44,10 +55,15 @@ start_b() { # binary ini [user]
 stop_b() {
 	kill "$B_PID" 2>/dev/null || true
 	wait "$B_PID" 2>/dev/null || true
-	PGU_BG_PIDS=()
+	local keep=() p
+	for p in "${PGU_BG_PIDS[@]}"; do [[ $p == "$B_PID" ]] || keep+=("$p"); done
+	PGU_BG_PIDS=("${keep[@]}") # the test DNS server stays
 	rm -f "$B/.s.PGSQL.$PORT"
 }
 start_b "$PGUSHER_BIN" "$B/b.ini"
+set_peer2() { # host: process 1's [peers] entry for peer 2 is host=$1 from the next RELOAD
+	sed -i "s|^2 = host=.*|2 = host=$1 port=$PORT|" "$PGU_INI"
+}
 admin_a() { timeout 10 psql -X -At -q -F'|' -h "$A" -p "$PORT" -U postgres pgbouncer -c "$1"; } # process 1
 cancel() { # query-host cancel-host [extra pgwire args]: one long query cancelled through cancel-host
 	local qh=$1 ch=$2
@@ -112,5 +128,55 @@ if [[ -x $PGB ]] && [[ $(basename "$PGUSHER_BIN") != pgbouncer ]] && id postgres
 	assert_contains "$PGU_OUT" "CANCELED 57014" "query on PgBouncer, cancel sent to pgusher"
 	stop_b
 fi
+
+check "a peer given by host name: resolved through the DNS cache (SHOW DNS_HOSTS), cancels forwarded there"
+pgu_dns_set peer2.pgu.test "$PEER2_ADDR"
+sed -i "s|^listen_addr = .*|listen_addr = 127.0.0.1,$PEER2_ADDR|" "$B/b.ini"
+start_b "$PGUSHER_BIN" "$B/b.ini"
+set_peer2 peer2.pgu.test
+pgu_reload_wait
+cancel "$B" "$A"
+assert_contains "$PGU_OUT" "CANCELED 57014" "query on process 2, cancel sent to process 1, forwarded to peer2.pgu.test"
+assert_log_contains "peer-2@$PEER2_ADDR:$PORT closing because: successfully sent cancel request"
+assert_contains "$(admin_a 'SHOW DNS_HOSTS')" "peer2.pgu.test|" "SHOW DNS_HOSTS on process 1 lists the peer's name"
+assert_contains "$(admin_a 'SHOW DNS_HOSTS' | grep '^peer2.pgu.test|')" "|$PEER2_ADDR:" "its address"
+assert_contains "$(admin_a 'SHOW PEERS')" "2|peer2.pgu.test|$PORT|" "SHOW PEERS shows the name"
+[[ $(pgu_dns_queries peer2.pgu.test) -gt 0 ]] || fail "the test DNS server was never asked for peer2.pgu.test"
+
+check "the name's first address refuses: the forward goes on to its next address"
+pgu_dns_set peer2.pgu.test "$NOPE_ADDR" "$PEER2_ADDR"
+both() { [[ $(admin_a 'SHOW DNS_HOSTS' | grep '^peer2.pgu.test|') == *"$NOPE_ADDR:"*"$PEER2_ADDR:"* ]]; }
+pgu_wait_for 5 "process 1 has both addresses of peer2.pgu.test (dns_max_ttl = 1)" both
+cancel "$B" "$A"
+assert_contains "$PGU_OUT" "CANCELED 57014" "cancelled through the second address"
+assert_log_contains "cancel request to peer 2 (peer-2@$NOPE_ADDR:$PORT)"
+pgu_dns_set peer2.pgu.test "$PEER2_ADDR"
+
+check "a name with no answer yet: the cancel waits for it (SHOW PEER_POOLS cl_waiting), then goes"
+pgu_dns_set peer2b.pgu.test "$PEER2_ADDR"
+pgu_dns_pause
+set_peer2 peer2b.pgu.test
+pgu_reload_wait
+cancel_out=$PGU_TMP/cancel.out
+"${W[@]}" cancel --host "$B" --port "$PORT" --cancel-host "$A" --cancel-port "$PORT" --seconds 15 >"$cancel_out" 2>&1 &
+cancel_pid=$!
+waiting() { [[ $(admin_a 'SHOW PEER_POOLS') == "2|0|1|0|0" ]]; }
+pgu_wait_for 2 "the forwarded cancel waits for peer2b.pgu.test's answer" waiting
+pgu_dns_resume
+wait "$cancel_pid" || true
+assert_contains "$(cat "$cancel_out")" "CANCELED 57014" "cancelled once the name resolved"
+assert_contains "$(admin_a 'SHOW DNS_HOSTS')" "peer2b.pgu.test|" "SHOW DNS_HOSTS lists peer2b"
+assert_eq "2|0|0|0|0" "$(admin_a 'SHOW PEER_POOLS')" "nothing left waiting"
+
+check "a peer name that does not resolve: the cancel is dropped with a warning, the pooler serves on"
+set_peer2 nope.pgu.test
+pgu_reload_wait
+cancel "$B" "$A" --seconds 2
+assert_contains "$PGU_OUT" "NOT-CANCELED completed" "the query ran to its end"
+assert_log_contains "cancel request to peer 2 (nope.pgu.test:$PORT): DNS lookup failed"
+assert_contains "$(admin_a 'SHOW DNS_HOSTS')" "nope.pgu.test|" "SHOW DNS_HOSTS lists the failing name"
+assert_eq "1" "$(psql -X -At -h "$A" -p "$PORT" -U u_trust testdb -c 'select 1')" "process 1 still serves"
+assert_eq "2|0|0|0|0" "$(admin_a 'SHOW PEER_POOLS')" "nothing left in flight"
+stop_b
 
 pass

@@ -19,17 +19,6 @@ backends_on() { # host application_name: client backends of that app on that nod
 	pg_direct "$1" postgres -c \
 		"select count(*) from pg_stat_activity where application_name = '$2' and backend_type = 'client backend'"
 }
-nreloads() { grep -c 'configuration reloaded' "$PGU_LOG" 2>/dev/null || true; }
-reload_wait() { # SIGHUP, then wait (bounded) for one more "configuration reloaded" log line
-	local n0 i
-	n0=$(nreloads)
-	pgu_reload
-	for ((i = 0; i < 50; i++)); do
-		(($(nreloads) > n0)) && { echo "   ok: reloaded"; return 0; }
-		sleep 0.2
-	done
-	fail "no 'configuration reloaded' in the log within 10 s of SIGHUP"
-}
 dbs_summary() { # name|host|port|database|pool_size|pool_mode of every database but the console
 	admin -c 'SHOW DATABASES' | awk -F'|' '$1 != "pgbouncer" {print $1"|"$2"|"$3"|"$4"|"$6"|"$10}' | sort
 }
@@ -69,7 +58,7 @@ pgu__alive "$PB" || fail "pgbench ended early: $(cat "$PGU_TMP/pb.out")"
 sed -i -e "s/^reads = .*/reads = host=$PGU_STANDBY2 port=$PGU_PGPORT dbname=testdb pool_size=4/" \
 	-e "s/^testdb = .*/testdb = host=$PGU_PRIMARY port=$PGU_PGPORT dbname=testdb pool_size=4/" "$PGU_INI"
 grep -q "^reads = host=$PGU_STANDBY2 " "$PGU_INI" || fail "ini edit did not apply"
-reload_wait
+pgu_reload_wait
 # Until pgbench ends (bounded): the old node loses all of pgbench's backends, the new node
 # gets them, never more than the new pool_size.
 max2=0 last1=-1
@@ -159,7 +148,7 @@ assert_fails "added database before the reload"
 assert_contains "$PGU_OUT" "no such database" "error before the reload"
 assert_eq "1" "$(q gone 'select 1')" "database 'gone' works before the reload"
 sed -i -e "/^gone = /d" -e "/^\[databases\]/a added = host=$PGU_STANDBY1 port=$PGU_PGPORT dbname=testdb" "$PGU_INI"
-reload_wait
+pgu_reload_wait
 ok=""
 for ((i = 0; i < 50; i++)); do
 	ok=$(q added 'select host(inet_server_addr())' 2>/dev/null || true)
@@ -210,7 +199,7 @@ assert_fails "u_trust with its old password after the reload"
 assert_contains "$PGU_OUT" "password authentication failed" "refusal text"
 # And back by SIGHUP: the user removed again is refused.
 grep -v '^"u_plain" ' "$PGU_USERLIST" >"$PGU_TMP/ul" && cat "$PGU_TMP/ul" >"$PGU_USERLIST"
-reload_wait
+pgu_reload_wait
 ok=1
 for ((i = 0; i < 50; i++)); do
 	pgu_try pw u_plain plainpass
