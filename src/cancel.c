@@ -37,6 +37,7 @@ struct canceller {
     uint8_t pkt[PROTO_CANCEL_LEN];
     int addr_idx;        /* a peer given by host name: which of its addresses */
     bool connect_failed; /* a peer's address did not take the connection */
+    bool logging_in;     /* counted in peer->n_login (not yet in n_active) */
     bool sent;           /* the whole request went out */
     char peer_addr[300]; /* "peer-N@host:port", for the log */
 };
@@ -107,10 +108,14 @@ static void cancel_closed(struct stream *st)
         k->pool->db->sv_refs--;
     }
     struct peer_link *pl = k->peer;
+    bool logging_in = k->logging_in; /* its connection never completed (or failed at once) */
     list_del(&k->node);
     free(k);
     if (pl) {
-        pl->n_active--;
+        if (logging_in)
+            pl->n_login--;
+        else
+            pl->n_active--;
         peer_start_waiting(pl);
     }
 }
@@ -135,7 +140,8 @@ static void cancel_read(struct stream *st)
 static void cancel_connect(struct stream *st, int status)
 {
     struct canceller *k = st->owner;
-    if (k->peer && k->peer->n_login > 0) {
+    if (k->peer && k->logging_in) {
+        k->logging_in = false;
         k->peer->n_login--;
         k->peer->n_active++;
     }
@@ -341,6 +347,7 @@ static void peer_connect(struct peer_link *pl, const struct cf_peer *cp, struct 
     k->addr_idx = addr_idx;
     list_append(&all_cancels, &k->node);
     pl->n_login++;
+    k->logging_in = true;
     int r;
     if (is_unix) {
         char path[300];
@@ -480,11 +487,13 @@ void cancel_peers_apply(void)
     if (!listening)
         listening = dns_add_listener(peer_dns_answered);
     for (int i = 0; i < G.cf->npeers; i++)
-        if (peer_host_is_name(G.cf->peers[i].host))
+        if (G.cf->peers[i].peer_id != G.cf->g.peer_id && peer_host_is_name(G.cf->peers[i].host))
             peer_link_get(G.cf->peers[i].peer_id);
     for (struct peer_link *pl = peer_links; pl; pl = pl->next) {
         const struct cf_peer *cp = peer_config(pl->peer_id);
-        const char *want = cp && peer_host_is_name(cp->host) ? cp->host : NULL;
+        /* This process's own entry is ignored (see man pgusher.5): nothing to resolve. */
+        const char *want =
+            cp && cp->peer_id != G.cf->g.peer_id && peer_host_is_name(cp->host) ? cp->host : NULL;
         if (pl->dn && (!want || strcasecmp(pl->dn->name, want) != 0)) {
             dns_unwatch(pl->dn);
             pl->dn = NULL;
