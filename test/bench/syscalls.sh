@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Syscalls per transaction, pgusher vs PgBouncer 1.25.2: the floor under the per-transaction CPU
-# targets. Each pooler relays the same pgbench workload (reads over both standbys, transaction
+# targets. Each pooler relays the same pgbench workloads (-S, -S -M prepared, -S -C: reads over both standbys, transaction
 # mode) while `strace -c -f` counts its system calls; the table gives calls per transaction by
 # kind (reads, writes, epoll waits, the rest). A count, not a timing: strace slows the pooler, the
 # counts per transaction stay what they are, so the machine need not be idle.
@@ -58,7 +58,7 @@ sleep 1
 for n in pgusher pgbouncer; do PIDS+=("$(cat "$W/$n.pid")"); done
 
 printf '| workload | pooler | xacts | read/xact | write/xact | epoll_wait/xact | other/xact |\n|---|---|---|---|---|---|---|\n'
-for wl in "-S" "-S -M prepared"; do
+for wl in "-S" "-S -M prepared" "-S -C"; do
 	for n in pgusher pgbouncer; do
 		port=16701 pid=${PIDS[0]}
 		[[ $n == pgbouncer ]] && port=16702 pid=${PIDS[1]}
