@@ -2,9 +2,9 @@
 # Syscalls per transaction, pgusher vs PgBouncer 1.25.2: the floor under the per-transaction CPU
 # targets. Each pooler relays the same pgbench workloads (-S, -S -M prepared, -S -C: reads over
 # both standbys, transaction mode) while `strace -c -f` counts its system calls; the table gives
-# calls per transaction by
-# kind (reads, writes, epoll waits, the rest). A count, not a timing: strace slows the pooler, the
-# counts per transaction stay what they are, so the machine need not be idle.
+# calls per transaction by kind (reads, writes, epoll waits, the rest). A count, not a timing:
+# strace slows the pooler, the counts per transaction stay what they are, so the machine need not
+# be idle.
 #
 # usage: bash test/bench/syscalls.sh [--seconds N] [--clients N]
 # Uses the integration test cluster (test/integration/cluster.sh, started if needed; PGUSHER_PGPORT
