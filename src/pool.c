@@ -368,7 +368,7 @@ static bool respread_wanted(struct pool *p, int pick, int n_elig)
 /* A released server of a pool above pool_size (after respread_wanted, a reserve server or
  * a smaller pool_size after RELOAD) whose host carries more than its share, while nobody
  * waits: close it, so the pool moves to the hosts that have too few. */
-static bool surplus_on_busy_host(const struct server *s)
+static bool surplus_on_busy_host(struct server *s)
 {
     struct pool *p = s->pool;
     const struct database *db = p->db;
@@ -381,7 +381,7 @@ static bool surplus_on_busy_host(const struct server *s)
         return false;
     int count[CF_MAX_HOSTS];
     count_per_host(p, count);
-    int i = server_host_slot((struct server *)s);
+    int i = server_host_slot(s);
     return i >= 0 && count[i] * n > total;
 }
 
